@@ -1,0 +1,1 @@
+"""edgeloop: a runtime for intelligent real-time IoT at the cloud edge."""

@@ -1,0 +1,117 @@
+"""The answer to an ``ask``: a one-shot future with a deadline.
+
+``get()`` never waits past the ask's deadline; a callback added with
+:meth:`Future.add_done_callback` runs exactly once, in the thread that completes the future
+(or at once, if it is already done). Use callbacks inside actors: blocking on ``get()``
+there can deadlock two actors that ask each other.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from edgeloop.errors import AskTimeout
+
+__all__ = ["Future"]
+
+T = TypeVar("T")
+
+_PENDING = object()
+
+
+class Future(Generic[T]):
+    """A reply that will arrive, fail, or time out."""
+
+    __slots__ = ("_callbacks", "_deadline", "_describe", "_error", "_signal", "_value")
+
+    def __init__(self, deadline: float | None = None, describe: str = "the actor") -> None:
+        # A pre-acquired lock is the cheapest one-shot signal CPython offers: completing
+        # releases it, and each waiter acquires and re-releases it to pass the signal on.
+        self._signal = threading.Lock()
+        self._signal.acquire()
+        self._value: Any = _PENDING
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Future[T]], None]] | None = None
+        self._deadline = deadline
+        self._describe = describe
+
+    def done(self) -> bool:
+        """Whether a value or an error has been set."""
+        return self._value is not _PENDING or self._error is not None
+
+    def get(self, timeout: float | None = None) -> T:
+        """Wait for the value and return it, or raise the error it failed with.
+
+        Waits at most ``timeout`` seconds, and never past the ask's own deadline; raises
+        :class:`~edgeloop.errors.AskTimeout` when time runs out.
+        """
+        if not self.done():
+            wait = self._remaining(timeout)
+            if not self._signal.acquire(timeout=-1 if wait is None else max(wait, 0.0)):
+                raise AskTimeout(f"no answer from {self._describe} within {self._waited(timeout)}")
+            self._signal.release()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Wait like :meth:`get`, but return the error (or ``None``) instead of raising."""
+        try:
+            self.get(timeout)
+        except AskTimeout:
+            raise
+        except BaseException as error:  # noqa: BLE001 - handing the failure back is the point
+            return error
+        return None
+
+    def add_done_callback(self, callback: Callable[[Future[T]], None]) -> None:
+        """Run ``callback(future)`` once the future is done (now, if it already is)."""
+        with _CALLBACK_LOCK:
+            if not self.done():
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def set_result(self, value: T) -> None:
+        """Complete the future with a value. Completing twice is a bug and raises."""
+        self._complete(value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        """Complete the future with an error. Completing twice is a bug and raises."""
+        self._complete(_PENDING, error)
+
+    def _complete(self, value: Any, error: BaseException | None) -> None:
+        with _CALLBACK_LOCK:
+            if self.done():
+                msg = f"the ask of {self._describe} was already answered"
+                raise RuntimeError(msg)
+            self._value = value
+            self._error = error
+            callbacks, self._callbacks = self._callbacks, None
+        self._signal.release()
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
+
+    def _remaining(self, timeout: float | None) -> float | None:
+        if self._deadline is None:
+            return timeout
+        left = self._deadline - time.monotonic()
+        return left if timeout is None else min(left, timeout)
+
+    def _waited(self, timeout: float | None) -> str:
+        return f"{timeout} s" if timeout is not None else "the ask's timeout"
+
+    def __repr__(self) -> str:
+        state = "pending" if not self.done() else ("failed" if self._error else "done")
+        return f"<Future {state} for {self._describe}>"
+
+
+# One lock for all futures' callback lists: completing and adding callbacks are rare and
+# short, and a lock per future would double the cost of every ask.
+_CALLBACK_LOCK = threading.Lock()

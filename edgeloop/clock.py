@@ -1,0 +1,187 @@
+"""Time comes from the node: one injected clock, real or virtual.
+
+Everything that reads time or waits for it (restart windows, backoff, heartbeats, replay)
+takes a :class:`Clock`, so tests and replays run on a :class:`VirtualClock` that only moves
+when told to, and the same code runs in production on a :class:`MonotonicClock`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "Timer", "MonotonicClock", "VirtualClock"]
+
+
+@runtime_checkable
+class Timer(Protocol):
+    """A scheduled callback that can still be cancelled."""
+
+    def cancel(self) -> None:
+        """Stop the callback from running; does nothing if it already ran."""
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Monotonic seconds plus a way to run a callback later."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale; only differences mean anything."""
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` (in the clock's own thread) once ``delay`` seconds have passed.
+
+        Callbacks must be quick and must not raise: hand work to an actor with ``tell``.
+        """
+
+    def close(self) -> None:
+        """Cancel every pending callback and release the clock's thread, if any."""
+
+
+class _Entry:
+    """One pending callback; ``cancelled`` is only ever set, never cleared."""
+
+    __slots__ = ("callback", "cancelled", "due")
+
+    def __init__(self, due: float, callback: Callable[[], None]) -> None:
+        self.due = due
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Schedule:
+    """A heap of entries ordered by due time, ties broken by insertion order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._order = itertools.count()
+
+    def push(self, entry: _Entry) -> None:
+        heapq.heappush(self._heap, (entry.due, next(self._order), entry))
+
+    def next_due(self) -> float | None:
+        while self._heap and self._heap[0][2].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> _Entry | None:
+        due = self.next_due()
+        if due is None or due > now:
+            return None
+        return heapq.heappop(self._heap)[2]
+
+    def clear(self) -> None:
+        for _, _, entry in self._heap:
+            entry.cancel()
+        self._heap.clear()
+
+
+class MonotonicClock:
+    """Real time from :func:`time.monotonic`; callbacks run on one lazily started thread."""
+
+    def __init__(self) -> None:
+        self._schedule = _Schedule()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        entry = _Entry(time.monotonic() + max(0.0, delay), callback)
+        with self._cond:
+            if self._closed:
+                entry.cancel()
+                return entry
+            self._schedule.push(entry)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="edgeloop-clock", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return entry
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._schedule.clear()
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        return
+                    entry = self._schedule.pop_due(time.monotonic())
+                    if entry is not None:
+                        break
+                    due = self._schedule.next_due()
+                    self._cond.wait(None if due is None else due - time.monotonic())
+            if not entry.cancelled:
+                entry.callback()
+
+
+class VirtualClock:
+    """A clock that moves only when told to: :meth:`advance` runs what fell due, in order.
+
+    Callbacks run in the thread that calls :meth:`advance`, at their due time (``now()``
+    reads the callback's due time while it runs), so a test or a replay decides exactly
+    when time passes.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._schedule = _Schedule()
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        entry = _Entry(self._now + max(0.0, delay), callback)
+        with self._lock:
+            self._schedule.push(entry)
+        return entry
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, running every callback that falls due."""
+        if seconds < 0:
+            msg = f"a clock cannot go backwards (advance({seconds}))"
+            raise ValueError(msg)
+        target = self._now + seconds
+        while True:
+            with self._lock:
+                entry = self._schedule.pop_due(target)
+            if entry is None:
+                break
+            self._now = max(self._now, entry.due)
+            if not entry.cancelled:
+                entry.callback()
+        self._now = target
+
+    def pending(self) -> int:
+        """How many callbacks are scheduled and not cancelled."""
+        with self._lock:
+            return sum(1 for _, _, e in self._schedule._heap if not e.cancelled)
+
+    def next_due(self) -> float | None:
+        """When the next pending callback falls due, or ``None``."""
+        with self._lock:
+            return self._schedule.next_due()
+
+    def close(self) -> None:
+        with self._lock:
+            self._schedule.clear()

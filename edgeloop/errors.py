@@ -1,0 +1,119 @@
+"""Every exception edgeloop raises, in one tree.
+
+Each class has one meaning; where a builtin category fits, the class subclasses it too, so
+callers can catch either the precise or the generic type::
+
+    EdgeloopError
+    ├── ConfigError (ValueError)            an app file or spec is invalid; .key names where
+    ├── ActorError
+    │   ├── ActorDeadError                  the actor stopped before it handled or replied
+    │   ├── AskTimeout (TimeoutError)       no reply within the ask's timeout
+    │   ├── MailboxFull                     a bounded mailbox refused a message
+    │   ├── PathTakenError (ValueError)     a live actor already holds that path
+    │   └── ActorStartError                 on_start raised or did not finish in time
+    ├── SupervisorError
+    │   ├── ChildNotFoundError (KeyError)   no child with that id
+    │   ├── ChildExistsError (ValueError)   a child with that id is already present
+    │   └── ChildRunningError               the operation needs a child that is not running
+    └── NodeError
+        └── NodeFailedError                 the root supervisor escalated; the node stopped
+    EdgeloopInternalError                   a bug in edgeloop itself: please report it
+
+Messages say what was wrong and what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EdgeloopError",
+    "ConfigError",
+    "ActorError",
+    "ActorDeadError",
+    "AskTimeout",
+    "MailboxFull",
+    "PathTakenError",
+    "ActorStartError",
+    "SupervisorError",
+    "ChildNotFoundError",
+    "ChildExistsError",
+    "ChildRunningError",
+    "NodeError",
+    "NodeFailedError",
+    "EdgeloopInternalError",
+]
+
+
+class EdgeloopError(Exception):
+    """Root of every error edgeloop raises on purpose."""
+
+
+class ConfigError(EdgeloopError, ValueError):
+    """A configuration (app file, child spec, flags) is invalid.
+
+    ``key`` is the dotted key path of the offending value (``supervisor.children[1].restart``),
+    or ``""`` when the problem is with the whole document.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}" if key else problem)
+
+
+class ActorError(EdgeloopError):
+    """Something went wrong talking to an actor."""
+
+
+class ActorDeadError(ActorError):
+    """The actor had stopped (or stopped meanwhile) and will never handle the message."""
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply arrived within the ask's timeout; the actor may still handle the message."""
+
+
+class MailboxFull(ActorError):
+    """A bounded mailbox refused a message under its overflow policy."""
+
+
+class PathTakenError(ActorError, ValueError):
+    """A live actor already holds the path; stop it first or choose another path."""
+
+
+class ActorStartError(ActorError):
+    """An actor's ``on_start`` raised (see ``__cause__``) or did not finish in time."""
+
+
+class SupervisorError(EdgeloopError):
+    """A supervisor refused a dynamic operation (start, terminate, restart, delete)."""
+
+
+class ChildNotFoundError(SupervisorError, KeyError):
+    """The supervisor has no child with that id."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class ChildExistsError(SupervisorError, ValueError):
+    """A child with that id is already present; delete it first or pick another id."""
+
+
+class ChildRunningError(SupervisorError):
+    """The operation needs the child to be terminated first (``terminate_child``)."""
+
+
+class NodeError(EdgeloopError):
+    """The supervisor node could not start or stopped abnormally."""
+
+
+class NodeFailedError(NodeError):
+    """The root supervisor escalated, so the node stopped; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the node stopped because its root supervisor escalated: {reason}")
+
+
+class EdgeloopInternalError(Exception):
+    """This should never happen: a bug in edgeloop. Please report it with the traceback."""
