@@ -1,7 +1,10 @@
-"""Supervision with Erlang/OTP's semantics and words: child specs, strategies, restarts."""
+"""Supervision with Erlang/OTP's semantics and words: child specs, strategies, restarts,
+and the supervisor node that hosts a tree built from an app file."""
 
+from edgeloop.supervisor._node import ROOT_PATH, Node
 from edgeloop.supervisor._operations import ChildCounts, ChildInfo, SupervisorRef
 from edgeloop.supervisor._supervisor import Supervisor, resolve_start
+from edgeloop.supervisor.config import AppConfig, NodeConfig, check_starts, load_app, parse_app
 from edgeloop.supervisor.spec import (
     DEFAULT_WORKER_SHUTDOWN,
     Backoff,
@@ -14,6 +17,8 @@ from edgeloop.supervisor.spec import (
 )
 
 __all__ = [
+    "Node",
+    "ROOT_PATH",
     "Supervisor",
     "SupervisorRef",
     "ChildSpec",
@@ -25,6 +30,11 @@ __all__ = [
     "Shutdown",
     "ChildInfo",
     "ChildCounts",
+    "AppConfig",
+    "NodeConfig",
+    "load_app",
+    "parse_app",
+    "check_starts",
     "DEFAULT_WORKER_SHUTDOWN",
     "resolve_start",
 ]

@@ -84,8 +84,13 @@ def add_restart(
     history: tuple[float, ...], now: float, intensity: int, period: float
 ) -> tuple[tuple[float, ...], bool]:
     """Rule 2: record a restart at ``now``; returns the new history and whether the
-    supervisor is still within its intensity (``False`` means escalate)."""
-    recent = (*(t for t in history if now - t < period), now)
+    supervisor is still within its intensity (``False`` means escalate).
+
+    A restart exactly ``period`` seconds old still counts, as in OTP's ``add_restart``
+    (which keeps restarts at or after ``now - period``).
+    """
+    threshold = now - period
+    recent = (*(t for t in history if t >= threshold), now)
     return recent, len(recent) <= intensity
 
 

@@ -1,0 +1,5 @@
+"""``python -m edgeloop`` runs the CLI."""
+
+from edgeloop.cli import main
+
+main()

@@ -1,0 +1,59 @@
+"""``edgeloop bench SUITE``: edgeloop and its anchors measured in the same run.
+
+Absolute times on small shared machines are noise; the figures that matter are the
+ratios ``edgeloop / anchor``, each checked against a goal. Every suite is a callable
+``suite(quick) -> SuiteResult``; ``quick=True`` runs CI-sized (a few seconds)::
+
+    from edgeloop import bench
+
+    result = bench.run("actors", quick=True)
+    bench.render(result)          # a table
+    print(result.to_json())       # {"suite": ..., "results": [...], "environment": {...}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from edgeloop.bench._report import Result, SuiteResult, check_goal, render, to_table
+from edgeloop.bench.actors import run_actors
+
+__all__ = [
+    "SUITES",
+    "run",
+    "main_json",
+    "Result",
+    "SuiteResult",
+    "check_goal",
+    "render",
+    "to_table",
+    "UnknownSuiteError",
+]
+
+SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
+    {
+        "actors": run_actors,
+    }
+)
+"""Every suite by name: ``SUITES[name](quick)`` runs it."""
+
+
+class UnknownSuiteError(LookupError):
+    """No suite has that name; the message lists the ones there are."""
+
+
+def run(name: str, quick: bool = False) -> SuiteResult:
+    """Run the suite called ``name`` (CI-sized when ``quick``) and return its results."""
+    try:
+        suite = SUITES[name]
+    except KeyError:
+        available = ", ".join(sorted(SUITES))
+        msg = f"no benchmark suite called {name!r}; available suites: {available}"
+        raise UnknownSuiteError(msg) from None
+    return suite(quick)
+
+
+def main_json(name: str, quick: bool = False) -> str:
+    """Run the suite called ``name`` and return its results as JSON text."""
+    return run(name, quick).to_json()

@@ -1,0 +1,153 @@
+"""The edgeloop CLI as a user runs it: real subprocesses, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "examples" / "quickstart"
+
+pytestmark = pytest.mark.integration
+
+
+class Process:
+    """A CLI subprocess whose stderr lines are read by a thread, so tests can wait on them."""
+
+    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgeloop", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert self.proc.stderr is not None
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def wait_for_event(self, event: str, timeout: float = 20.0) -> dict[str, object]:
+        """Block until a JSON log line with this event arrives (or fail after timeout)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                pytest.fail(f"no {event!r} within {timeout} s; saw: {self.seen[-5:]}")
+            self.seen.append(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("event") == event:
+                return record  # type: ignore[no-any-return]
+
+    def finish(self, timeout: float = 20.0) -> tuple[int, str]:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail("the CLI did not exit in time")
+        self._reader.join(5)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        self.proc.stdout.close()
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+        return self.proc.returncode, out
+
+    def events(self) -> list[dict[str, object]]:
+        records = []
+        for line in self.seen:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_node_start_stops_in_order_on_signal(signum: signal.Signals) -> None:
+    """`edgeloop node start` runs the tree until SIGTERM/SIGINT, stops it right to left, exits 0."""
+    proc = Process("node", "start", "app.toml", "--log-format", "json", cwd=QUICKSTART)
+    started = proc.wait_for_event("node_started")
+    assert started["node"] == "edge-a"
+    proc.proc.send_signal(signum)
+    proc.wait_for_event("node_stopped")
+    code, _ = proc.finish()
+    assert code == 0
+    exits = [e["child"] for e in proc.events() if e["event"] == "child_exited"]
+    assert exits == ["cam-02", "cam-01", "cameras", "counter"]
+
+
+def test_node_name_and_path_options(tmp_path: Path) -> None:
+    """--name overrides the app's node name and --path adds the user's module directory."""
+    app = tmp_path / "app.toml"
+    app.write_text((QUICKSTART / "app.toml").read_text())
+    proc = Process(
+        "node", "start", str(app), "--name", "edge-z", "--path", str(QUICKSTART),
+        "--log-format", "json", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.wait_for_event("node_started")["node"] == "edge-z"
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.finish()[0] == 0
+
+
+def test_root_escalation_exits_non_zero(tmp_path: Path) -> None:
+    """A tree whose root escalates stops the node with a clear message and exit code 1."""
+    app = tmp_path / "app.toml"
+    app.write_text(
+        '[supervisor]\nintensity = 1\n[[supervisor.children]]\nid = "bad"\n'
+        'start = "tests.supervisor.sample_actors:CrashSoon"\n'
+    )
+    proc = Process("node", "start", str(app), "--log-format", "json")
+    code, _ = proc.finish()
+    assert code == 1
+    events = [e["event"] for e in proc.events()]
+    assert "supervisor_escalated" in events
+    assert "node_stopped" in events
+    assert any("root supervisor escalated" in line for line in proc.seen)
+
+
+def test_bad_app_file_exits_2_naming_the_key(tmp_path: Path) -> None:
+    """An invalid app file is refused before anything starts, naming the key path."""
+    app = tmp_path / "app.toml"
+    app.write_text('[supervisor]\nstrategy = "one_for_some"\n')
+    proc = Process("node", "start", str(app))
+    code, _ = proc.finish()
+    assert code == 2
+    assert "supervisor.strategy" in "".join(proc.seen)
+
+
+def test_version_and_demo() -> None:
+    """--version prints the version; the demo runs, restarts something and stops in order."""
+    version = Process("--version")
+    code, out = version.finish()
+    assert code == 0
+    assert out.startswith("edgeloop ")
+    demo = Process("demo", "supervision", "--seconds", "3", "--log-format", "json")
+    code, out = demo.finish(60)
+    assert code == 0
+    events = [e["event"] for e in demo.events()]
+    assert "child_restarted" in events
+    assert events[-1] == "node_stopped"
+    assert "what happened" in out
