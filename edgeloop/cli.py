@@ -98,25 +98,31 @@ def node_start(
         if entry not in sys.path:
             sys.path.insert(0, entry)
     try:
-        node = Node.from_app(app_file, name=name).start()
+        node = Node.from_app(app_file, name=name)
     except ConfigError as error:
         _err.print(f"[red]error:[/] {app_file}: {error}")
         raise typer.Exit(2) from None
+
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    # Handlers go in before the tree starts: a signal during start-up stops it right after.
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        node.start()
     except EdgeloopError as error:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         _err.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
 
-    stop = threading.Event()
-    signalled: list[str] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        signalled.append(signal.Signals(signum).name)
+    def watch_root() -> None:
+        node.wait()
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    watcher = threading.Thread(
-        target=lambda: (node.wait(), stop.set()), name="edgeloop-node-watch", daemon=True
-    )
+    watcher = threading.Thread(target=watch_root, name="edgeloop-node-watch", daemon=True)
     watcher.start()
     try:
         stop.wait()

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+import structlog
+
 __all__ = ["Clock", "Timer", "MonotonicClock", "VirtualClock"]
+
+_log = structlog.get_logger("edgeloop.clock")
 
 
 @runtime_checkable
@@ -84,7 +89,11 @@ class _Schedule:
 
 
 class MonotonicClock:
-    """Real time from :func:`time.monotonic`; callbacks run on one lazily started thread."""
+    """Real time from :func:`time.monotonic`; callbacks run on one lazily started thread.
+
+    A callback that raises is logged (``clock_callback_failed``) and the clock goes on, so
+    one faulty callback cannot silence every later timer of the node.
+    """
 
     def __init__(self) -> None:
         self._schedule = _Schedule()
@@ -129,9 +138,20 @@ class MonotonicClock:
                     if entry is not None:
                         break
                     due = self._schedule.next_due()
-                    self._cond.wait(None if due is None else due - time.monotonic())
+                    # Condition.wait refuses timeouts beyond TIMEOUT_MAX (OverflowError).
+                    wait = (
+                        None if due is None else min(due - time.monotonic(), threading.TIMEOUT_MAX)
+                    )
+                    self._cond.wait(wait)
             if not entry.cancelled:
-                entry.callback()
+                try:
+                    entry.callback()
+                except Exception as error:  # noqa: BLE001 - the clock thread must go on
+                    _log.error(
+                        "clock_callback_failed",
+                        callback=getattr(entry.callback, "__qualname__", repr(entry.callback)),
+                        exc_info=error,
+                    )
 
 
 class VirtualClock:
@@ -157,9 +177,12 @@ class VirtualClock:
         return entry
 
     def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, running every callback that falls due."""
-        if seconds < 0:
-            msg = f"a clock cannot go backwards (advance({seconds}))"
+        """Move time forward by ``seconds``, running every callback that falls due.
+
+        ``seconds`` must be finite and >= 0, else :class:`ValueError`.
+        """
+        if not (seconds >= 0 and math.isfinite(seconds)):  # also refuses NaN
+            msg = f"a clock moves forward by a finite amount of seconds (advance({seconds}))"
             raise ValueError(msg)
         target = self._now + seconds
         while True:

@@ -15,8 +15,16 @@ callers can catch either the precise or the generic type::
     │   ├── ChildNotFoundError (KeyError)   no child with that id
     │   ├── ChildExistsError (ValueError)   a child with that id is already present
     │   └── ChildRunningError               the operation needs a child that is not running
-    └── NodeError
-        └── NodeFailedError                 the root supervisor escalated; the node stopped
+    ├── NodeError
+    │   └── NodeFailedError                 the root supervisor escalated; the node stopped
+    ├── ProtocolError                       bytes or a message broke the wire protocol
+    │   ├── DecodeError (ValueError)        not a valid message; .reason, .field say why
+    │   ├── VersionError                    a protocol version this side does not speak
+    │   └── LinkStateError                  a message the link's state does not allow now
+    ├── LinkError                           a link to a peer failed
+    │   ├── PeerLostError                   no heartbeat within the liveness timeout
+    │   └── AuthenticationError             the peer's key is unknown, revoked or missing
+    └── RemoteError                         a remote actor raised; .remote_type, .traceback
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
 Messages say what was wrong and what to do next.
@@ -39,6 +47,14 @@ __all__ = [
     "ChildRunningError",
     "NodeError",
     "NodeFailedError",
+    "ProtocolError",
+    "DecodeError",
+    "VersionError",
+    "LinkStateError",
+    "LinkError",
+    "PeerLostError",
+    "AuthenticationError",
+    "RemoteError",
     "EdgeloopInternalError",
 ]
 
@@ -113,6 +129,65 @@ class NodeFailedError(NodeError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the node stopped because its root supervisor escalated: {reason}")
+
+
+class ProtocolError(EdgeloopError):
+    """Bytes or a message broke the wire protocol; ``reason`` is a short stable code
+    (``malformed``, ``wrong_type``, ``unknown_kind``, ``bad_version``, ``oversized``,
+    ``bad_frames``, ``bad_state``) used to count rejections."""
+
+    reason = "protocol"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
+        super().__init__(message)
+
+
+class DecodeError(ProtocolError, ValueError):
+    """Not a valid message. ``field`` is the JSON path of the bad value (``$.seq``) when
+    the bytes were valid MessagePack of the wrong shape, else ``""``."""
+
+    reason = "malformed"
+
+    def __init__(self, message: str, *, reason: str | None = None, field: str = "") -> None:
+        self.field = field
+        super().__init__(message, reason=reason)
+
+
+class VersionError(ProtocolError):
+    """The peer speaks a protocol version this side does not."""
+
+    reason = "bad_version"
+
+
+class LinkStateError(ProtocolError):
+    """A message the link's current state does not allow (data before hello, say)."""
+
+    reason = "bad_state"
+
+
+class LinkError(EdgeloopError):
+    """A link to a peer failed or could not be set up."""
+
+
+class PeerLostError(LinkError):
+    """No message from the peer within the liveness timeout; it is declared lost."""
+
+
+class AuthenticationError(LinkError):
+    """The peer's CurveZMQ key is unknown, revoked or missing."""
+
+
+class RemoteError(EdgeloopError):
+    """A remote actor's handler raised. ``remote_type`` is the exception's qualified type
+    name on the remote side, ``traceback`` a short summary of where it was raised."""
+
+    def __init__(self, remote_type: str, message: str, traceback: str = "") -> None:
+        self.remote_type = remote_type
+        self.remote_message = message
+        self.traceback = traceback
+        super().__init__(f"remote {remote_type}: {message}")
 
 
 class EdgeloopInternalError(Exception):

@@ -84,28 +84,37 @@ class Cell(pykka.ThreadingActor):
         self._watch_lock = threading.Lock()
         self._watchers: dict[ActorRef, None] = {} if parent is None else {parent: None}
         self._dead = False
+        self._killed = False
         actor._cell = self
 
     # -- the loop (runs in the actor's thread) ---------------------------------------
 
     def _actor_loop(self) -> None:
         threading.current_thread().name = f"edgeloop:{self.path}"
-        actor = self.actor
-        reason: ExitReason
         try:
-            try:
-                actor.on_start()
-            except BaseException as error:  # noqa: BLE001 - every failure reaches the parent
+            reason = self._run(self.actor)
+        except BaseException as error:  # noqa: BLE001 - a bug in the runtime: still tear down
+            _log.critical("actor_runtime_failed", path=self.path, exc_info=error)
+            if not self.started.is_set():
                 self.start_error = error
                 self.started.set()
-                reason = ExitReason.crash(error, "on_start")
-            else:
-                self.started.set()
-                reason = self._receive_loop(actor)
-                if reason.kind != "killed":
-                    reason = self._stop_hook(actor, reason)
-        finally:
-            self._teardown(reason)
+            reason = ExitReason.crash(error, "runtime")
+        self._teardown(reason)
+
+    def _run(self, actor: Actor) -> ExitReason:
+        try:
+            actor.on_start()
+        except BaseException as error:  # noqa: BLE001 - every failure reaches the parent
+            self.start_error = error
+            self.started.set()
+            return ExitReason.crash(error, "on_start")
+        self.started.set()
+        reason = self._receive_loop(actor)
+        if self._killed:
+            return KILLED  # abandoned mid-handler: whatever it raised, on_stop does not run
+        if reason.kind != "killed":
+            reason = self._stop_hook(actor, reason)
+        return KILLED if self._killed else reason
 
     def _receive_loop(self, actor: Actor) -> ExitReason:
         get = self.mailbox.get
@@ -173,6 +182,7 @@ class Cell(pykka.ThreadingActor):
         """Abandon the actor: its path is freed and its mailbox closed now; a handler that
         is running still runs to its end (Python cannot stop a thread), then the thread
         exits without ``on_stop``."""
+        self._killed = True
         self._release()
 
     def add_watcher(self, watcher: ActorRef) -> None:

@@ -29,7 +29,8 @@ class DeadLetters:
 
     Every dead letter is counted; the first ``log_limit`` are logged one by one and after
     that every ``log_every``-th, so a storm during a restart cannot flood the log.
-    Subscribers are called in the thread that failed to deliver: keep them quick.
+    Subscribers are called in the thread that failed to deliver: keep them quick. One that
+    raises is logged (``dead_letter_subscriber_failed``) and the others still run.
     """
 
     def __init__(self, *, keep: int = 100, log_limit: int = 20, log_every: int = 1000) -> None:
@@ -81,4 +82,11 @@ class DeadLetters:
                 dead_letters=count,
             )
         for subscriber in subscribers:
-            subscriber(letter)
+            try:
+                subscriber(letter)
+            except Exception as error:  # noqa: BLE001 - the sender (maybe a stopping actor) goes on
+                _log.error(
+                    "dead_letter_subscriber_failed",
+                    subscriber=getattr(subscriber, "__qualname__", repr(subscriber)),
+                    exc_info=error,
+                )

@@ -2,8 +2,9 @@
 
 ``get()`` never waits past the ask's deadline; a callback added with
 :meth:`Future.add_done_callback` runs exactly once, in the thread that completes the future
-(or at once, if it is already done). Use callbacks inside actors: blocking on ``get()``
-there can deadlock two actors that ask each other.
+(or at once, if it is already done); a callback that raises is logged and skipped, so it
+cannot break the thread that completes the future (often an actor's own). Use callbacks
+inside actors: blocking on ``get()`` there can deadlock two actors that ask each other.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+import structlog
+
 from edgeloop.errors import AskTimeout
 
 __all__ = ["Future"]
 
 T = TypeVar("T")
+
+_log = structlog.get_logger("edgeloop.actors")
 
 _PENDING = object()
 
@@ -50,7 +55,9 @@ class Future(Generic[T]):
         """
         if not self.done():
             wait = self._remaining(timeout)
-            if not self._signal.acquire(timeout=-1 if wait is None else max(wait, 0.0)):
+            # Lock.acquire refuses timeouts beyond TIMEOUT_MAX (OverflowError).
+            limit = -1 if wait is None else min(max(wait, 0.0), threading.TIMEOUT_MAX)
+            if not self._signal.acquire(timeout=limit):
                 raise AskTimeout(f"no answer from {self._describe} within {self._waited(timeout)}")
             self._signal.release()
         if self._error is not None:
@@ -68,14 +75,17 @@ class Future(Generic[T]):
         return None
 
     def add_done_callback(self, callback: Callable[[Future[T]], None]) -> None:
-        """Run ``callback(future)`` once the future is done (now, if it already is)."""
+        """Run ``callback(future)`` once the future is done (now, if it already is).
+
+        An exception the callback raises is logged (``future_callback_failed``), not raised.
+        """
         with _CALLBACK_LOCK:
             if not self.done():
                 if self._callbacks is None:
                     self._callbacks = []
                 self._callbacks.append(callback)
                 return
-        callback(self)
+        self._run_callback(callback)
 
     def set_result(self, value: T) -> None:
         """Complete the future with a value. Completing twice is a bug and raises."""
@@ -96,7 +106,18 @@ class Future(Generic[T]):
         self._signal.release()
         if callbacks:
             for callback in callbacks:
-                callback(self)
+                self._run_callback(callback)
+
+    def _run_callback(self, callback: Callable[[Future[T]], None]) -> None:
+        try:
+            callback(self)
+        except Exception as error:  # noqa: BLE001 - the completing thread must go on
+            _log.error(
+                "future_callback_failed",
+                future=self._describe,
+                callback=getattr(callback, "__qualname__", repr(callback)),
+                exc_info=error,
+            )
 
     def _remaining(self, timeout: float | None) -> float | None:
         if self._deadline is None:

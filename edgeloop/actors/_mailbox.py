@@ -51,7 +51,7 @@ class MailboxConfig:
             raise ConfigError(
                 "mailbox.block_timeout", f"expected seconds, got {self.block_timeout!r}"
             )
-        if self.block_timeout < 0:
+        if not self.block_timeout >= 0:  # also refuses NaN
             raise ConfigError(
                 "mailbox.block_timeout", f"expected seconds >= 0, got {self.block_timeout}"
             )
@@ -193,7 +193,8 @@ class Mailbox:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return "timeout"
-                self._not_full.wait(remaining)
+                # Condition.wait refuses timeouts beyond TIMEOUT_MAX (OverflowError).
+                self._not_full.wait(min(remaining, threading.TIMEOUT_MAX))
             return "closed" if self._closed else "room"
         finally:
             self._blocked -= 1

@@ -13,6 +13,7 @@ from edgeloop.actors._cell import Cell, Counters
 from edgeloop.actors._dead_letters import DeadLetters
 from edgeloop.actors._mailbox import MailboxConfig
 from edgeloop.actors._ref import ActorRef
+from edgeloop.actors._signals import SHUTDOWN
 from edgeloop.clock import Clock, MonotonicClock
 from edgeloop.errors import ActorStartError, PathTakenError
 
@@ -21,12 +22,13 @@ __all__ = ["ActorSystem", "DEFAULT_START_TIMEOUT"]
 DEFAULT_START_TIMEOUT = 5.0
 """Seconds ``spawn`` waits for ``on_start`` to finish."""
 
-_PATH = re.compile(r"^(/[A-Za-z0-9_.@:-]+)+$|^/$")
+# fullmatch, not ``^...$``: ``$`` also matches before a trailing newline.
+_PATH = re.compile(r"(?:/[A-Za-z0-9_.@:-]+)+|/")
 
 
 def check_path(path: str) -> str:
     """Return ``path`` if it is a valid actor path (``/a/b-1``), else raise ValueError."""
-    if not isinstance(path, str) or not _PATH.match(path):
+    if not isinstance(path, str) or not _PATH.fullmatch(path):
         msg = (
             f"invalid actor path {path!r}: use '/'-separated segments of letters, digits "
             "and _.@:- such as '/yard/cameras/cam-01'"
@@ -102,6 +104,8 @@ class ActorSystem:
             msg = f"{path}: on_start did not finish within {start_timeout} s"
             raise ActorStartError(msg)
         if cell.start_error is not None:
+            # The failed actor frees its path as it ends; wait, so a retry can take it.
+            cell.terminated.wait(start_timeout)
             cause = cell.start_error
             msg = f"{path}: on_start raised {type(cause).__name__}: {cause}"
             raise ActorStartError(msg) from cause
@@ -125,14 +129,22 @@ class ActorSystem:
             return list(self._registry.values())
 
     def stop_all(self, timeout: float = 5.0) -> list[str]:
-        """Stop every actor, the most recently spawned first; returns the paths of those
-        that did not stop within ``timeout`` seconds each (they are abandoned)."""
+        """Stop every actor; returns the paths of those that did not stop within
+        ``timeout`` seconds each (they are abandoned).
+
+        Actors without a parent go first, the most recently spawned first, so that a
+        supervisor stops its own children in order (right to left) instead of seeing them
+        stop under it and restarting them; whatever is left after that goes next.
+        """
         stuck: list[str] = []
-        for ref in reversed(self.actors()):
-            ref.stop()
-            if not ref.wait_stopped(timeout):
-                ref.kill()
-                stuck.append(ref.path)
+        for roots_only in (True, False):
+            for ref in reversed(self.actors()):
+                if roots_only and ref._cell.parent is not None:
+                    continue
+                ref.stop(SHUTDOWN)
+                if not ref.wait_stopped(timeout):
+                    ref.kill()
+                    stuck.append(ref.path)
         return stuck
 
     def close(self, timeout: float = 5.0) -> list[str]:

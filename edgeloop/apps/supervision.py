@@ -109,9 +109,9 @@ def run_demo(seconds: float = 6.0, *, console: Console | None = None) -> int:
     for path, restarts, processed, failed in rows:
         table.add_row(path, str(restarts), str(processed), str(failed), str(counts.get(path, "")))
     console.print(table)
-    restarts = {info.id: info.restarts for info in subtree}
+    root_restarts = {info.id: info.restarts for info in subtree}
     console.print(
-        f"root children restarts: {restarts}; dead letters: {dead}; "
+        f"root children restarts: {root_restarts}; dead letters: {dead}; "
         f"orderly stop ({reason}) in {stop_ms:.1f} ms"
     )
     return 0

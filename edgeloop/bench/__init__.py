@@ -7,16 +7,17 @@ ratios ``edgeloop / anchor``, each checked against a goal. Every suite is a call
     from edgeloop import bench
 
     result = bench.run("actors", quick=True)
-    bench.render(result)          # a table
-    print(result.to_json())       # {"suite": ..., "results": [...], "environment": {...}}
+    bench.print_table(result)     # a rich table
+    result.to_json()              # {"suite": ..., "results": [...], "environment": {...}}
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from edgeloop.bench._report import Result, SuiteResult, check_goal, render, to_table
+from edgeloop.bench._report import Result, SuiteResult, check_goal, print_table, to_table
 from edgeloop.bench.actors import run_actors
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
     "Result",
     "SuiteResult",
     "check_goal",
-    "render",
+    "print_table",
     "to_table",
     "UnknownSuiteError",
 ]
@@ -39,8 +40,11 @@ SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
 """Every suite by name: ``SUITES[name](quick)`` runs it."""
 
 
-class UnknownSuiteError(LookupError):
+class UnknownSuiteError(KeyError):
     """No suite has that name; the message lists the ones there are."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
 
 
 def run(name: str, quick: bool = False) -> SuiteResult:
@@ -56,4 +60,4 @@ def run(name: str, quick: bool = False) -> SuiteResult:
 
 def main_json(name: str, quick: bool = False) -> str:
     """Run the suite called ``name`` and return its results as JSON text."""
-    return run(name, quick).to_json()
+    return json.dumps(run(name, quick).to_json(), allow_nan=False)

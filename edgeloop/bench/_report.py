@@ -9,7 +9,6 @@ better) or ``"<= 1.25"`` for a latency (lower is better); ``met`` says whether i
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import operator
 import re
@@ -19,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Result", "SuiteResult", "check_goal", "to_table", "render"]
+__all__ = ["Result", "SuiteResult", "check_goal", "to_table", "print_table"]
 
 _GOAL = re.compile(r"^\s*(>=|<=|>|<)\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*$")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -73,7 +72,7 @@ class Result:
         object.__setattr__(self, "ratio", ratio)
         object.__setattr__(self, "met", check_goal(self.goal, ratio))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The JSON object of this result; a ratio that is not finite becomes ``null``."""
         return {
             "name": self.name,
@@ -110,8 +109,8 @@ class SuiteResult:
                 return result
         raise KeyError(name)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document of the suite::
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document of the suite, as Python objects for ``json.dumps``::
 
             {"suite": "actors",
              "results": [{"name", "unit", "edgeloop", "anchor", "anchor_name",
@@ -123,15 +122,11 @@ class SuiteResult:
         """
         document: dict[str, Any] = {
             "suite": self.suite,
-            "results": [result.to_dict() for result in self.results],
+            "results": [result.to_json() for result in self.results],
         }
         if self.environment is not None:
             document["environment"] = dict(self.environment)
         return document
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """:meth:`to_dict` as JSON text."""
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
 
 def _number(value: float, unit: str) -> str:
@@ -145,11 +140,11 @@ def _number(value: float, unit: str) -> str:
 def to_table(suite: SuiteResult) -> Table:
     """A rich table of the suite: one row per result, the goal's verdict in colour."""
     table = Table(title=f"edgeloop bench {suite.suite}", title_justify="left")
-    table.add_column("result")
+    table.add_column("result", no_wrap=True)
     table.add_column("unit")
     table.add_column("edgeloop", justify="right")
     table.add_column("anchor", justify="right")
-    table.add_column("anchor is")
+    table.add_column("anchor is", no_wrap=True)
     table.add_column("ratio", justify="right")
     table.add_column("goal", justify="right")
     table.add_column("met", justify="center")
@@ -167,7 +162,7 @@ def to_table(suite: SuiteResult) -> Table:
     return table
 
 
-def render(suite: SuiteResult, console: Console | None = None) -> None:
+def print_table(suite: SuiteResult, console: Console | None = None) -> None:
     """Print the suite as a table (and its environment on one line) to ``console``."""
     console = console or Console()
     console.print(to_table(suite))

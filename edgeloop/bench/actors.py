@@ -64,7 +64,9 @@ class Sizes:
 
 
 FULL = Sizes(rounds=8, tell_messages=20_000, asks=2_000, pipeline_messages=2_000)
-QUICK = Sizes(rounds=2, tell_messages=1_000, asks=200, pipeline_messages=100)
+"""The sizes whose figures are reported (a few seconds on a 2-core machine)."""
+QUICK = Sizes(rounds=4, tell_messages=2_000, asks=500, pipeline_messages=200)
+"""CI-sized (about a second): proves the suite runs; its ratios are too noisy to judge by."""
 
 
 class _Side(Protocol):
@@ -125,8 +127,10 @@ class _EdgeloopSide:
     ) -> None:
         self.name = "edgeloop (supervised)" if supervised else "edgeloop"
         self.hops = hops
+        self.supervisor: ActorRef | None = None
         if supervised:
-            system.spawn(Supervisor, f"{prefix}/sup", args={"children": [ChildSpec("sink", _Sink)]})
+            children = [ChildSpec("sink", _Sink)]
+            self.supervisor = system.spawn(Supervisor, f"{prefix}/sup", args={"children": children})
             sink = system.lookup(f"{prefix}/sup/sink")
             assert sink is not None, "the supervisor started its child in on_start"
             self.sink = sink
@@ -160,7 +164,10 @@ class _EdgeloopSide:
         return pipeline_round(self.first.tell, self.done, n, self.hops)
 
     def close(self) -> None:
-        """Nothing of its own: the system stops its actors."""
+        """Stop the supervisor (it stops its child); the system stops the other actors."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor.wait_stopped(5.0)
 
 
 # -- the suite -------------------------------------------------------------------------
@@ -208,12 +215,14 @@ def _version(distribution: str) -> str:
 
 
 def environment(sizes: Sizes, *, quick: bool) -> dict[str, Any]:
-    """What produced the figures: interpreter, machine, versions and run sizes."""
+    """What produced the figures: interpreter, machine (and how busy it was when the run
+    began: ``load_1m`` above ``cpus`` means other work competed), versions, run sizes."""
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "load_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "switch_interval_s": sys.getswitchinterval(),
         "edgeloop": _version("edgeloop"),
         "pykka": _version("pykka"),
@@ -225,12 +234,16 @@ def environment(sizes: Sizes, *, quick: bool) -> dict[str, Any]:
 def run_actors(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult:
     """Run the ``actors`` suite: :data:`QUICK` sizes for CI, :data:`FULL` otherwise."""
     sizes = sizes or (QUICK if quick else FULL)
+    env = environment(sizes, quick=quick)
     system = ActorSystem("bench")
-    anchor: PykkaSide | None = None
+    sides: list[_Side] = []
     try:
         edgeloop = _EdgeloopSide(system, "/bench/plain", hops=HOPS)
+        sides.append(edgeloop)
         supervised = _EdgeloopSide(system, "/bench/supervised", supervised=True)
+        sides.append(supervised)
         anchor = PykkaSide(HOPS)
+        sides.append(anchor)
         results = [
             _tell("tell_throughput", edgeloop, anchor, sizes, ">= 0.8"),
             *_ask(edgeloop, anchor, sizes),
@@ -245,7 +258,7 @@ def run_actors(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResul
             ),
         ]
     finally:
-        if anchor is not None:
-            anchor.close()
+        for side in reversed(sides):
+            side.close()
         system.close()
-    return SuiteResult("actors", tuple(results), environment(sizes, quick=quick))
+    return SuiteResult("actors", tuple(results), env)

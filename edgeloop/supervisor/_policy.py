@@ -25,6 +25,7 @@ The rules (OTP's, with Akka's backoff on top):
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -40,9 +41,6 @@ __all__ = [
     "backoff_attempt",
     "decide",
 ]
-
-BACKOFF_DOUBLINGS_CAP = 30
-"""After this many doublings the delay is simply ``max`` (as in Akka), avoiding overflow."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,11 +102,17 @@ def restart_group(strategy: Strategy, order: Sequence[str], exited: str) -> tupl
 
 
 def backoff_delay(backoff: Backoff, attempt: int, u: float) -> float:
-    """Rule 4: seconds to wait before restart number ``attempt`` (0-based); ``u`` in [0, 1)."""
-    if attempt >= BACKOFF_DOUBLINGS_CAP:
-        base = backoff.max
-    else:
-        base = min(backoff.max, backoff.min * 2.0**attempt)
+    """Rule 4: seconds to wait before restart number ``attempt`` (0-based); ``u`` in [0, 1).
+
+    ``ldexp`` doubles exactly and, past the float range, overflows into ``max``. (Akka
+    simply returns ``max`` after 30 doublings to spare its integer nanoseconds; a float
+    needs no such cap, and the cap would break the formula when ``max / min > 2**30``.)
+    """
+    try:
+        grown = math.ldexp(backoff.min, attempt)
+    except OverflowError:
+        grown = math.inf
+    base = min(backoff.max, grown)
     return base * (1.0 + u * backoff.random_factor)
 
 

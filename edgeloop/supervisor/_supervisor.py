@@ -10,17 +10,26 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
 
-from edgeloop.actors import SHUTDOWN, Actor, ActorRef, Counters, Down, ExitReason
+from edgeloop.actors import (
+    DEFAULT_START_TIMEOUT,
+    SHUTDOWN,
+    Actor,
+    ActorRef,
+    Counters,
+    Down,
+    ExitReason,
+)
 from edgeloop.clock import Timer
 from edgeloop.errors import (
     ActorStartError,
     ChildExistsError,
     ChildNotFoundError,
     ChildRunningError,
+    PathTakenError,
     SupervisorError,
 )
 from edgeloop.supervisor import _policy as policy
@@ -81,6 +90,10 @@ class _Child:
     @property
     def id(self) -> str:
         return self.spec.id
+
+
+_Failure: TypeAlias = tuple[_Child, ExitReason]
+"""A child whose restart failed to start, and why: one more exit to decide about."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,6 +163,14 @@ class Supervisor(Actor):
         self._handle_exit(child, down.reason)
 
     def _handle_exit(self, child: _Child, reason: ExitReason) -> None:
+        # A restart that fails to start is one more exit to decide about. Loop rather than
+        # recurse: with a high intensity a child that cannot start would exhaust the stack.
+        failure: _Failure | None = (child, reason)
+        while failure is not None:
+            failure = self._decide(*failure)
+
+    def _decide(self, child: _Child, reason: ExitReason) -> _Failure | None:
+        """Apply the policy's decision about one exit; returns a restart that failed."""
         now = self.system.clock.now()
         delay = 0.0
         backoff = self.flags.backoff
@@ -172,16 +193,16 @@ class Supervisor(Actor):
         elif decision.action == "escalate":
             self._escalate(child, reason)
         elif decision.action == "restart":
-            self._apply_restart(decision)
+            return self._apply_restart(decision)
+        return None
 
-    def _apply_restart(self, decision: policy.Decision) -> None:
+    def _apply_restart(self, decision: policy.Decision) -> _Failure | None:
         for child_id in decision.stop:
             self._terminate(self._child(child_id))
         self._children = [c for c in self._children if c.id not in decision.remove]
         group = [self._child(i) for i in decision.start]
         if decision.delay <= 0:
-            self._restart_group(group)
-            return
+            return self._restart_group(group)
         token = object()
         ids = tuple(c.id for c in group)
         timer = self.system.clock.call_later(
@@ -197,6 +218,7 @@ class Supervisor(Actor):
             child=ids[0] if len(ids) == 1 else list(ids),
             delay=round(decision.delay, 4),
         )
+        return None
 
     def _on_restart_due(self, due: _RestartDue) -> None:
         group = [
@@ -207,26 +229,36 @@ class Supervisor(Actor):
         for child in group:
             del self._tokens[child.id]
             child.timer = None
-        self._restart_group(group)
+        failure = self._restart_group(group)
+        if failure is not None:
+            self._handle_exit(*failure)
 
-    def _restart_group(self, group: list[_Child]) -> None:
+    def _restart_group(self, group: list[_Child]) -> _Failure | None:
+        """Start ``group`` left to right; returns the first child that failed to start.
+
+        The members after it are left ``restarting``: the decision about the failure
+        restarts them (they are in its group under every strategy) or escalates.
+        """
         for index, child in enumerate(group):
             child.counters.restarts += 1
             try:
                 self._start(child)
             except ActorStartError as error:
+                child.state = "terminated"
+                # A failed start is not a stable run: the backoff keeps growing.
+                child.started_at = self.system.clock.now()
                 for later in group[index + 1 :]:
                     later.state = "restarting"
                 reason = ExitReason.crash(error, "start")
                 self._log_exit(child, reason)
-                self._handle_exit(child, reason)
-                return
+                return child, reason
             _log.info(
                 "child_restarted",
                 supervisor=self.path,
                 child=child.id,
                 restarts=child.counters.restarts,
             )
+        return None
 
     def _escalate(self, child: _Child, reason: ExitReason) -> None:
         detail = (
@@ -249,15 +281,21 @@ class Supervisor(Actor):
         return ("" if self.path == "/" else self.path) + "/" + child_id
 
     def _start(self, child: _Child) -> ActorRef:
+        """Spawn one child; every way its start can fail raises ActorStartError."""
         spec = child.spec
-        ref = self.system.spawn(
-            resolve_start(spec.start),
-            self._child_path(spec.id),
-            args=spec.args,
-            mailbox=spec.mailbox,
-            parent=self.ref,
-            counters=child.counters,
-        )
+        try:
+            ref = self.system.spawn(
+                resolve_start(spec.start),
+                self._child_path(spec.id),
+                args=spec.args,
+                mailbox=spec.mailbox,
+                parent=self.ref,
+                counters=child.counters,
+                # A supervisor's start includes its whole subtree: wait for it, as OTP does.
+                start_timeout=None if spec.type is ChildType.SUPERVISOR else DEFAULT_START_TIMEOUT,
+            )
+        except PathTakenError as error:
+            raise ActorStartError(str(error)) from error
         child.ref = ref
         child.state = "running"
         child.started_at = self.system.clock.now()
@@ -267,23 +305,25 @@ class Supervisor(Actor):
     def _terminate(self, child: _Child) -> None:
         """Stop one child in order (or kill it), and wait as its shutdown allows."""
         if child.timer is not None:
-            child.timer.cancel()
+            # A group restart shares one timer: cancel it only when no member waits on it.
+            token = self._tokens.pop(child.id, None)
+            if all(other is not token for other in self._tokens.values()):
+                child.timer.cancel()
             child.timer = None
-            self._tokens.pop(child.id, None)
         ref, child.ref = child.ref, None
         child.state = "terminated"
         if ref is None:
             return
         timeout = child.spec.shutdown_timeout
         if timeout == 0:
-            ref.kill()
+            self._kill(ref)
             reason = ExitReason("killed", "brutal_kill")
         else:
             ref.stop(SHUTDOWN)
             if ref.wait_stopped(timeout):
                 reason = ref.exit_reason or SHUTDOWN
             else:
-                ref.kill()
+                self._kill(ref)
                 reason = ExitReason("killed", f"did not stop within its shutdown of {timeout} s")
                 _log.error(
                     "child_abandoned",
@@ -292,6 +332,19 @@ class Supervisor(Actor):
                     reason=str(reason),
                 )
         self._log_exit(child, reason)
+
+    def _kill(self, ref: ActorRef) -> None:
+        """Kill a child and every actor below its path, newest first.
+
+        OTP's links take a killed supervisor's children down with it; without this, a
+        killed sub-supervisor's children would run on as orphans and hold the paths its
+        next incarnation needs.
+        """
+        ref.kill()
+        below = ref.path + "/"
+        for other in reversed(self.system.actors()):
+            if other.path.startswith(below):
+                other.kill()
 
     def _terminate_all(self) -> None:
         for child in reversed(self._children):

@@ -57,7 +57,8 @@ Shutdown: TypeAlias = float | Literal["brutal_kill", "infinity"]
 DEFAULT_WORKER_SHUTDOWN = 5.0
 """OTP's default for workers (5000 ms); supervisors default to ``"infinity"``."""
 
-_ID = re.compile(r"^[A-Za-z0-9_.@:-]+$")
+# fullmatch, not ``^...$``: ``$`` also matches before a trailing newline.
+_ID = re.compile(r"[A-Za-z0-9_.@:-]+")
 
 
 def _check_positive(key: str, value: object, *, allow_zero: bool = False) -> float:
@@ -129,6 +130,8 @@ class SupervisorFlags:
         if self.intensity < 0:
             raise ConfigError("intensity", f"expected an integer >= 0, got {self.intensity}")
         _check_positive("period", self.period)
+        if self.backoff is not None and not isinstance(self.backoff, Backoff):
+            raise ConfigError("backoff", f"expected a Backoff or None, got {self.backoff!r}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -149,7 +152,7 @@ class ChildSpec:
     mailbox: MailboxConfig = dataclasses.field(default_factory=MailboxConfig)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not _ID.match(self.id):
+        if not isinstance(self.id, str) or not _ID.fullmatch(self.id):
             raise ConfigError(
                 "id",
                 f"expected a non-empty name of letters, digits and _.@:- (it becomes a path "

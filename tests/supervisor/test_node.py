@@ -72,7 +72,8 @@ def test_restart_is_visible_through_lookup() -> None:
         assert first.wait_stopped(5)
         assert node.wait(0.0) is None  # the node itself keeps running
         second = node.root.which_children()[0].ref
-        assert second is not None and second is not first
+        assert second is not None
+        assert second is not first
         assert second.ask("again").get() == "hello again"
         assert second.statistics().restarts == 1
 
@@ -90,7 +91,8 @@ def test_root_escalation_stops_the_node() -> None:
         assert node.stop().kind == "escalated"
     assert any(e["event"] == "supervisor_escalated" and e["supervisor"] == "/" for e in logs)
     stopped = [e for e in logs if e["event"] == "node_stopped"]
-    assert stopped and stopped[0]["log_level"] == "error"
+    assert stopped
+    assert stopped[0]["log_level"] == "error"
 
 
 def test_start_failure_is_a_node_error() -> None:
