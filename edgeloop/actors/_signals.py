@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
 __all__ = ["ExitReason", "Down"]
 
 ExitKind = Literal["normal", "shutdown", "crash", "killed", "escalated", "noproc"]
+
+_RUNTIME_FILE = str(Path("edgeloop") / "actors" / "_cell.py")
 
 _ABNORMAL = frozenset({"crash", "killed", "escalated"})
 
@@ -41,11 +44,16 @@ class ExitReason:
         return cls("crash", f"{type(error).__name__}: {error}", error, where)
 
     def traceback_summary(self, limit: int = 5) -> str:
-        """The last ``limit`` frames of the error's traceback, or ``""``."""
+        """The last ``limit`` frames of the error's traceback (the runtime's own loop left
+        out: it is in every crash), or ``""``."""
         if self.error is None or self.error.__traceback__ is None:
             return ""
-        frames = traceback.format_tb(self.error.__traceback__, limit=-limit)
-        return "".join(frames).rstrip()
+        frames = [
+            frame
+            for frame in traceback.extract_tb(self.error.__traceback__)
+            if not frame.filename.endswith(_RUNTIME_FILE)
+        ]
+        return "".join(traceback.format_list(frames[-limit:])).rstrip()
 
     def __str__(self) -> str:
         if self.kind == "crash":

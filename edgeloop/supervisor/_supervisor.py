@@ -353,13 +353,8 @@ class Supervisor(Actor):
 
     def _log_exit(self, child: _Child, reason: ExitReason) -> None:
         log = _log.error if reason.abnormal else _log.info
-        log(
-            "child_exited",
-            supervisor=self.path,
-            child=child.id,
-            reason=str(reason),
-            traceback=reason.traceback_summary() or None,
-        )
+        extra = {"traceback": trace} if (trace := reason.traceback_summary()) else {}
+        log("child_exited", supervisor=self.path, child=child.id, reason=str(reason), **extra)
 
     # -- dynamic operations ------------------------------------------------------------
 
