@@ -167,7 +167,8 @@ def bench(
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:
-        benchmarks.print_table(result, Console())
+        # Piped output gets a fixed width, so the table is not squeezed to 80 columns.
+        benchmarks.print_table(result, Console() if sys.stdout.isatty() else Console(width=132))
 
 
 def main() -> None:
