@@ -19,7 +19,7 @@ from rich.table import Table
 
 from edgeloop.actors import Actor
 from edgeloop.clock import Timer
-from edgeloop.supervisor import Node
+from edgeloop.supervisor import ChildType, Node, SupervisorRef
 
 __all__ = ["APP_FILE", "Aggregator", "Reading", "Sensor", "SensorGlitch", "run_demo"]
 
@@ -96,22 +96,35 @@ def run_demo(seconds: float = 6.0, *, console: Console | None = None) -> int:
     node.wait(seconds)
     aggregator = node.lookup("/aggregator")
     counts: dict[str, int] = aggregator.ask("counts").get() if aggregator else {}
-    rows = [(s.path, s.restarts, s.processed, s.failed) for s in node.statistics()]
-    subtree = node.root.which_children()
+    rows = _tree_rows(node.root, "")
     dead = node.system.dead_letters.count
     began = time.perf_counter()
     reason = node.stop()
     stop_ms = (time.perf_counter() - began) * 1000
 
-    table = Table(title="what happened")
-    for column in ("actor", "restarts", "handled", "crashes", "readings sent"):
-        table.add_column(column, justify="left" if column == "actor" else "right")
-    for path, restarts, processed, failed in rows:
-        table.add_row(path, str(restarts), str(processed), str(failed), str(counts.get(path, "")))
+    table = Table(title="what happened (restarts and crashes count since the parent's last start)")
+    for column in ("actor", "state", "restarts", "handled", "crashes", "readings sent"):
+        table.add_column(column, justify="left" if column in ("actor", "state") else "right")
+    for path, state, restarts, handled, crashes in rows:
+        readings = str(counts.get(path, "")) if path.startswith("/sensors/") else ""
+        table.add_row(path, state, str(restarts), handled, crashes, readings)
     console.print(table)
-    root_restarts = {info.id: info.restarts for info in subtree}
     console.print(
-        f"root children restarts: {root_restarts}; dead letters: {dead}; "
+        f"readings received: {sum(counts.values())}; dead letters: {dead}; "
         f"orderly stop ({reason}) in {stop_ms:.1f} ms"
     )
     return 0
+
+
+def _tree_rows(supervisor: SupervisorRef, prefix: str) -> list[tuple[str, str, int, str, str]]:
+    """One row per child, depth first: path, state, restarts, handled, crashes."""
+    rows: list[tuple[str, str, int, str, str]] = []
+    for info in supervisor.which_children():
+        path = f"{prefix}/{info.id}"
+        stats = info.ref.statistics() if info.ref is not None else None
+        handled = str(stats.processed) if stats else "-"
+        crashes = str(stats.failed) if stats else "-"
+        rows.append((path, info.state, info.restarts, handled, crashes))
+        if info.type is ChildType.SUPERVISOR and info.ref is not None:
+            rows.extend(_tree_rows(SupervisorRef(info.ref), path))
+    return rows
