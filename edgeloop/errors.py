@@ -7,6 +7,7 @@ callers can catch either the precise or the generic type::
     ├── ConfigError (ValueError)            an app file or spec is invalid; .key names where
     ├── ActorError
     │   ├── ActorDeadError                  the actor stopped before it handled or replied
+    │   │   └── PathNotFoundError (LookupError) no actor at that path (on that node)
     │   ├── AskTimeout (TimeoutError)       no reply within the ask's timeout
     │   ├── MailboxFull                     a bounded mailbox refused a message
     │   ├── PathTakenError (ValueError)     a live actor already holds that path
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "ActorError",
     "ActorDeadError",
+    "PathNotFoundError",
     "AskTimeout",
     "MailboxFull",
     "PathTakenError",
@@ -82,6 +84,10 @@ class ActorError(EdgeloopError):
 
 class ActorDeadError(ActorError):
     """The actor had stopped (or stopped meanwhile) and will never handle the message."""
+
+
+class PathNotFoundError(ActorDeadError, LookupError):
+    """No actor holds that path (on that node); the message went to dead letters."""
 
 
 class AskTimeout(ActorError, TimeoutError):

@@ -19,6 +19,18 @@ from edgeloop.transport._control import (
     kind_of,
     negotiate_version,
 )
+from edgeloop.transport._endpoint import (
+    WIRE_CONTROL,
+    Endpoint,
+    EndpointConfig,
+    EndpointStatistics,
+    PeerAddress,
+    PeerDown,
+    PeerStatus,
+    PeerUp,
+    SocketSecurity,
+    parse_peer,
+)
 from edgeloop.transport._effects import (
     Closed,
     Deliver,
@@ -38,6 +50,17 @@ from edgeloop.transport._protocol import CLOSE_ACK, Link, RandomSource
 from edgeloop.transport._state import TRANSITIONS, LinkSide, LinkState, Trigger
 
 __all__ = [
+    # the ZeroMQ adapter
+    "Endpoint",
+    "EndpointConfig",
+    "EndpointStatistics",
+    "PeerAddress",
+    "PeerStatus",
+    "PeerUp",
+    "PeerDown",
+    "SocketSecurity",
+    "WIRE_CONTROL",
+    "parse_peer",
     # the state machine
     "Link",
     "LinkConfig",
