@@ -19,18 +19,6 @@ from edgeloop.transport._control import (
     kind_of,
     negotiate_version,
 )
-from edgeloop.transport._endpoint import (
-    WIRE_CONTROL,
-    Endpoint,
-    EndpointConfig,
-    EndpointStatistics,
-    PeerAddress,
-    PeerDown,
-    PeerStatus,
-    PeerUp,
-    SocketSecurity,
-    parse_peer,
-)
 from edgeloop.transport._effects import (
     Closed,
     Deliver,
@@ -45,6 +33,18 @@ from edgeloop.transport._effects import (
     Refused,
     Transmit,
     Violation,
+)
+from edgeloop.transport._endpoint import (
+    WIRE_CONTROL,
+    Endpoint,
+    EndpointConfig,
+    EndpointStatistics,
+    PeerAddress,
+    PeerDown,
+    PeerStatus,
+    PeerUp,
+    SocketSecurity,
+    parse_peer,
 )
 from edgeloop.transport._protocol import CLOSE_ACK, Link, RandomSource
 from edgeloop.transport._state import TRANSITIONS, LinkSide, LinkState, Trigger
