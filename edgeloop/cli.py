@@ -30,7 +30,9 @@ app = typer.Typer(
 )
 node_app = typer.Typer(help="Run a supervisor node.", no_args_is_help=True)
 demo_app = typer.Typer(help="Run the demos that ship with edgeloop.", no_args_is_help=True)
+keys_app = typer.Typer(help="CurveZMQ key pairs for nodes and devices.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+app.add_typer(keys_app, name="keys")
 app.add_typer(demo_app, name="demo")
 
 _err = Console(stderr=True)
@@ -133,6 +135,27 @@ def node_start(
     if reason.abnormal:
         _err.print(f"[red]node {node.name!r} stopped:[/] root supervisor escalated: {reason}")
         raise typer.Exit(1)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    name: Annotated[str, typer.Argument(help="The node or device id the keys are for.")],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to write NAME.key and NAME.key_secret.")
+    ] = Path(),
+    force: Annotated[bool, typer.Option(help="Overwrite existing key files.")] = False,
+) -> None:
+    """Write a CurveZMQ key pair: NAME.key (public, share it) and NAME.key_secret (0600)."""
+    from edgeloop.transport import keys_generate as generate
+
+    configure_logging(LogFormat.console, level=logging.WARNING)
+    try:
+        public, secret = generate(name, directory, force)
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    typer.echo(f"public key: {public}")
+    typer.echo(f"secret key: {secret}  (keep it on this machine only)")
 
 
 @demo_app.command("supervision")

@@ -47,6 +47,21 @@ from edgeloop.transport._endpoint import (
     parse_peer,
 )
 from edgeloop.transport._protocol import CLOSE_ACK, Link, RandomSource
+from edgeloop.transport._security import (
+    CURVE_MODES,
+    CurveMode,
+    CurveSecurity,
+    KeyGuard,
+    KeyGuardStatistics,
+    KeyPair,
+    SecurityConfig,
+    curve_required,
+    generate_keypair,
+    is_loopback,
+    keys_generate,
+    load_public,
+    load_secret,
+)
 from edgeloop.transport._state import TRANSITIONS, LinkSide, LinkState, Trigger
 
 __all__ = [
@@ -61,6 +76,20 @@ __all__ = [
     "SocketSecurity",
     "WIRE_CONTROL",
     "parse_peer",
+    # CurveZMQ
+    "CurveSecurity",
+    "CurveMode",
+    "CURVE_MODES",
+    "SecurityConfig",
+    "KeyGuard",
+    "KeyGuardStatistics",
+    "KeyPair",
+    "curve_required",
+    "is_loopback",
+    "generate_keypair",
+    "keys_generate",
+    "load_public",
+    "load_secret",
     # the state machine
     "Link",
     "LinkConfig",

@@ -151,3 +151,17 @@ def test_version_and_demo() -> None:
     assert "child_restarted" in events
     assert events[-1] == "node_stopped"
     assert "what happened" in out
+
+
+def test_keys_generate_writes_a_pair_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    """`edgeloop keys generate NAME` writes NAME.key and a 0600 NAME.key_secret, once."""
+    first = Process("keys", "generate", "edge-a", "--dir", str(tmp_path))
+    code, out = first.finish()
+    assert code == 0
+    assert "edge-a.key" in out
+    assert (tmp_path / "edge-a.key").exists()
+    assert (tmp_path / "edge-a.key_secret").stat().st_mode & 0o077 == 0
+    again = Process("keys", "generate", "edge-a", "--dir", str(tmp_path))
+    code, _ = again.finish()
+    assert code == 2
+    assert "already exists" in "".join(again.seen)
