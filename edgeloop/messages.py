@@ -141,7 +141,9 @@ Value: TypeAlias = (
 Params = Annotated[dict[_Key, Value], Meta(max_length=64)]
 Extra = Annotated[dict[_Key, bool | int | float | _ShortStr], Meta(max_length=32)]
 
-ExitKind: TypeAlias = Literal["normal", "shutdown", "crash", "killed", "escalated", "noproc"]
+ExitKind: TypeAlias = Literal[
+    "normal", "shutdown", "crash", "killed", "escalated", "noproc", "noconnection"
+]
 """Why a watched actor stopped; the same words as ``edgeloop.actors.ExitReason.kind``."""
 
 
@@ -418,6 +420,140 @@ class FrameReady(_Message, frozen=True, kw_only=True, tag="frame_ready"):
     def __post_init__(self) -> None:
         if (self.ref is None) == (self.error is None):
             raise ValueError("a frame_ready carries exactly one of ref and error")
+
+
+# -- bulk lane -------------------------------------------------------------------------
+#
+# The bulk lane's messages (docs/bulk-lane.md). The handshake (offer, accept, ready)
+# travels wherever the caller carries it, the control link in a deployment; credits travel
+# on the lane's own control channel. They are not members of ``Message`` (the control
+# link's union): :func:`decode_bulk` reads them.
+
+BulkProviderName = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"\A[a-z][a-z0-9_]*\Z")]
+"""A bulk provider's name: ``shm``, ``zmq``, ``verbs`` or ``fake``."""
+MemoryKind: TypeAlias = Literal["host", "gpu"]
+"""Where the receiver's slots live: ordinary host memory, or host memory page-locked for
+copies to a GPU (``cudaHostRegister``)."""
+BulkParams = Annotated[dict[_Key, bool | int | _ShortStr], Meta(max_length=32)]
+"""Provider-specific connection details (a segment name, an endpoint, a queue pair)."""
+_Slot = Annotated[int, Meta(ge=0, le=255)]
+_DType = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"\A[<>|=]?[a-z][a-z0-9]*\Z")]
+_Shape = Annotated[tuple[Annotated[int, Meta(ge=0, le=_U63)], ...], Meta(max_length=8)]
+
+
+class BulkOffer(_Message, frozen=True, kw_only=True, tag="bulk_offer"):
+    """The receiver's opening: the providers it can receive with (preferred first), its
+    ring of ``slot_count`` slots of ``slot_size`` bytes, their memory kind, and its host."""
+
+    lane: Id
+    host_id: Label
+    providers: Annotated[tuple[BulkProviderName, ...], Meta(min_length=1, max_length=8)]
+    slot_size: Annotated[int, Meta(ge=1, le=2**40)]
+    slot_count: Annotated[int, Meta(ge=1, le=256)]
+    memory: MemoryKind = "host"
+
+
+class BulkAccept(_Message, frozen=True, kw_only=True, tag="bulk_accept"):
+    """The sender's answer: the provider it chose from the offer, its host, and what the
+    receiver needs to connect back to it (a verbs queue pair; empty for the others)."""
+
+    lane: Id
+    host_id: Label
+    provider: BulkProviderName
+    params: BulkParams = {}
+
+
+class BulkReady(_Message, frozen=True, kw_only=True, tag="bulk_ready"):
+    """The receiver registered its ring: what the sender needs to write into it."""
+
+    lane: Id
+    provider: BulkProviderName
+    params: BulkParams = {}
+
+
+class BulkCredit(_Message, frozen=True, kw_only=True, tag="bulk_credit"):
+    """The sender may write one frame into each of ``slots``."""
+
+    lane: Id
+    slots: Annotated[tuple[_Slot, ...], Meta(min_length=1, max_length=256)]
+
+
+class BulkComplete(_Message, frozen=True, kw_only=True, tag="bulk_complete"):
+    """The descriptor of frame ``seq``, written into ``slot``; the receiver checks it
+    before it hands the frame out. ``checksum`` is the payload's CRC-32 (``None``: the
+    sender computed none); ``frame_id`` is the FrameRef's when the frame has one."""
+
+    lane: Id
+    seq: Seq
+    slot: _Slot
+    nbytes: Annotated[int, Meta(ge=0, le=2**40)]
+    shape: _Shape
+    dtype: _DType
+    checksum: Checksum | None = None
+    frame_id: Id | None = None
+
+
+class BulkClose(_Message, frozen=True, kw_only=True, tag="bulk_close"):
+    """The sender of this message is closing the lane on purpose; ``reason`` is for logs."""
+
+    lane: Id
+    reason: Text = ""
+
+
+BulkMessage: TypeAlias = BulkOffer | BulkAccept | BulkReady | BulkCredit | BulkComplete | BulkClose
+"""Every bulk-lane message, told apart by its ``kind``."""
+
+BULK_KINDS: Mapping[str, type[_Message]] = MappingProxyType(
+    {
+        str(cls.__struct_config__.tag): cls
+        for cls in (BulkOffer, BulkAccept, BulkReady, BulkCredit, BulkComplete, BulkClose)
+    }
+)
+"""Every bulk-lane message class by its ``kind``."""
+
+BULK_MAX_SIZE = 64 * 1024
+"""Largest encoded bulk-lane message :func:`decode_bulk` accepts (frames travel apart)."""
+
+_BULK_DECODER: msgspec.msgpack.Decoder[BulkMessage] = msgspec.msgpack.Decoder(BulkMessage)
+
+
+def encode_bulk(message: BulkMessage) -> bytes:
+    """The MessagePack bytes of a bulk-lane message (constraints checked by the receiver)."""
+    return _ENCODER.encode(message)
+
+
+def decode_bulk(
+    data: bytes | bytearray | memoryview, *, max_size: int = BULK_MAX_SIZE
+) -> BulkMessage:
+    """The bulk-lane message in ``data``, or a DecodeError saying why not (as :func:`decode`)."""
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    if size > max_size:
+        raise DecodeError(
+            f"bulk-lane message of {size} bytes exceeds the limit of {max_size} bytes",
+            reason="oversized",
+        )
+    try:
+        return _BULK_DECODER.decode(data)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise _decode_error(exc, tag_field="kind") from exc
+
+
+__all__ += [  # the bulk block keeps its exports next to its definitions
+    "BulkOffer",
+    "BulkAccept",
+    "BulkReady",
+    "BulkCredit",
+    "BulkComplete",
+    "BulkClose",
+    "BulkMessage",
+    "BulkProviderName",
+    "BulkParams",
+    "MemoryKind",
+    "BULK_KINDS",
+    "BULK_MAX_SIZE",
+    "encode_bulk",
+    "decode_bulk",
+]
 
 
 # -- unions and lookup -----------------------------------------------------------------

@@ -5,6 +5,7 @@ from edgeloop.actors._cell import Counters
 from edgeloop.actors._dead_letters import DeadLetter, DeadLetters
 from edgeloop.actors._future import Future
 from edgeloop.actors._mailbox import MailboxConfig, Overflow
+from edgeloop.actors._monitor import ActorRefLike, Watcher, deliver_down, monitor
 from edgeloop.actors._ref import DEFAULT_ASK_TIMEOUT, ActorRef, ActorStatistics
 from edgeloop.actors._signals import NORMAL, SHUTDOWN, Down, ExitReason
 from edgeloop.actors._system import DEFAULT_START_TIMEOUT, ActorSystem, check_path
@@ -12,12 +13,16 @@ from edgeloop.actors._system import DEFAULT_START_TIMEOUT, ActorSystem, check_pa
 __all__ = [
     "Actor",
     "ActorRef",
+    "ActorRefLike",
     "ActorSystem",
     "Future",
     "Down",
     "ExitReason",
     "NORMAL",
     "SHUTDOWN",
+    "monitor",
+    "Watcher",
+    "deliver_down",
     "MailboxConfig",
     "Overflow",
     "ActorStatistics",

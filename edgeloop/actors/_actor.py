@@ -10,6 +10,7 @@ from edgeloop.actors._signals import ExitReason
 
 if TYPE_CHECKING:
     from edgeloop.actors._cell import Cell
+    from edgeloop.actors._monitor import ActorRefLike
     from edgeloop.actors._ref import ActorRef
     from edgeloop.actors._system import ActorSystem
 
@@ -67,13 +68,17 @@ class Actor:
         """The supervisor (or other parent) told when this actor stops, if any."""
         return self._bound().parent
 
-    def watch(self, ref: ActorRef) -> None:
-        """Receive ``Down(ref, reason)`` once ``ref`` stops (at once if it already has)."""
-        ref._cell.add_watcher(self._bound().ref)
+    def watch(self, ref: ActorRefLike) -> None:
+        """Receive ``Down(ref, reason)`` once ``ref`` stops (at once if it already has).
 
-    def unwatch(self, ref: ActorRef) -> None:
+        ``ref`` may be remote: then ``Down`` also comes, with reason ``noconnection``, when
+        the link to its node is lost.
+        """
+        ref._add_watcher(self._bound().ref)
+
+    def unwatch(self, ref: ActorRefLike) -> None:
         """Stop watching ``ref``; a ``Down`` already queued may still arrive."""
-        ref._cell.remove_watcher(self._bound().ref)
+        ref._remove_watcher(self._bound().ref)
 
     def stop(self, reason: ExitReason | None = None) -> None:
         """Stop this actor after the current message (reason ``normal`` by default)."""

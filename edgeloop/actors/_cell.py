@@ -16,6 +16,7 @@ import structlog
 
 from edgeloop.actors._future import Future
 from edgeloop.actors._mailbox import Envelope, Mailbox, MailboxConfig
+from edgeloop.actors._monitor import Watcher, deliver_down
 from edgeloop.actors._ref import ActorRef, dead_error
 from edgeloop.actors._signals import Down, ExitReason
 from edgeloop.errors import MailboxFull
@@ -82,7 +83,7 @@ class Cell(pykka.ThreadingActor):
         self.terminated = threading.Event()
         self.exit_reason: ExitReason | None = None
         self._watch_lock = threading.Lock()
-        self._watchers: dict[ActorRef, None] = {} if parent is None else {parent: None}
+        self._watchers: dict[Watcher, None] = {} if parent is None else {parent: None}
         self._dead = False
         self._killed = False
         actor._cell = self
@@ -162,7 +163,7 @@ class Cell(pykka.ThreadingActor):
         self.terminated.set()
         down = Down(self.ref, reason)
         for watcher in watchers:
-            watcher._mailbox.put_signal(Envelope(down))
+            deliver_down(watcher, down)
 
     def _release(self) -> None:
         """Free the path and turn every waiting message into a dead letter."""
@@ -185,15 +186,15 @@ class Cell(pykka.ThreadingActor):
         self._killed = True
         self._release()
 
-    def add_watcher(self, watcher: ActorRef) -> None:
+    def add_watcher(self, watcher: Watcher) -> None:
         with self._watch_lock:
             if not self._dead:
                 self._watchers[watcher] = None
                 return
         reason = self.exit_reason or ExitReason("noproc")
-        watcher._mailbox.put_signal(Envelope(Down(self.ref, reason)))
+        deliver_down(watcher, Down(self.ref, reason))
 
-    def remove_watcher(self, watcher: ActorRef) -> None:
+    def remove_watcher(self, watcher: Watcher) -> None:
         with self._watch_lock:
             self._watchers.pop(watcher, None)
 

@@ -13,6 +13,7 @@ from edgeloop.errors import ActorDeadError
 
 if TYPE_CHECKING:
     from edgeloop.actors._cell import Cell
+    from edgeloop.actors._monitor import Watcher
 
 __all__ = ["ActorRef", "ActorStatistics", "DEFAULT_ASK_TIMEOUT"]
 
@@ -53,6 +54,11 @@ class ActorRef:
     def name(self) -> str:
         """The last segment of the path."""
         return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def is_remote(self) -> bool:
+        """Always ``False``: this actor lives in this node (see ``RemoteRef``)."""
+        return False
 
     def tell(self, message: Any) -> None:
         """Send ``message`` without waiting. Undeliverable messages become dead letters.
@@ -105,6 +111,12 @@ class ActorRef:
     def exit_reason(self) -> ExitReason | None:
         """Why the actor stopped, or ``None`` while it runs."""
         return self._cell.exit_reason
+
+    def _add_watcher(self, watcher: Watcher) -> None:
+        self._cell.add_watcher(watcher)
+
+    def _remove_watcher(self, watcher: Watcher) -> None:
+        self._cell.remove_watcher(watcher)
 
     def statistics(self) -> ActorStatistics:
         counters = self._cell.counters

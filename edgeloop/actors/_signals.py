@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from edgeloop.actors._ref import ActorRef
+    from edgeloop.actors._monitor import ActorRefLike
 
 __all__ = ["ExitReason", "Down"]
 
-ExitKind = Literal["normal", "shutdown", "crash", "killed", "escalated", "noproc"]
+ExitKind = Literal["normal", "shutdown", "crash", "killed", "escalated", "noproc", "noconnection"]
 
 _RUNTIME_FILE = str(Path("edgeloop") / "actors" / "_cell.py")
 
-_ABNORMAL = frozenset({"crash", "killed", "escalated"})
+_ABNORMAL = frozenset({"crash", "killed", "escalated", "noconnection"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -26,8 +26,10 @@ class ExitReason:
     ``normal``: it stopped itself or was asked to; ``shutdown``: its supervisor stopped it;
     ``crash``: a handler raised (``error``, ``where``); ``killed``: it was abandoned
     without an orderly stop; ``escalated``: a supervisor gave up after too many restarts;
-    ``noproc``: it was already gone when someone started watching it.
-    The last three and ``crash`` are *abnormal*: transient children restart after them.
+    ``noproc``: it was already gone when someone started watching it; ``noconnection``:
+    it lives on another node and the link to that node was lost (so it may still run).
+    ``crash``, ``killed``, ``escalated`` and ``noconnection`` are *abnormal*: transient
+    children restart after them.
     """
 
     kind: ExitKind
@@ -68,7 +70,11 @@ NOPROC = ExitReason("noproc")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Down:
-    """Delivered to a watcher's ``on_receive`` once the watched actor has stopped."""
+    """Delivered to a watcher's ``on_receive`` once the watched actor has stopped.
 
-    ref: ActorRef
+    ``ref`` is the ref that was watched: an :class:`ActorRef`, or a remote ref when the
+    actor lives on another node.
+    """
+
+    ref: ActorRefLike
     reason: ExitReason

@@ -3,6 +3,15 @@ and the supervisor node that hosts a tree built from an app file."""
 
 from edgeloop.supervisor._node import ROOT_PATH, Node
 from edgeloop.supervisor._operations import ChildCounts, ChildInfo, SupervisorRef
+from edgeloop.supervisor._remote import (
+    EndpointFactory,
+    EndpointLike,
+    LinkSettings,
+    RemoteRef,
+    RemoteStatistics,
+    Remoting,
+    split_address,
+)
 from edgeloop.supervisor._supervisor import Supervisor, resolve_start
 from edgeloop.supervisor.config import AppConfig, NodeConfig, check_starts, load_app, parse_app
 from edgeloop.supervisor.spec import (
@@ -37,4 +46,12 @@ __all__ = [
     "check_starts",
     "DEFAULT_WORKER_SHUTDOWN",
     "resolve_start",
+    # remote actors
+    "RemoteRef",
+    "Remoting",
+    "RemoteStatistics",
+    "LinkSettings",
+    "EndpointLike",
+    "EndpointFactory",
+    "split_address",
 ]

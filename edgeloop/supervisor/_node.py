@@ -1,22 +1,50 @@
-"""Node: one process hosting a root supervisor, its actor system and its clock."""
+"""Node: one process hosting a root supervisor, its actor system, its clock and its links."""
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 
 from edgeloop.actors import SHUTDOWN, ActorRef, ActorStatistics, ActorSystem, ExitReason
 from edgeloop.clock import Clock
-from edgeloop.errors import ActorStartError, NodeError, NodeFailedError
+from edgeloop.errors import (
+    ActorStartError,
+    ConfigError,
+    LinkError,
+    NodeError,
+    NodeFailedError,
+    PathNotFoundError,
+)
 from edgeloop.supervisor._operations import SupervisorRef
+from edgeloop.supervisor._remote import (
+    EndpointFactory,
+    EndpointLike,
+    LinkSettings,
+    RemoteRef,
+    Remoting,
+    split_address,
+    zmq_endpoint,
+)
 from edgeloop.supervisor._supervisor import Supervisor
-from edgeloop.supervisor.config import AppConfig, check_starts, load_app
+from edgeloop.supervisor.config import (
+    AppConfig,
+    check_endpoint,
+    check_starts,
+    link_config,
+    load_app,
+)
 from edgeloop.supervisor.spec import ChildSpec, SupervisorFlags
+
+if TYPE_CHECKING:
+    from edgeloop.transport import LinkConfig, PeerAddress
+    from edgeloop.transport._security import SecurityConfig
 
 __all__ = ["Node", "ROOT_PATH"]
 
@@ -31,6 +59,11 @@ class Node:
 
     If the root supervisor escalates, the node stops by itself: :meth:`wait` returns the
     reason and :meth:`raise_if_failed` raises :class:`~edgeloop.errors.NodeFailedError`.
+
+    A node with ``listen`` endpoints or ``peers`` also opens links to other nodes (after its
+    tree has started; they close after the tree has stopped), so that ``node.ref("edge-b:
+    /yard/fusion")`` reaches an actor there. Its ``name`` is then its id on the links.
+    ``endpoint_factory`` builds the endpoint (ZeroMQ by default).
     """
 
     def __init__(
@@ -41,22 +74,48 @@ class Node:
         *,
         clock: Clock | None = None,
         seed: int | None = None,
+        listen: Sequence[str] = (),
+        peers: Sequence[str | PeerAddress | Mapping[str, Any]] = (),
+        link: LinkConfig | None = None,
+        security: SecurityConfig | None = None,
+        endpoint_factory: EndpointFactory | None = None,
     ) -> None:
         self.name = name
         self.flags = flags or SupervisorFlags()
         self.children = tuple(children)
         self._clock = clock
         self._seed = seed
+        self._links = _link_settings(name, listen, peers, link, security)
+        self._endpoint_factory: EndpointFactory = endpoint_factory or zmq_endpoint
         self._system: ActorSystem | None = None
         self._root: ActorRef | None = None
+        self._remoting: Remoting | None = None
+        self._endpoint: EndpointLike | None = None
         self._stop_lock = threading.Lock()
 
     @classmethod
-    def from_app(cls, app: AppConfig | str | Path, *, name: str | None = None) -> Node:
+    def from_app(
+        cls,
+        app: AppConfig | str | Path,
+        *,
+        name: str | None = None,
+        endpoint_factory: EndpointFactory | None = None,
+    ) -> Node:
         """Build a node from an app file (or a parsed one); imports are checked now."""
         config = app if isinstance(app, AppConfig) else load_app(app)
         check_starts(config.children)
-        return cls(name or config.node.name, config.flags, config.children, seed=config.node.seed)
+        node = config.node
+        return cls(
+            name or node.name,
+            config.flags,
+            config.children,
+            seed=node.seed,
+            listen=node.listen,
+            peers=node.peers,
+            link=node.link,
+            security=node.security,
+            endpoint_factory=endpoint_factory,
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -78,8 +137,41 @@ class Node:
             self._system = None
             msg = f"node {self.name!r} could not start its supervision tree: {error}"
             raise NodeError(msg) from error
-        _log.info("node_started", node=self.name, children=[c.id for c in self.children])
+        fields: dict[str, Any] = {"children": [c.id for c in self.children]}
+        if self._links is not None:
+            self._open_links(self._links, self._system)
+            fields["listen"] = list(self._links.listen)
+            fields["peers"] = [p.address for p in self._links.peers]
+        _log.info("node_started", node=self.name, **fields)
         return self
+
+    def _open_links(self, settings: LinkSettings, system: ActorSystem) -> None:
+        remoting = Remoting(system)
+        # The endpoint's own generator (reconnect jitter), seeded from the node's, so that
+        # runs with the same seed draw the same delays without sharing one across threads.
+        rng = random.Random(system.random.getrandbits(64))
+        try:
+            endpoint = self._endpoint_factory(
+                settings,
+                on_message=remoting.on_message,
+                on_peer=remoting.on_peer,
+                on_undelivered=remoting.on_undelivered,
+                rng=rng,
+            )
+            remoting.attach(endpoint)
+            endpoint.start()
+        except (LinkError, ConfigError, OSError) as error:
+            remoting.close()
+            assert self._root is not None
+            self._root.stop(SHUTDOWN)
+            self._root.wait_stopped()
+            system.close()
+            self._system = None
+            self._root = None
+            msg = f"node {self.name!r} could not open its links: {error}"
+            raise NodeError(msg) from error
+        self._remoting = remoting
+        self._endpoint = endpoint
 
     def stop(self, timeout: float | None = None) -> ExitReason:
         """Stop the tree right to left (each child within its shutdown) and close the node.
@@ -121,10 +213,18 @@ class Node:
         system = self._system
         if system is not None:
             self._system = None
+            self._close_links()
             stuck = system.close()
             log = _log.error if reason.abnormal else _log.info
             log("node_stopped", node=self.name, reason=str(reason), abandoned=stuck or None)
         return reason
+
+    def _close_links(self) -> None:
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            endpoint.close()
+        if self._remoting is not None:
+            self._remoting.close()
 
     def __enter__(self) -> Self:
         return self.start() if self._system is None else self
@@ -163,6 +263,45 @@ class Node:
         """Send to whatever actor holds ``path``; a dead letter if none does."""
         self.system.tell(path, message)
 
+    def ref(self, address: str) -> ActorRef | RemoteRef:
+        """A ref from an address: ``"edge-b:/yard/fusion"`` gives a :class:`RemoteRef`; a
+        bare path ``"/yard/fusion"`` (or this node's own name before it) the local actor.
+
+        Raises :class:`~edgeloop.errors.PathNotFoundError` if no local actor holds the
+        path, ValueError for a malformed address, and :class:`~edgeloop.errors.NodeError`
+        for another node when this one has no links (set ``listen`` or ``peers``).
+        """
+        node, path = split_address(address)
+        if node is None or node == self.name:
+            ref = self.lookup(path)
+            if ref is None:
+                msg = f"no actor at {path} in node {self.name!r}"
+                raise PathNotFoundError(msg)
+            return ref
+        self.system  # noqa: B018 - raises NodeError if the node is not running
+        if self._remoting is None:
+            msg = (
+                f"node {self.name!r} has no links, so it cannot reach {address!r}: give it "
+                "listen endpoints or peers ([node] listen = [...], peers = [...])"
+            )
+            raise NodeError(msg)
+        return self._remoting.ref(node, path)
+
+    def peers(self) -> list[str]:
+        """The nodes (and devices) whose links are ready now, sorted by name."""
+        endpoint = self._endpoint
+        return sorted(endpoint.connected_peers()) if endpoint is not None else []
+
+    @property
+    def remoting(self) -> Remoting | None:
+        """This node's remote actors (pending asks, watches, counters), if it has links."""
+        return self._remoting
+
+    @property
+    def endpoint(self) -> EndpointLike | None:
+        """This node's endpoint while its links are open."""
+        return self._endpoint
+
     def supervisor(self, path: str) -> SupervisorRef:
         """The dynamic operations of the supervisor at ``path``."""
         ref = self.lookup(path)
@@ -178,3 +317,43 @@ class Node:
     def __repr__(self) -> str:
         state = "running" if self._system is not None else "stopped"
         return f"<Node {self.name} {state}>"
+
+
+def _link_settings(
+    name: str,
+    listen: Sequence[str],
+    peers: Sequence[str | PeerAddress | Mapping[str, Any]],
+    link: LinkConfig | None,
+    security: SecurityConfig | None,
+) -> LinkSettings | None:
+    """What the node's endpoint is built from, or ``None`` for a node without links."""
+    if isinstance(listen, str) or isinstance(peers, str):
+        raise ConfigError(
+            "node.listen" if isinstance(listen, str) else "node.peers",
+            "expected a list of endpoints, not one string",
+        )
+    if not listen and not peers:
+        return None
+    from edgeloop.transport import PeerAddress
+
+    endpoints = tuple(
+        check_endpoint(item, f"node.listen[{index}]", listening=True)
+        for index, item in enumerate(listen)
+    )
+    addresses: list[PeerAddress] = []
+    for index, peer in enumerate(peers):
+        key = f"node.peers[{index}]"
+        if isinstance(peer, str):
+            peer = PeerAddress(peer)
+        elif isinstance(peer, Mapping):
+            peer = PeerAddress(peer.get("address", ""), peer.get("server_key"))
+        check_endpoint(peer.address, key, listening=False)
+        addresses.append(peer)
+    if link is None:
+        identity = link_config(name)
+    else:
+        try:
+            identity = dataclasses.replace(link, id=name)
+        except ConfigError as error:
+            raise ConfigError("node.name", error.problem) from None
+    return LinkSettings(identity, endpoints, tuple(addresses), security)

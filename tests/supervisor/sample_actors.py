@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Any
 
 from edgeloop import Actor
@@ -41,3 +43,45 @@ class FailStart(Actor):
     def on_start(self) -> None:
         msg = "no camera attached"
         raise OSError(msg)
+
+
+class Recorder(Actor):
+    """Puts every message it gets (``Down`` included) on ``out`` and answers it back.
+
+    ``("watch", ref)`` and ``("unwatch", ref)`` make it watch or stop watching ``ref``.
+    """
+
+    def __init__(self, out: queue.Queue[Any]) -> None:
+        self.out = out
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case ("watch", ref):
+                self.watch(ref)
+                return "watching"
+            case ("unwatch", ref):
+                self.unwatch(ref)
+                return "unwatched"
+        self.out.put(message)
+        return message
+
+
+class Blocker(Actor):
+    """Answers ``"unblocked"`` once ``gate`` is set (waiting at most 10 s), ``"pong"`` to
+    ``"ping"``."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "ping":
+            return "pong"
+        self.gate.wait(10.0)
+        return "unblocked"
+
+
+class Opaque(Actor):
+    """Answers every ask with an object MessagePack cannot carry."""
+
+    def on_receive(self, message: Any) -> Any:
+        return object()

@@ -206,3 +206,134 @@ def test_check_starts_names_the_child(
         check_starts(app.children[1:], "supervisor.children")
     assert info.value.key == f"supervisor.children[0].{key}"
     assert words in str(info.value)
+
+
+LINKED = """
+[node]
+name = "edge-a"
+listen = ["tcp://127.0.0.1:5555", "ipc:///tmp/edge-a.sock", "tcp://127.0.0.1:*"]
+peers = [
+    "tcp://127.0.0.1:5556",
+    { address = "tcp://10.0.0.2:5555", server_key = "keys/edge-b.key" },
+]
+
+[node.link]
+heartbeat_interval = 0.5
+liveness_timeout = 2.0
+queue_limit = 50
+backoff = { min = 0.2, max = 5.0 }
+
+[node.security]
+mode = "auto"
+secret_key = "keys/edge-a.key_secret"
+allowed = ["keys/edge-b.key"]
+revoked = ["keys/cam-07.key"]
+
+[supervisor]
+"""
+
+
+class TestLinks:
+    def test_listen_peers_link_and_security_are_parsed(self, tmp_path: Path) -> None:
+        """[node] listen, peers, [node.link] and [node.security] become the node's links."""
+        node = load_app(write(tmp_path, LINKED)).node
+        assert node.linked
+        assert node.listen == (
+            "tcp://127.0.0.1:5555",
+            "ipc:///tmp/edge-a.sock",
+            "tcp://127.0.0.1:*",
+        )
+        plain, keyed = node.peers
+        assert (plain.address, plain.server_key) == ("tcp://127.0.0.1:5556", None)
+        assert (keyed.address, keyed.server_key) == ("tcp://10.0.0.2:5555", "keys/edge-b.key")
+        assert node.link is not None
+        assert node.link.id == "edge-a"
+        assert (node.link.heartbeat_interval, node.link.liveness_timeout) == (0.5, 2.0)
+        assert node.link.queue_limit == 50
+        assert (node.link.backoff.min, node.link.backoff.max) == (0.2, 5.0)
+        assert node.security is not None
+        assert node.security.mode == "auto"
+        assert node.security.secret_key == tmp_path / "keys" / "edge-a.key_secret"
+        assert node.security.allowed == (tmp_path / "keys" / "edge-b.key",)
+
+    def test_a_node_without_links(self) -> None:
+        """Without listen or peers a node has no links and needs no link settings."""
+        node = parse_app({"node": {"name": "solo node"}, "supervisor": {}}).node
+        assert not node.linked
+        assert (node.listen, node.peers, node.link, node.security) == ((), (), None, None)
+
+    @pytest.mark.parametrize(
+        ("node", "key", "words"),
+        [
+            ({"listen": "tcp://127.0.0.1:1"}, "node.listen", "array"),
+            ({"listen": ["udp://127.0.0.1:1"]}, "node.listen[0]", "tcp:// or ipc://"),
+            ({"listen": ["tcp://127.0.0.1:1", 5]}, "node.listen[1]", "got 5"),
+            ({"listen": ["tcp://127.0.0.1"]}, "node.listen[0]", "HOST:PORT"),
+            ({"listen": ["tcp://127.0.0.1:70000"]}, "node.listen[0]", "1-65535"),
+            ({"listen": ["ipc://"]}, "node.listen[0]", "no host or path"),
+            (
+                {"listen": ["ipc:///a", "ipc:///a"]},
+                "node.listen[1]",
+                "already node.listen[0]",
+            ),
+            ({"peers": ["tcp://127.0.0.1:*"]}, "node.peers[0]", "a port 1-65535"),
+            ({"peers": [{"server_key": "k"}]}, "node.peers[0].address", "missing"),
+            (
+                {"peers": ["ipc:///a", {"address": "ipc:///b", "server_key": 7}]},
+                "node.peers[1].server_key",
+                "public key",
+            ),
+            (
+                {"peers": [{"address": "ipc:///b", "serverkey": "k"}]},
+                "node.peers[0].serverkey",
+                "did you mean 'server_key'",
+            ),
+            ({"peers": "ipc:///b"}, "node.peers", "array"),
+            (
+                {"listen": ["ipc:///a"], "link": {"heartbeat_interval": 0}},
+                "node.link.heartbeat_interval",
+                "> 0",
+            ),
+            (
+                {"listen": ["ipc:///a"], "link": {"heartbeat_interval": 2, "liveness_timeout": 1}},
+                "node.link.liveness_timeout",
+                "must exceed",
+            ),
+            (
+                {"listen": ["ipc:///a"], "link": {"heartbeat": 1}},
+                "node.link.heartbeat",
+                "did you mean 'heartbeat_interval'",
+            ),
+            (
+                {"listen": ["ipc:///a"], "link": {"backoff": {"min": -1}}},
+                "node.link.backoff.min",
+                "> 0",
+            ),
+            ({"listen": ["ipc:///a"], "link": {"overflow": "spill"}}, "node.link.overflow", "fail"),
+            ({"name": "edge a", "listen": ["ipc:///a"]}, "node.name", "its id on its links"),
+            ({"name": "edge:a", "peers": ["ipc:///a"]}, "node.name", "invalid id"),
+            ({"security": {"mode": "maybe"}}, "node.security.mode", "'auto'"),
+            ({"security": {"allowed": "k"}}, "node.security.allowed", "list"),
+            ({"security": {"mod": "on"}}, "node.security.mod", "did you mean 'mode'"),
+        ],
+    )
+    def test_link_errors_name_the_key(self, node: dict[str, object], key: str, words: str) -> None:
+        """Each invalid link setting is reported under its key in the [node] table."""
+        with pytest.raises(ConfigError) as info:
+            parse_app({"node": {"name": "edge-a", **node}, "supervisor": {}})
+        assert info.value.key == key
+        assert words in str(info.value)
+
+    def test_node_arguments_are_checked_like_the_app_file(self) -> None:
+        """Node(listen=..., peers=...) refuses bad endpoints and names with the same keys."""
+        from edgeloop import Node
+
+        with pytest.raises(ConfigError) as info:
+            Node("edge-a", listen=["ipc:///ok", "bogus"])
+        assert info.value.key == "node.listen[1]"
+        with pytest.raises(ConfigError) as info:
+            Node("edge-a", peers=[{"address": "tcp://x"}])
+        assert info.value.key == "node.peers[0]"
+        with pytest.raises(ConfigError) as info:
+            Node("no/slash", peers=["ipc:///b"])
+        assert info.value.key == "node.name"
