@@ -103,12 +103,13 @@ class Mailbox:
     def closed(self) -> bool:
         return self._closed
 
-    def put(self, envelope: Envelope, describe: str = "") -> bool:
+    def put(self, envelope: Envelope, describe: str = "", *, block: bool = True) -> bool:
         """Queue an ordinary message under the overflow policy.
 
         Returns ``False`` if the mailbox is closed (the actor is gone) or the policy is
         ``drop_newest`` and it is full; raises :class:`MailboxFull` under ``fail`` and
-        after ``block_timeout`` under ``block``.
+        after ``block_timeout`` under ``block`` (at once when ``block=False``: a sender
+        that must never wait, such as a network I/O thread).
         """
         with self._lock:
             if self._closed:
@@ -117,7 +118,7 @@ class Mailbox:
                 overflow = self.config.overflow
                 if overflow is Overflow.DROP_NEWEST:
                     return False
-                if overflow is Overflow.FAIL:
+                if overflow is Overflow.FAIL or not block:
                     raise MailboxFull(self._full_message(describe))
                 room = self._wait_for_room()
                 if room == "closed":

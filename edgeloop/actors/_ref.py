@@ -60,17 +60,20 @@ class ActorRef:
         """Always ``False``: this actor lives in this node (see ``RemoteRef``)."""
         return False
 
-    def tell(self, message: Any) -> None:
+    def tell(self, message: Any, *, block: bool = True) -> None:
         """Send ``message`` without waiting. Undeliverable messages become dead letters.
 
         Raises :class:`~edgeloop.errors.MailboxFull` when the mailbox is full and its
-        overflow policy is ``fail`` (at once) or ``block`` (after its timeout).
+        overflow policy is ``fail`` (at once) or ``block`` (after its timeout, or at once
+        with ``block=False``, for senders that must never wait).
         """
-        if not self._mailbox.put(Envelope(message), self.path):
+        if not self._mailbox.put(Envelope(message), self.path, block=block):
             self._cell.undeliverable(message, None)
 
-    def ask(self, message: Any, *, timeout: float = DEFAULT_ASK_TIMEOUT) -> Future[Any]:
-        """Send ``message`` and return a future for the reply.
+    def ask(
+        self, message: Any, *, timeout: float = DEFAULT_ASK_TIMEOUT, block: bool = True
+    ) -> Future[Any]:
+        """Send ``message`` and return a future for the reply (``block`` as for ``tell``).
 
         The future fails with the exception the handler raised (the actor crashes too),
         with :class:`~edgeloop.errors.ActorDeadError` if the actor stops first, and its
@@ -78,7 +81,7 @@ class ActorRef:
         have passed. Inside an actor, prefer ``add_done_callback`` to ``get()``.
         """
         future: Future[Any] = Future(time.monotonic() + timeout, self.path)
-        if not self._mailbox.put(Envelope(message, future), self.path):
+        if not self._mailbox.put(Envelope(message, future), self.path, block=block):
             self._cell.undeliverable(message, future)
         return future
 

@@ -541,7 +541,7 @@ class Remoting:
             self._refuse(peer, tell.to, body, "no actor at this path", None)
             return
         try:
-            ref.tell(body)
+            ref.tell(body, block=False)  # the link's I/O thread never waits on a mailbox
         except MailboxFull as error:
             self._refuse(peer, tell.to, body, str(error), None)
 
@@ -557,7 +557,7 @@ class Remoting:
             self._refuse(peer, ask.to, body, "no actor at this path", ask.id)
             return
         try:
-            future = ref.ask(body, timeout=ask.timeout)
+            future = ref.ask(body, timeout=ask.timeout, block=False)
         except MailboxFull as error:
             self._send(peer, Failure.from_exception(ask.id, error))
             return

@@ -66,6 +66,19 @@ def test_block_ask_raises_mailbox_full_after_the_timeout(
         ref.ask("two")
 
 
+def test_block_false_never_waits_on_a_full_mailbox(
+    system: ActorSystem, gate: threading.Event
+) -> None:
+    """tell/ask with block=False raise MailboxFull at once, however long block_timeout is."""
+    ref, _ = busy_actor(system, gate, capacity=1, overflow="block", block_timeout=60.0)
+    ref.tell("one")
+    with pytest.raises(MailboxFull, match="is full"):
+        ref.tell("two", block=False)
+    with pytest.raises(MailboxFull, match="is full"):
+        ref.ask("three", block=False)
+    assert ref.statistics().queue_depth == 1
+
+
 def test_block_sender_goes_on_when_room_appears(system: ActorSystem, gate: threading.Event) -> None:
     """A sender blocked on a full mailbox delivers its message once the actor takes one."""
     ref, probe = busy_actor(system, gate, capacity=1, overflow="block", block_timeout=WAIT)
