@@ -9,12 +9,14 @@ import logging
 from edgeloop.actors import (
     Actor,
     ActorRef,
+    ActorRefLike,
     ActorSystem,
     Down,
     ExitReason,
     Future,
     MailboxConfig,
     Overflow,
+    monitor,
 )
 from edgeloop.clock import Clock, MonotonicClock, VirtualClock
 from edgeloop.supervisor import (
@@ -22,6 +24,7 @@ from edgeloop.supervisor import (
     ChildSpec,
     ChildType,
     Node,
+    RemoteRef,
     Restart,
     Strategy,
     Supervisor,
@@ -34,6 +37,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Actor",
     "ActorRef",
+    "ActorRefLike",
+    "RemoteRef",
+    "monitor",
     "ActorSystem",
     "Future",
     "Down",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 import typer
@@ -79,6 +81,16 @@ def _root(
     """edgeloop: supervised actors, ZeroMQ links, a zero-copy bulk lane, a Bayesian learner."""
 
 
+def control_dir() -> Path:
+    """Where `node start` puts each node's local control socket (ipc)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/edgeloop-{os.getuid()}"
+    return Path(base) / "edgeloop"
+
+
+def control_address(name: str) -> str:
+    return f"ipc://{control_dir() / name}.ipc"
+
+
 @node_app.command("start")
 def node_start(
     app_file: Annotated[Path, typer.Argument(help="The app file (TOML) to run.")],
@@ -90,9 +102,13 @@ def node_start(
         list[Path] | None,
         typer.Option(help="Extra directory to import actor modules from (repeatable)."),
     ] = None,
+    control: Annotated[
+        bool,
+        typer.Option(help="Listen on a local ipc socket so `edgeloop node status` finds it."),
+    ] = True,
 ) -> None:
     """Run APP_FILE's supervision tree in the foreground; SIGINT/SIGTERM stop it in order."""
-    from edgeloop.supervisor import Node
+    from edgeloop.supervisor import Node, load_app
 
     configure_logging(log_format)
     for directory in [*(path or []), Path.cwd()]:
@@ -100,7 +116,15 @@ def node_start(
         if entry not in sys.path:
             sys.path.insert(0, entry)
     try:
-        node = Node.from_app(app_file, name=name)
+        config = load_app(app_file)
+        if control:
+            node_name = name or config.node.name
+            control_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+            listen = (*config.node.listen, control_address(node_name))
+            config = dataclasses.replace(
+                config, node=dataclasses.replace(config.node, listen=listen)
+            )
+        node = Node.from_app(config, name=name)
     except ConfigError as error:
         _err.print(f"[red]error:[/] {app_file}: {error}")
         raise typer.Exit(2) from None
@@ -132,9 +156,101 @@ def node_start(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     reason = node.stop()
+    if control:
+        # ZeroMQ leaves an ipc socket file behind; `node status` would find a dead node.
+        Path(control_address(node.name).removeprefix("ipc://")).unlink(missing_ok=True)
     if reason.abnormal:
         _err.print(f"[red]node {node.name!r} stopped:[/] root supervisor escalated: {reason}")
         raise typer.Exit(1)
+
+
+@node_app.command("status")
+def node_status(
+    connect: Annotated[
+        str | None,
+        typer.Option(help="The node's address (tcp://host:port or ipc://path)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A node started here with `node start` (its name).")
+    ] = None,
+    server_key: Annotated[
+        str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+) -> None:
+    """The live supervision tree, peers and their liveness, and rejected-input counters."""
+    from edgeloop.supervisor import fetch_status
+
+    configure_logging(LogFormat.console, level=logging.ERROR)
+    address = connect or _local_control(name)
+    try:
+        status = fetch_status(address, server_key=server_key, secret_key=key, timeout=timeout)
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(status))
+    else:
+        render_status(status, Console() if sys.stdout.isatty() else Console(width=132))
+
+
+def render_status(status: dict[str, Any], console: Console) -> None:
+    """The status as a tree of actors, a table of peers and the rejection counters."""
+    from rich.table import Table
+    from rich.tree import Tree
+
+    uptime = status.get("uptime_s")
+    tree = Tree(f"[bold]{status['node']}[/] (up {uptime} s, dead letters {status['dead_letters']})")
+    branches: dict[str, Tree] = {"/": tree}
+    for actor in status["actors"]:
+        path = actor["path"]
+        parent = path.rsplit("/", 1)[0] or "/"
+        label = (
+            f"{path if path == '/' else path.rsplit('/', 1)[1]}  restarts={actor['restarts']} "
+            f"queue={actor['queue_depth']}/{actor['capacity']} handled={actor['processed']}"
+        )
+        if path == "/":
+            tree.label = f"{tree.label}  {label}"
+            continue
+        branches[path] = branches.get(parent, tree).add(label)
+    console.print(tree)
+    if status["peers"]:
+        table = Table(title="peers")
+        for column in ("peer", "address", "side", "state", "last seen", "sent", "received"):
+            table.add_column(column)
+        for peer in status["peers"]:
+            seen = peer["last_seen_s_ago"]
+            table.add_row(
+                str(peer["peer"]),
+                peer["address"],
+                peer["side"],
+                peer["state"],
+                "-" if seen is None else f"{seen:.2f} s ago",
+                str(peer["sent"]),
+                str(peer["received"]),
+            )
+        console.print(table)
+    rejected = status.get("rejected") or {}
+    console.print(
+        "rejected input: "
+        + (", ".join(f"{k}={v}" for k, v in sorted(rejected.items())) if rejected else "none")
+    )
+
+
+def _local_control(name: str | None) -> str:
+    """The control socket of a node started on this machine, by name or the only one."""
+    if name is not None:
+        return control_address(name)
+    sockets = sorted(control_dir().glob("*.ipc")) if control_dir().exists() else []
+    if len(sockets) == 1:
+        return f"ipc://{sockets[0]}"
+    found = ", ".join(s.stem for s in sockets) or "none"
+    _err.print(f"[red]error:[/] pass --connect ADDR or --name NAME (nodes started here: {found})")
+    raise typer.Exit(2)
 
 
 @keys_app.command("generate")

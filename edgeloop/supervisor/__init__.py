@@ -12,6 +12,7 @@ from edgeloop.supervisor._remote import (
     Remoting,
     split_address,
 )
+from edgeloop.supervisor._status import STATUS_PATH, fetch_status
 from edgeloop.supervisor._supervisor import Supervisor, resolve_start
 from edgeloop.supervisor.config import AppConfig, NodeConfig, check_starts, load_app, parse_app
 from edgeloop.supervisor.spec import (
@@ -26,6 +27,8 @@ from edgeloop.supervisor.spec import (
 )
 
 __all__ = [
+    "STATUS_PATH",
+    "fetch_status",
     "Node",
     "ROOT_PATH",
     "Supervisor",

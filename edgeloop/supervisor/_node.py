@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,7 @@ from edgeloop.supervisor._remote import (
     split_address,
     zmq_endpoint,
 )
+from edgeloop.supervisor._status import STATUS_PATH, StatusActor, node_status
 from edgeloop.supervisor._supervisor import Supervisor
 from edgeloop.supervisor.config import (
     AppConfig,
@@ -92,6 +94,7 @@ class Node:
         self._remoting: Remoting | None = None
         self._endpoint: EndpointLike | None = None
         self._stop_lock = threading.Lock()
+        self._started_at: float | None = None
 
     @classmethod
     def from_app(
@@ -138,8 +141,13 @@ class Node:
             msg = f"node {self.name!r} could not start its supervision tree: {error}"
             raise NodeError(msg) from error
         fields: dict[str, Any] = {"children": [c.id for c in self.children]}
+        self._started_at = time.monotonic()
         if self._links is not None:
             self._open_links(self._links, self._system)
+            # Outside the tree: it answers `edgeloop node status` over the links.
+            self._system.spawn(
+                StatusActor, STATUS_PATH, args={"node": self, "started_at": self._started_at}
+            )
             fields["listen"] = list(self._links.listen)
             fields["peers"] = [p.address for p in self._links.peers]
         _log.info("node_started", node=self.name, **fields)
@@ -313,6 +321,10 @@ class Node:
     def statistics(self) -> list[ActorStatistics]:
         """Every running actor's statistics, in spawn order."""
         return [ref.statistics() for ref in self.system.actors()]
+
+    def status(self) -> dict[str, Any]:
+        """The live tree, peers and counters as builtins (what ``node status`` prints)."""
+        return node_status(self, self._started_at)
 
     def __repr__(self) -> str:
         state = "running" if self._system is not None else "stopped"

@@ -20,6 +20,14 @@ QUICKSTART = ROOT / "examples" / "quickstart"
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def own_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's nodes put their control sockets in a directory of their own."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+
+
 class Process:
     """A CLI subprocess whose stderr lines are read by a thread, so tests can wait on them."""
 
@@ -97,6 +105,8 @@ def test_node_start_stops_in_order_on_signal(signum: signal.Signals) -> None:
     assert code == 0
     exits = [e["child"] for e in proc.events() if e["event"] == "child_exited"]
     assert exits == ["cam-02", "cam-01", "cameras", "counter"]
+    control = Path(os.environ["XDG_RUNTIME_DIR"]) / "edgeloop"
+    assert list(control.glob("*.ipc")) == []  # the control socket is cleaned up
 
 
 def test_node_name_and_path_options(tmp_path: Path) -> None:
@@ -165,3 +175,40 @@ def test_keys_generate_writes_a_pair_and_refuses_to_overwrite(tmp_path: Path) ->
     code, _ = again.finish()
     assert code == 2
     assert "already exists" in "".join(again.seen)
+
+
+def test_node_status_shows_tree_peers_and_counters() -> None:
+    """`edgeloop node status` finds a local node and shows its tree, peers and counters."""
+    node = Process("node", "start", "app.toml", "--log-format", "json", cwd=QUICKSTART)
+    node.wait_for_event("node_started")
+    try:
+        status = Process("node", "status", "--name", "edge-a", "--json")
+        code, out = status.finish()
+        assert code == 0, status.seen
+        report = json.loads(out)
+        assert report["node"] == "edge-a"
+        paths = [a["path"] for a in report["actors"]]
+        assert paths == ["/", "/cameras", "/cameras/cam-01", "/cameras/cam-02", "/counter"]
+        assert all(a["restarts"] == 0 and a["queue_depth"] == 0 for a in report["actors"])
+        assert [p["state"] for p in report["peers"]] == ["ready"]  # the status client itself
+        assert report["rejected"] == {}
+        table = Process("node", "status")  # the only node started here
+        code, out = table.finish()
+        assert code == 0
+        assert "cam-01" in out
+        assert "rejected input: none" in out
+    finally:
+        node.proc.send_signal(signal.SIGTERM)
+        assert node.finish()[0] == 0
+
+
+def test_node_status_without_a_node_says_so() -> None:
+    """With nothing to connect to, `node status` exits non-zero and says what to pass."""
+    status = Process("node", "status")
+    code, _ = status.finish()
+    assert code == 2
+    assert "--connect" in "".join(status.seen)
+    unreachable = Process("node", "status", "--name", "nobody", "--timeout", "0.5")
+    code, _ = unreachable.finish()
+    assert code == 1
+    assert "no node answered" in "".join(unreachable.seen)
