@@ -1,0 +1,298 @@
+"""The ``zmq`` provider: frames as zero-copy ZeroMQ multipart messages, for peers on other hosts.
+
+The receiver binds a DEALER socket (``tcp://host:port`` or ``ipc://path``) and the
+sender connects one; each side has a private context, so closing a lane leaves no
+thread or descriptor behind. Messages, first part naming the kind:
+
+- sender to receiver: ``[b"H", key]`` once (the hello: the ring's 64-bit key from
+  BulkReady), then per frame ``[b"W", imm (u32 LE), header, payload]``;
+- receiver to sender: ``[b"C", BulkCredit]``.
+
+The payload is sent with ``copy=False, track=True``: ZeroMQ reads the caller's buffer
+while it transmits, and the handle :meth:`Sender.send` returns is the message's
+``MessageTracker``, done once the buffer may be reused. ZeroMQ cannot receive into an
+application buffer, so a host-memory receiver hands out views of ZeroMQ's own message
+buffer (zero-copy; the slot is then only a credit); a ``gpu`` receiver copies the
+payload once into its page-aligned ring so the consumer can page-lock the ring.
+
+A peer that dies shows as a disconnect on the socket monitor (TCP or IPC end-of-file;
+ZMTP heartbeats catch a silent peer across hosts): PeerLostError, after the frames that
+already arrived. A frame cut off mid-transfer is never delivered (multipart messages are
+atomic).
+"""
+
+from __future__ import annotations
+
+import mmap
+import secrets
+import struct
+import time
+from typing import Final
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from edgeloop.errors import PeerLostError, ProtocolError
+from edgeloop.messages import BulkCredit, decode_bulk, encode_bulk
+from edgeloop.transport.bulk._protocol import HEADER, Geometry
+from edgeloop.transport.bulk._provider import Arrival, Availability, Params, SendHandle
+
+__all__ = ["ZmqProvider", "ZmqReceiveSide", "ZmqSendSide", "DEFAULT_ENDPOINT"]
+
+DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:*"
+"""Where a receiver binds unless configured (``tcp://0.0.0.0:*`` to take other hosts)."""
+
+HEARTBEAT_IVL_MS: Final = 1000
+HEARTBEAT_TIMEOUT_MS: Final = 10_000
+_IMM = struct.Struct("<I")
+_KEY = struct.Struct("<Q")
+
+
+def _socket(context: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    return sock, monitor
+
+
+class _Link:
+    """A DEALER socket with its disconnect monitor, polled together."""
+
+    def __init__(self) -> None:
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        self.sock, self.monitor = _socket(self.context)
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLIN)
+        self.poller.register(self.monitor, zmq.POLLIN)
+        self.peer_lost = False
+        self.closed = False
+
+    def recv(self, timeout: float | None) -> list[zmq.Frame]:
+        """The next multipart message, ``[]`` after ``timeout``; PeerLostError once the
+        peer disconnected and everything it sent has been read."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                pass
+            if self.peer_lost:
+                raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return []
+            events = dict(
+                self.poller.poll(None if remaining is None else max(1, round(remaining * 1000)))
+            )
+            if self.monitor in events:
+                event = recv_monitor_message(self.monitor)
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    self.peer_lost = True
+
+    def send(self, parts: list[bytes], **kwargs: bool) -> zmq.MessageTracker | None:
+        """Queue a message without blocking: a DEALER whose peer is gone has no pipe to
+        queue on, and the lane's credits keep a live peer's queue far below its HWM."""
+        if self.peer_lost:
+            raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
+        try:
+            return self.sock.send_multipart(parts, zmq.NOBLOCK, **kwargs)
+        except zmq.Again as exc:
+            self.peer_lost = True
+            raise PeerLostError(
+                "bulk-lane peer went away (ZeroMQ has no connection to queue on)"
+            ) from exc
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.disable_monitor()
+            self.monitor.close(linger=0)
+            self.sock.close(linger=0)
+            self.context.term()
+
+
+class _Tracked:
+    """A write whose payload ZeroMQ may still be reading."""
+
+    __slots__ = ("tracker",)
+
+    def __init__(self, tracker: zmq.MessageTracker | None) -> None:
+        self.tracker = tracker
+
+    def done(self) -> bool:
+        return self.tracker is None or self.tracker.done
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.tracker is None:
+            return True
+        try:
+            self.tracker.wait(-1 if timeout is None else timeout)
+        except zmq.NotDone:
+            return False
+        return True
+
+
+class ZmqReceiveSide:
+    """The receiver's end: a bound DEALER; frames stay in ZeroMQ's buffers (host memory)
+    or are copied once into a page-aligned ring (gpu memory)."""
+
+    provider = "zmq"
+
+    def __init__(self, lane: int, geometry: Geometry, memory: str, endpoint: str) -> None:
+        self.lane = lane
+        self.geometry = geometry
+        self.key = secrets.randbits(64)
+        self.link = _Link()
+        try:
+            self.link.sock.bind(endpoint)
+        except zmq.ZMQError:
+            self.link.close()
+            raise
+        self.endpoint = self.link.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._ring = memoryview(mmap.mmap(-1, geometry.ring_size)) if memory == "gpu" else None
+        self._pending: list[BulkCredit] = []
+        self.attached = False
+
+    @property
+    def ring(self) -> memoryview | None:
+        return self._ring
+
+    def ready_params(self) -> Params:
+        return {"endpoint": self.endpoint, "key": self.key}
+
+    def _hello(self, parts: list[zmq.Frame]) -> None:
+        if (
+            len(parts) != 2
+            or len(parts[1]) != _KEY.size
+            or _KEY.unpack(parts[1].bytes)[0] != self.key
+        ):
+            raise ProtocolError(
+                "a peer connected to the bulk lane without the ring's key", reason="bad_key"
+            )
+        self.attached = True
+        for credit in self._pending:
+            self.link.send([b"C", encode_bulk(credit)])
+        self._pending.clear()
+
+    def establish(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.attached:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            parts = self.link.recv(remaining)
+            if not parts:
+                return False
+            if parts[0].bytes != b"H":
+                raise ProtocolError(
+                    "the bulk-lane sender wrote before its hello", reason="bad_state"
+                )
+            self._hello(parts)
+        return True
+
+    def grant(self, credit: BulkCredit) -> None:
+        if self.attached:
+            self.link.send([b"C", encode_bulk(credit)])
+        else:
+            self._pending.append(credit)
+
+    def poll(self, timeout: float | None) -> Arrival | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.attached and not self.establish(timeout):
+            return None
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        parts = self.link.recv(remaining)
+        if not parts:
+            return None
+        kind = parts[0].bytes
+        if kind != b"W" or len(parts) != 4 or len(parts[1]) != _IMM.size:
+            raise ProtocolError("malformed write on the bulk lane", reason="malformed")
+        (imm,) = _IMM.unpack(parts[1].bytes)
+        payload_frame = parts[3]
+        payload = payload_frame.buffer
+        byte_len = payload.nbytes
+        slot = imm & 0xFF
+        fits = slot < self.geometry.slot_count and byte_len <= self.geometry.slot_size
+        if self._ring is not None and fits:
+            start = self.geometry.payload_offset(slot)
+            self._ring[start : start + byte_len] = payload
+            payload = self._ring[start : start + self.geometry.slot_size]
+            return Arrival(imm, parts[2].buffer[:HEADER], payload, byte_len)
+        return Arrival(imm, parts[2].buffer[:HEADER], payload, byte_len, payload_frame)
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class ZmqSendSide:
+    """The sender's end: a connected DEALER sending payloads zero-copy."""
+
+    provider = "zmq"
+
+    def __init__(self, lane: int, geometry: Geometry, ready: Params) -> None:
+        self.lane = lane
+        self.geometry = geometry
+        self.link = _Link()
+        try:
+            self.link.sock.connect(str(ready["endpoint"]))
+            self.link.send([b"H", _KEY.pack(int(ready["key"]))])
+        except BaseException:
+            self.link.close()
+            raise
+
+    def poll_credit(self, timeout: float | None) -> BulkCredit | None:
+        parts = self.link.recv(timeout)
+        if not parts:
+            return None
+        message = decode_bulk(parts[-1].buffer)
+        if parts[0].bytes != b"C" or not isinstance(message, BulkCredit):
+            raise ProtocolError(
+                f"expected a bulk_credit, got {type(message).__name__}", reason="bad_state"
+            )
+        return message
+
+    def write(self, slot: int, header: bytes, payload: memoryview, imm: int) -> SendHandle:
+        if not 0 <= slot < self.geometry.slot_count or payload.nbytes > self.geometry.slot_size:
+            raise ProtocolError(
+                f"write of {payload.nbytes} bytes into slot {slot} is outside the ring",
+                reason="remote_access",
+            )
+        parts: list[bytes] = [b"W", _IMM.pack(imm), header, payload]  # type: ignore[list-item]
+        return _Tracked(self.link.send(parts, copy=False, track=True))
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class _ZmqSetup:
+    def __init__(self, lane: int, geometry: Geometry) -> None:
+        self.lane = lane
+        self.geometry = geometry
+
+    @property
+    def params(self) -> Params:
+        return {}
+
+    def attach(self, ready: Params) -> ZmqSendSide:
+        return ZmqSendSide(self.lane, self.geometry, ready)
+
+    def close(self) -> None:
+        pass
+
+
+class ZmqProvider:
+    """Zero-copy ZeroMQ multipart frames over tcp or ipc."""
+
+    name = "zmq"
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT) -> None:
+        self.endpoint = endpoint
+
+    def probe(self) -> Availability:
+        return Availability(True, f"ZeroMQ {zmq.zmq_version()} (pyzmq {zmq.__version__})")
+
+    def listen(self, lane: int, geometry: Geometry, memory: str, accept: Params) -> ZmqReceiveSide:
+        return ZmqReceiveSide(lane, geometry, memory, self.endpoint)
+
+    def prepare(self, lane: int, geometry: Geometry) -> _ZmqSetup:
+        return _ZmqSetup(lane, geometry)

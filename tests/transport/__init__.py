@@ -1,0 +1,1 @@
+"""Tests of edgeloop.transport's bulk lane: protocol, providers, conformance, processes."""
