@@ -17,7 +17,26 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
-__all__ = ["Clock", "Timer", "MonotonicClock", "VirtualClock"]
+__all__ = ["Clock", "Timer", "MonotonicClock", "VirtualClock", "exponential_backoff"]
+
+
+def exponential_backoff(
+    minimum: float, maximum: float, random_factor: float, attempt: int, u: float
+) -> float:
+    """Akka's backoff: ``min(maximum, minimum * 2**attempt) * (1 + u * random_factor)``.
+
+    ``attempt`` counts from 0 and ``u`` is a draw in ``[0, 1)`` passed in, so callers stay
+    pure. ``ldexp`` doubles exactly and, past the float range, overflows into ``maximum``
+    (Akka caps at 30 doublings to spare its integer nanoseconds; a float needs no cap, and
+    one would break the formula when ``maximum / minimum > 2**30``). Supervisor restarts
+    and link reconnects both wait by this formula.
+    """
+    try:
+        grown = math.ldexp(minimum, attempt)
+    except OverflowError:
+        grown = math.inf
+    return min(maximum, grown) * (1.0 + u * random_factor)
+
 
 _log = structlog.get_logger("edgeloop.clock")
 

@@ -25,10 +25,10 @@ The rules (OTP's, with Akka's backoff on top):
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Literal
 
+from edgeloop.clock import exponential_backoff
 from edgeloop.supervisor.spec import Backoff, Restart, Strategy
 
 __all__ = [
@@ -102,18 +102,8 @@ def restart_group(strategy: Strategy, order: Sequence[str], exited: str) -> tupl
 
 
 def backoff_delay(backoff: Backoff, attempt: int, u: float) -> float:
-    """Rule 4: seconds to wait before restart number ``attempt`` (0-based); ``u`` in [0, 1).
-
-    ``ldexp`` doubles exactly and, past the float range, overflows into ``max``. (Akka
-    simply returns ``max`` after 30 doublings to spare its integer nanoseconds; a float
-    needs no such cap, and the cap would break the formula when ``max / min > 2**30``.)
-    """
-    try:
-        grown = math.ldexp(backoff.min, attempt)
-    except OverflowError:
-        grown = math.inf
-    base = min(backoff.max, grown)
-    return base * (1.0 + u * backoff.random_factor)
+    """Rule 4: seconds to wait before restart number ``attempt`` (0-based); ``u`` in [0, 1)."""
+    return exponential_backoff(backoff.min, backoff.max, backoff.random_factor, attempt, u)
 
 
 def backoff_attempt(previous: int, started_at: float, now: float, backoff: Backoff) -> int:

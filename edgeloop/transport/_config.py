@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Final
 
+from edgeloop.clock import exponential_backoff
 from edgeloop.errors import ConfigError
 
 __all__ = [
@@ -21,9 +22,6 @@ __all__ = [
 
 PEER_ROLES: Final = frozenset({"node", "device"})
 """What a peer may announce itself as in ``Hello``."""
-
-BACKOFF_DOUBLINGS_CAP: Final = 30
-"""After this many doublings the reconnect delay is simply ``max``, avoiding overflow."""
 
 # fullmatch, not ``^...$``: ``$`` also matches before a trailing newline. No ':' or '/',
 # so that "edge-b:/yard/fusion" splits unambiguously into a node id and an actor path.
@@ -96,11 +94,7 @@ class ReconnectBackoff:
 
     def delay(self, attempt: int, u: float) -> float:
         """Seconds before reconnect attempt ``attempt`` (0-based); ``u`` in ``[0, 1)``."""
-        if attempt >= BACKOFF_DOUBLINGS_CAP:
-            base = self.max
-        else:
-            base = min(self.max, self.min * 2.0**attempt)
-        return base * (1.0 + u * self.random_factor)
+        return exponential_backoff(self.min, self.max, self.random_factor, attempt, u)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
