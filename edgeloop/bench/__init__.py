@@ -19,6 +19,8 @@ from types import MappingProxyType
 
 from edgeloop.bench._report import Result, SuiteResult, check_goal, print_table, to_table
 from edgeloop.bench.actors import run_actors
+from edgeloop.bench.bulk import run_bulk
+from edgeloop.bench.link import run_link
 
 __all__ = [
     "SUITES",
@@ -35,6 +37,8 @@ __all__ = [
 SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
     {
         "actors": run_actors,
+        "bulk": run_bulk,
+        "link": run_link,
     }
 )
 """Every suite by name: ``SUITES[name](quick)`` runs it."""

@@ -9,20 +9,29 @@ queue plus a wake-up pipe, so no socket is ever touched by two threads.
 Hostile input never leaves this module as an exception: malformed bytes, wrong frame
 counts, unknown kinds, wrong types, bad versions, oversized messages and protocol
 violations are each rejected, counted by reason, answered with an ``ErrorReply`` where
-the sender can be reached, and logged at a bounded rate.
+the sender can be reached (never in answer to an ``ErrorReply``, so that two sides can
+not keep answering each other), and logged at a bounded rate.
+
+The hot paths (a data message on a ready link) skip the effect lists: the thread asks
+:meth:`Link.send_ready` / :meth:`Link.receive_data`, which consult the same state table,
+and puts the message on the wire or hands it to ``on_message`` itself; anything else
+goes through :meth:`Link.send` / :meth:`Link.receive` and their effects. Housekeeping
+(heartbeats, timeouts, reconnects) runs when the earliest deadline is due, not on every
+turn of the loop.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, cast
 
 import structlog
 import zmq
@@ -84,6 +93,12 @@ _HWM = 10_000
 
 _PENDING_LIMIT = 1024
 """Most peers that may be mid-handshake on the listeners at once (a flood guard)."""
+
+_NOBLOCK = zmq.NOBLOCK
+_EVENTS = zmq.EVENTS
+_POLLIN = zmq.POLLIN
+_NOBLOCK_MORE = zmq.NOBLOCK | zmq.SNDMORE
+_encode: Callable[[object], bytes] = messages.encode  # type: ignore[assignment]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,7 +181,20 @@ class EndpointStatistics:
 class _Conn:
     """One peer connection: its socket, its routing identity (ROUTER side) and its link."""
 
-    __slots__ = ("address", "backlog", "born", "identity", "link", "peer_address", "socket")
+    __slots__ = (
+        "address",
+        "attempt",
+        "backlog",
+        "born",
+        "identity",
+        "link",
+        "peer",
+        "peer_address",
+        "ready",
+        "reopen_at",
+        "socket",
+        "was_ready",
+    )
 
     def __init__(
         self,
@@ -184,9 +212,14 @@ class _Conn:
         self.identity = identity
         self.peer_address = peer_address
         self.born = born
+        self.peer: str | None = None  # the peer's id, from the last Ready
+        self.ready = False  # between a Ready and the next Lost or Closed
+        self.was_ready = False  # a connector: some link on this connection was ready once
+        self.reopen_at: float | None = None  # a connector: when to start a fresh link
+        self.attempt = 0  # a connector: fresh links started since the last Ready
         # Frames ZeroMQ would not take yet (its pipe to the peer is at the high-water
         # mark): they leave first, in order, as soon as the pipe drains.
-        self.backlog: collections.deque[list[bytes]] = collections.deque()
+        self.backlog: collections.deque[bytes] = collections.deque()
 
 
 class _RateLimitedLog:
@@ -244,12 +277,17 @@ class Endpoint:
         self._connectors: list[_Conn] = []
         self._by_peer: dict[str, _Conn] = {}
         self._socket_conn: dict[zmq.Socket[Any], _Conn] = {}
+        self._listener_index: dict[zmq.Socket[Any], int] = {}
+        self._backlogged: set[_Conn] = set()
+        self._due = 0.0  # the earliest time housekeeping may have something to do
+        self._io_thread_id: int | None = None
         self._rejected: collections.Counter[str] = collections.Counter()
         self._outbox: collections.deque[tuple[str, messages.Message]] = collections.deque()
         self._wake_r = self._wake_w = -1
         self._wake_pending = False
         self._wake_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closed = False
         self._stopping = threading.Event()
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -263,6 +301,9 @@ class Endpoint:
         """Bind, connect and start the I/O thread; raises LinkError if a bind fails."""
         if self._thread is not None:
             msg = "this endpoint is already started"
+            raise LinkError(msg)
+        if self._closed:
+            msg = "this endpoint was closed; build a new Endpoint to start again"
             raise LinkError(msg)
         self._context = zmq.Context()
         self._wake_r, self._wake_w = os.pipe()
@@ -286,10 +327,19 @@ class Endpoint:
         thread = self._thread
         if thread is None:
             return
+        self._closed = True
         self._stopping.set()
+        if threading.get_ident() == self._io_thread_id:
+            return  # called from a callback: the loop ends when the callback returns
         self._wake()
         thread.join(timeout)
         self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the I/O thread runs (started, not closed, and not stopped by a bug)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stopping.is_set()
 
     @property
     def bound(self) -> tuple[str, ...]:
@@ -307,7 +357,10 @@ class Endpoint:
         if peer not in self._by_peer or self._thread is None:
             return False
         self._outbox.append((peer, message))
-        self._wake()
+        # The I/O thread flushes the outbox before it polls again, so it need not wake
+        # itself; and a wake still pending covers this message too (see _drain_wake).
+        if not self._wake_pending and threading.get_ident() != self._io_thread_id:
+            self._wake()
         return True
 
     def connected_peers(self) -> list[str]:
@@ -338,9 +391,10 @@ class Endpoint:
     # -- the I/O thread --------------------------------------------------------------
 
     def _run(self) -> None:
+        self._io_thread_id = threading.get_ident()
         try:
             self._open()
-        except (zmq.ZMQError, OSError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - start() raises it, whatever it is
             self._start_error = error
             self._close_sockets()
             self._started.set()
@@ -364,12 +418,17 @@ class Endpoint:
         bound: list[str] = []
         for address in self.config.listen:
             socket = self._new_socket(zmq.ROUTER)
-            socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
-            if security is not None:
-                security.server(socket, address)
-            socket.bind(address)
-            actual = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+            try:
+                socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+                socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+                if security is not None:
+                    security.server(socket, address)
+                socket.bind(address)
+                actual = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+            except BaseException:
+                socket.close(linger=0)  # not listed yet: the context could never end
+                raise
+            self._listener_index[socket] = len(self._listeners)
             self._listeners.append((socket, actual))
             self._poller.register(socket, zmq.POLLIN)
             bound.append(actual)
@@ -395,61 +454,87 @@ class Endpoint:
 
     def _connect(self, peer: PeerAddress) -> zmq.Socket[Any]:
         socket = self._new_socket(zmq.DEALER)
-        # A stable routing id lets the node's ROUTER hand the peer over to a new
-        # connection after a reconnect, so its acceptor link and queue carry on.
-        socket.setsockopt(zmq.ROUTING_ID, self.config.link.id.encode())
-        if self.config.security is not None:
-            self.config.security.client(socket, peer)
-        socket.connect(peer.address)
+        try:
+            # A stable routing id lets the node's ROUTER hand the peer over to a new
+            # connection after a reconnect, so its acceptor link and queue carry on.
+            socket.setsockopt(zmq.ROUTING_ID, self.config.link.id.encode())
+            if self.config.security is not None:
+                self.config.security.client(socket, peer)
+            socket.connect(peer.address)
+        except BaseException:
+            socket.close(linger=0)  # not listed yet: the context could never end
+            raise
         self._poller.register(socket, zmq.POLLIN)
         return socket
 
     def _loop(self) -> None:
         poll = self._poller.poll
-        while not self._stopping.is_set():
-            now = time.monotonic()
-            deadline = self._next_deadline(now)
-            wait_ms = max(0, int((deadline - now) * 1000) + 1)
+        wake = self._wake_r
+        listener_index = self._listener_index
+        socket_conn = self._socket_conn
+        stopping = self._stopping
+        monotonic = time.monotonic
+        while not stopping.is_set():
+            if self._outbox:  # a callback on this thread sent something: no waiting
+                wait_ms = 0
+            else:
+                due = self._due
+                if self._backlogged:  # while a slow peer holds frames back, poll often
+                    due = min(due, monotonic() + 0.001)
+                wait_ms = max(0, math.ceil((due - monotonic()) * 1000))
             for socket, _ in poll(wait_ms):
-                if socket == self._wake_r:
+                if socket == wake:
+                    # Send what woke us before the pipe read's syscall; _drain_wake
+                    # then makes sure nothing that arrives meanwhile waits for a poll.
+                    self._flush_outbox()
                     self._drain_wake()
-                elif isinstance(socket, zmq.Socket):
-                    self._read(socket)
-            self._flush_outbox()
-            self._flush_backlogs()
-            self._tick(time.monotonic())
-
-    def _next_deadline(self, now: float) -> float:
-        # While a slow peer holds frames back, poll often to hand them on.
-        backlog = any(c.backlog for c in self._all_conns())
-        deadline = now + (0.001 if backlog else _POLL_CAP)
-        for conn in self._all_conns():
-            due = conn.link.next_deadline()
-            if due is not None and due < deadline:
-                deadline = due
-        return deadline
+                    continue
+                index = listener_index.get(socket)
+                if index is not None:
+                    self._read_listener(index, socket)
+                    continue
+                conn = socket_conn.get(socket)
+                if conn is not None:
+                    self._read_connector(conn, socket)
+            if self._outbox:
+                self._flush_outbox()
+            if self._backlogged:
+                self._flush_backlogs()
+            now = monotonic()
+            if now >= self._due:
+                self._tick(now)
 
     def _all_conns(self) -> list[_Conn]:
         return [*self._connectors, *self._accepted.values()]
 
     def _drain_wake(self) -> None:
-        with self._wake_lock:
-            self._wake_pending = False
+        # Read first, then clear the flag, then (in the loop) flush the outbox again.
+        # Clearing it first would lose a wake: a sender could set it and write its byte
+        # between the clear and the read, the read would swallow the byte, and the flag
+        # would stay set with the pipe empty, so no sender would ever write again and
+        # every message would wait for the poll timeout. In this order a sender that
+        # still sees the flag set appended before the clear, so the flush after it
+        # takes the message; one that sees it clear writes a byte for the next poll.
         try:
-            while os.read(self._wake_r, 4096):
-                pass
+            os.read(self._wake_r, 4096)  # at most a byte or two: writers skip while pending
         except BlockingIOError:
             pass
+        with self._wake_lock:
+            self._wake_pending = False
 
     def _flush_outbox(self) -> None:
         outbox = self._outbox
+        by_peer = self._by_peer
+        now = time.monotonic()  # one clock reading per batch: the link needs no finer
         while outbox:
             peer, message = outbox.popleft()
-            conn = self._by_peer.get(peer)
+            conn = by_peer.get(peer)
             if conn is None:
                 self._undelivered(peer, message, "no_link")
                 continue
-            now = time.monotonic()
+            if conn.link.send_ready(message, now):
+                self._transmit(conn, message)
+                continue
             try:
                 effects = conn.link.send(message, now)
             except ProtocolError:  # closed meanwhile
@@ -458,55 +543,91 @@ class Endpoint:
             self._apply(conn, effects, now)
 
     def _tick(self, now: float) -> None:
+        """Run every deadline that is due, then note when the next one is."""
+        handshake_timeout = self.config.link.handshake_timeout
+        self._due = math.inf  # an effect applied below may call _soon() to look again
+        due = now + _POLL_CAP
         for conn in self._all_conns():
-            due = conn.link.next_deadline()
-            if due is not None and due <= now:
-                self._apply(conn, conn.link.tick(now), now)
+            link = conn.link
+            deadline = link.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._apply(conn, link.tick(now), now)
+                link = conn.link
+                deadline = link.next_deadline()
+            if deadline is not None and deadline < due:
+                due = deadline
+            if conn.reopen_at is not None:
+                if conn.reopen_at <= now:
+                    self._reopen(conn, now)
+                else:
+                    due = min(due, conn.reopen_at)
         # Peers that connected to a listener but never finished a handshake are dropped.
-        stale = [
-            key
-            for key, conn in self._accepted.items()
-            if conn.link.state is LinkState.IDLE
-            and now - conn.born > self.config.link.handshake_timeout
-        ]
+        stale = []
+        for key, conn in self._accepted.items():
+            if conn.link.state is LinkState.IDLE:
+                expires = conn.born + handshake_timeout
+                if expires < now:
+                    stale.append(key)
+                else:
+                    due = min(due, expires)
         for key in stale:
-            del self._accepted[key]
+            self._backlogged.discard(self._accepted.pop(key))
+        self._due = min(self._due, due)
+
+    def _soon(self) -> None:
+        """Something changed a deadline (a new link, a state change): look again now."""
+        self._due = 0.0
 
     # -- reading ---------------------------------------------------------------------
 
-    def _read(self, socket: zmq.Socket[Any]) -> None:
-        listener = next((i for i, (s, _) in enumerate(self._listeners) if s is socket), None)
-        for _ in range(_BATCH):
+    def _read_listener(self, index: int, socket: zmq.Socket[Any]) -> None:
+        recv = socket.recv
+        accepted = self._accepted
+        deliver = self._on_message
+        now = time.monotonic()
+        for count in range(_BATCH):
+            # One message is the common case: asking ZeroMQ whether a second one is
+            # there is cheaper than a receive that fails (a raised Again).
+            if count == 1 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                return
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK, copy=True)
+                head = recv(_NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            now = time.monotonic()
-            if listener is not None:
-                self._from_listener(listener, frames, now)
-            else:
-                conn = self._socket_conn.get(socket)
-                if conn is not None:
-                    self._from_connector(conn, frames, now)
-
-    def _from_listener(self, index: int, frames: list[bytes], now: float) -> None:
-        identity = frames[0]
-        socket, address = self._listeners[index]
-        if len(frames) != 2:
-            self._reject(
-                ProtocolError(
-                    f"expected one payload frame after the routing id, got {len(frames) - 1}",
+            identity = head.bytes
+            frames, body = _rest(recv, head)
+            if frames != 2:
+                error = ProtocolError(
+                    f"expected one payload frame after the routing id, got {frames - 1}",
                     reason="bad_frames",
-                ),
-                lambda reply: self._route(socket, identity, reply),
-                peer=_describe(identity),
-            )
-            return
-        message = self._decode(
-            frames[1], lambda reply: self._route(socket, identity, reply), identity
-        )
-        if message is None:
-            return
+                )
+                self._reject(error, socket, identity, peer=_describe(identity))
+                continue
+            assert body is not None
+            message = self._decode(body, socket, identity)
+            if message is None:
+                continue
+            conn = accepted.get((index, identity))
+            if conn is not None and conn.link.receive_data(message, now):
+                peer = conn.peer
+                assert peer is not None  # data is taken only after a Ready
+                try:
+                    deliver(peer, message)
+                except Exception as error:  # noqa: BLE001 - a handler bug must not kill links
+                    self._handler_failed(peer, error)
+                if self._outbox:  # the handler answered: send it before reading on
+                    self._flush_outbox()
+                continue
+            self._from_listener(index, socket, identity, message, now)
+
+    def _from_listener(
+        self,
+        index: int,
+        socket: zmq.Socket[Any],
+        identity: bytes,
+        message: messages.Message,
+        now: float,
+    ) -> None:
         key = (index, identity)
         conn = self._accepted.get(key)
         if conn is None:
@@ -515,45 +636,90 @@ class Endpoint:
                 self._rejected["too_many_handshakes"] += 1
                 return
             link = Link.acceptor(self.config.link, control=WIRE_CONTROL)
-            conn = _Conn(socket, link, address, identity=identity, born=now)
+            conn = _Conn(socket, link, self._listeners[index][1], identity=identity, born=now)
             self._accepted[key] = conn
+            self._soon()  # its handshake deadline
         self._apply(conn, conn.link.receive(message, now), now)
 
-    def _from_connector(self, conn: _Conn, frames: list[bytes], now: float) -> None:
-        if len(frames) != 1:
-            self._reject(
-                ProtocolError(f"expected one frame, got {len(frames)}", reason="bad_frames"),
-                None,
-                peer=conn.address,
-            )
-            return
-        message = self._decode(frames[0], lambda reply: self._transmit(conn, reply), None)
-        if message is not None:
+    def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any]) -> None:
+        recv = socket.recv
+        deliver = self._on_message
+        now = time.monotonic()
+        for count in range(_BATCH):
+            if conn.socket is not socket:
+                return  # the link reconnected on a new socket while handling the last one
+            if count == 1 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                return  # as in _read_listener
+            try:
+                head = recv(_NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            frames, _ = _rest(recv, head)
+            if frames != 1:
+                error = ProtocolError(f"expected one frame, got {frames}", reason="bad_frames")
+                self._reject(error, None, None, peer=conn.address)
+                continue
+            message = self._decode(head, None, None, conn=conn)
+            if message is None:
+                continue
+            if conn.link.receive_data(message, now):
+                if type(message) is messages.ErrorReply and message.code == "bad_state":
+                    self._forgotten(conn, message, now)
+                    continue
+                peer = conn.peer
+                assert peer is not None  # data is taken only after a Ready
+                try:
+                    deliver(peer, message)
+                except Exception as error:  # noqa: BLE001 - a handler bug must not kill links
+                    self._handler_failed(peer, error)
+                if self._outbox:  # the handler answered: send it before reading on
+                    self._flush_outbox()
+                continue
             self._apply(conn, conn.link.receive(message, now), now)
+
+    def _forgotten(self, conn: _Conn, reply: messages.ErrorReply, now: float) -> None:
+        """The node answered ``bad_state`` on a link this side thinks ready: it has no
+        session for us (it restarted before our liveness timeout noticed, its answers
+        keeping the link alive). Count the link lost, so it reconnects with a Hello."""
+        _log.warning(
+            "peer_forgot_link",
+            endpoint=self.config.link.id,
+            peer=conn.peer,
+            detail=reply.message[:200],
+        )
+        self._apply(conn, conn.link.transport_lost(now), now)
 
     def _decode(
         self,
-        payload: bytes,
-        answer: Callable[[messages.Message], None] | None,
+        frame: zmq.Frame,
+        socket: zmq.Socket[Any] | None,
         identity: bytes | None,
+        *,
+        conn: _Conn | None = None,
     ) -> messages.Message | None:
         # Versions are not checked here: the link negotiates them in the handshake, so a
-        # newer peer can still agree on an older version both sides speak.
+        # newer peer can still agree on an older version both sides speak. The decoder
+        # copies what it keeps, so it may read the frame's buffer in place.
         try:
-            message = messages.decode(payload, max_size=self.config.max_message_size)
+            return messages.decode(frame.buffer, max_size=self.config.max_message_size)
         except ProtocolError as error:
-            peer = _describe(identity) if identity is not None else None
-            self._reject(error, answer, peer=peer)
+            if identity is not None:
+                self._reject(error, socket, identity, peer=_describe(identity))
+            else:
+                assert conn is not None
+                self._reject(error, None, None, peer=conn.address)
+                self._transmit(conn, messages.ErrorReply.from_error(error))
             return None
-        return message
 
     def _reject(
         self,
         error: ProtocolError,
-        answer: Callable[[messages.Message], None] | None,
+        socket: zmq.Socket[Any] | None,
+        identity: bytes | None,
         *,
         peer: str | None,
     ) -> None:
+        """Count and log rejected input; answer on a listener when the sender is known."""
         self._rejected[error.reason] += 1
         self._trouble.warning(
             "input_rejected",
@@ -562,8 +728,12 @@ class Endpoint:
             reason=error.reason,
             error=str(error)[:200],
         )
-        if answer is not None:
-            answer(messages.ErrorReply.from_error(error))
+        if socket is not None and identity is not None:
+            self._route(socket, identity, messages.ErrorReply.from_error(error))
+
+    def _handler_failed(self, peer: str, error: Exception) -> None:
+        self._rejected["handler_failed"] += 1
+        _log.error("message_handler_failed", peer=peer, exc_info=error)
 
     # -- applying a link's effects ---------------------------------------------------
 
@@ -571,16 +741,19 @@ class Endpoint:
         for effect in effects:
             if isinstance(effect, Transmit):
                 self._transmit(conn, effect.message)
-            elif isinstance(effect, Deliver):
+                continue
+            if isinstance(effect, Deliver):
                 self._deliver(conn, effect.message)
-            elif isinstance(effect, Ready):
+                continue
+            self._soon()  # anything else may have moved a deadline
+            if isinstance(effect, Ready):
                 self._ready(conn, effect)
             elif isinstance(effect, Lost):
                 self._down(conn, effect.reason, forget=False)
             elif isinstance(effect, Reconnect):
                 self._reconnect(conn)
             elif isinstance(effect, Closed):
-                self._down(conn, "closed", forget=True)
+                self._closed_link(conn, effect, now)
             elif isinstance(effect, Violation):
                 self._violation(conn, effect)
             elif isinstance(effect, Dropped):
@@ -591,15 +764,35 @@ class Endpoint:
 
     def _transmit(self, conn: _Conn, message: object) -> None:
         try:
-            payload = messages.encode(message)  # type: ignore[arg-type]
+            payload = _encode(message)
         except (TypeError, ValueError) as error:
             _log.error("unencodable_message", peer=conn.link.peer, error=str(error))
             self._undelivered(conn.link.peer or conn.address, message, "unencodable")
             return
-        if conn.identity is None:
-            self._send_frames(conn, [payload])
-        else:
-            self._send_frames(conn, [conn.identity, payload])
+        if conn.backlog:
+            self._hold(conn, payload)
+            return
+        identity = conn.identity
+        try:
+            if identity is None:
+                conn.socket.send(payload, _NOBLOCK)
+            else:
+                # A ROUTER refuses a message on its first frame (EAGAIN, EHOSTUNREACH) or
+                # takes it whole, so the two sends are one message or none.
+                conn.socket.send(identity, _NOBLOCK_MORE)
+                conn.socket.send(payload, _NOBLOCK)
+        except zmq.Again:
+            self._hold(conn, payload)  # back-pressure, not a lost peer
+        except zmq.ZMQError as error:
+            self._lost_transport(conn, error)
+
+    def _lost_transport(self, conn: _Conn, error: zmq.ZMQError) -> None:
+        # EHOSTUNREACH: the ROUTER no longer knows the peer's connection.
+        _log.info("transport_lost", peer=conn.link.peer, errno=error.errno)
+        conn.backlog.clear()
+        self._backlogged.discard(conn)
+        now = time.monotonic()
+        self._apply(conn, conn.link.transport_lost(now), now)
 
     def _route(self, socket: zmq.Socket[Any], identity: bytes, message: messages.Message) -> None:
         try:
@@ -607,41 +800,34 @@ class Endpoint:
         except zmq.ZMQError:
             pass  # the sender is gone or slow: an answer to bad input is best effort
 
-    def _send_frames(self, conn: _Conn, frames: list[bytes]) -> None:
-        if conn.backlog:
-            self._hold(conn, frames)
-            return
-        try:
-            conn.socket.send_multipart(frames, zmq.NOBLOCK)
-        except zmq.Again:
-            self._hold(conn, frames)  # back-pressure, not a lost peer
-        except zmq.ZMQError as error:
-            # EHOSTUNREACH: the ROUTER no longer knows the peer's connection.
-            _log.info("transport_lost", peer=conn.link.peer, errno=error.errno)
-            self._apply(conn, conn.link.transport_lost(time.monotonic()), time.monotonic())
-
-    def _hold(self, conn: _Conn, frames: list[bytes]) -> None:
+    def _hold(self, conn: _Conn, payload: bytes) -> None:
         if len(conn.backlog) >= _BACKLOG_LIMIT:
             self._rejected["backpressure_dropped"] += 1
-            self._undelivered(conn.link.peer or conn.address, frames[-1], "backpressure")
+            self._undelivered(conn.link.peer or conn.address, payload, "backpressure")
             return
-        conn.backlog.append(frames)
+        conn.backlog.append(payload)
+        self._backlogged.add(conn)
 
     def _flush_backlogs(self) -> None:
-        for conn in self._all_conns():
+        for conn in list(self._backlogged):
             backlog = conn.backlog
+            identity = conn.identity
+            socket = conn.socket
             while backlog:
                 try:
-                    conn.socket.send_multipart(backlog[0], zmq.NOBLOCK)
+                    if identity is None:
+                        socket.send(backlog[0], _NOBLOCK)
+                    else:
+                        socket.send(identity, _NOBLOCK_MORE)
+                        socket.send(backlog[0], _NOBLOCK)
                 except zmq.Again:
                     break
                 except zmq.ZMQError as error:
-                    backlog.clear()
-                    _log.info("transport_lost", peer=conn.link.peer, errno=error.errno)
-                    now = time.monotonic()
-                    self._apply(conn, conn.link.transport_lost(now), now)
+                    self._lost_transport(conn, error)
                     break
                 backlog.popleft()
+            if not backlog:
+                self._backlogged.discard(conn)
 
     def _deliver(self, conn: _Conn, message: object) -> None:
         peer = conn.link.peer
@@ -649,32 +835,75 @@ class Endpoint:
         try:
             self._on_message(peer, message)  # type: ignore[arg-type]
         except Exception as error:  # noqa: BLE001 - a handler bug must not kill the links
-            self._rejected["handler_failed"] += 1
-            _log.error("message_handler_failed", peer=peer, exc_info=error)
+            self._handler_failed(peer, error)
 
     def _ready(self, conn: _Conn, ready: Ready) -> None:
         old = self._by_peer.get(ready.peer)
         if old is not None and old is not conn and old.identity is not None:
             # The same peer came back on another connection: the old one is finished.
             self._accepted = {k: c for k, c in self._accepted.items() if c is not old}
+            self._backlogged.discard(old)
         self._by_peer[ready.peer] = conn
+        # A connector whose peer closed and came back runs a fresh link, which does not
+        # know it was ready before; the connection does.
+        reconnected = ready.reconnected or conn.was_ready
+        conn.peer = ready.peer
+        conn.ready = conn.was_ready = True
+        conn.attempt = 0
         _log.info(
             "peer_up",
             endpoint=self.config.link.id,
             peer=ready.peer,
             role=ready.role,
-            reconnected=ready.reconnected,
+            reconnected=reconnected,
         )
-        self._notify(PeerUp(ready.peer, ready.role, ready.reconnected))
+        self._notify(PeerUp(ready.peer, ready.role, reconnected))
+
+    def _closed_link(self, conn: _Conn, closed: Closed, now: float) -> None:
+        """A link closed for good. A connector whose ready peer said goodbye (a node that
+        stops, say, to restart) starts a fresh link after a backoff, so the peer's return
+        is noticed; one that was refused, or that this side closed, stays closed."""
+        reopen = (
+            conn.identity is None and closed.by_peer and conn.ready and not self._stopping.is_set()
+        )
+        if not reopen:
+            if conn.identity is None and not conn.ready and not self._stopping.is_set():
+                _log.warning(  # a refused handshake: nothing else would ever say so
+                    "link_refused",
+                    endpoint=self.config.link.id,
+                    address=conn.address,
+                    reason=closed.reason[:200],
+                )
+            self._down(conn, "closed", forget=True)
+            return
+        self._down(conn, "closed", forget=False)
+        conn.link = Link.connector(self.config.link, rng=self._rng, control=WIRE_CONTROL)
+        conn.backlog.clear()
+        self._backlogged.discard(conn)
+        delay = self.config.link.backoff.delay(conn.attempt, self._rng.random())
+        conn.attempt += 1
+        conn.reopen_at = now + delay
+        _log.info(
+            "link_reopen_scheduled", endpoint=self.config.link.id, peer=conn.peer, delay=delay
+        )
+
+    def _reopen(self, conn: _Conn, now: float) -> None:
+        """A fresh link's backoff is over: a new connection, and its Hello."""
+        conn.reopen_at = None
+        self._reconnect(conn)
+        self._soon()
+        self._apply(conn, conn.link.connect(now), now)
 
     def _down(self, conn: _Conn, reason: str, *, forget: bool) -> None:
         peer = conn.link.peer
+        was_ready, conn.ready = conn.ready, False
         if forget:
             if conn.identity is not None:
                 self._accepted = {k: c for k, c in self._accepted.items() if c is not conn}
             if peer is not None and self._by_peer.get(peer) is conn:
                 del self._by_peer[peer]
-        if peer is None:
+            self._backlogged.discard(conn)
+        if peer is None or not was_ready:
             return
         log = _log.info if reason == "closed" else _log.warning
         log("peer_down", endpoint=self.config.link.id, peer=peer, reason=reason)
@@ -685,6 +914,7 @@ class Endpoint:
         self._poller.unregister(conn.socket)
         self._socket_conn.pop(conn.socket, None)
         conn.backlog.clear()  # frames for the old connection's session
+        self._backlogged.discard(conn)
         conn.socket.close(linger=0)
         conn.socket = self._connect(conn.peer_address)
         self._socket_conn[conn.socket] = conn
@@ -699,7 +929,9 @@ class Endpoint:
             kind=violation.kind,
             detail=violation.detail[:200],
         )
-        if violation.reason == "bad_state":
+        # Never answer an ErrorReply with one: two confused sides would answer each other
+        # for ever.
+        if violation.reason == "bad_state" and violation.kind != "ErrorReply":
             reply = messages.ErrorReply(code="bad_state", message=violation.detail[:1000])
             self._transmit(conn, reply)
 
@@ -720,10 +952,11 @@ class Endpoint:
     # -- shutting down ---------------------------------------------------------------
 
     def _goodbye(self) -> None:
-        """Send Close to every ready peer (best effort: the sockets close right after)."""
+        """Send Close to every ready peer, and to every node whose Welcome is still on
+        its way (it counts us ready already); best effort: the sockets close right after."""
         now = time.monotonic()
         for conn in self._all_conns():
-            if conn.link.state is LinkState.READY:
+            if conn.link.state in (LinkState.READY, LinkState.CONNECTING):
                 for effect in conn.link.close(now, "node stopping"):
                     if isinstance(effect, Transmit):
                         self._transmit(conn, effect.message)
@@ -747,6 +980,22 @@ class Endpoint:
                 if fd >= 0:
                     os.close(fd)
             self._wake_r = self._wake_w = -1
+
+
+def _rest(recv: Callable[..., Any], head: zmq.Frame) -> tuple[int, zmq.Frame | None]:
+    """Read the rest of a multipart message whose first frame is ``head`` (ZeroMQ delivers
+    a message whole, so its frames are all there): how many frames it had in all, and
+    its second frame. Extra frames are counted and dropped, never kept."""
+    frames = 1
+    second: zmq.Frame | None = None
+    more = head.more
+    while more:
+        frame = recv(_NOBLOCK, copy=False)
+        frames += 1
+        if frames == 2:
+            second = frame
+        more = frame.more
+    return frames, second
 
 
 def _describe(identity: bytes) -> str:

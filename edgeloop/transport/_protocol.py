@@ -6,7 +6,11 @@ and applies the effects it returns, in order:
 * ``receive(message, now)``: a decoded message arrived from the peer;
 * ``send(message, now)``: this node wants a data message delivered to the peer;
 * ``tick(now)``: time passed (call it at ``next_deadline()``, or on a steady poll);
-* ``connect(now)``, ``close(now, reason)``, ``transport_lost(now)``: lifecycle.
+* ``connect(now)``, ``close(now, reason)``, ``transport_lost(now)``: lifecycle;
+* ``send_ready(message, now)``, ``receive_data(message, now)``: the hot paths, for data
+  on a link that takes it now: ``True`` means counted, and the adapter transmits or
+  delivers the message itself (no effect list is built); ``False`` means nothing
+  happened, and the adapter calls ``send`` or ``receive``.
 
 Which calls and messages are legal in which state is decided by the table in
 :mod:`edgeloop.transport._state` and nowhere else. Errors are split as in h11: a call
@@ -57,7 +61,7 @@ from edgeloop.transport._effects import (
     Transmit,
     Violation,
 )
-from edgeloop.transport._state import LinkSide, LinkState, Trigger, next_state
+from edgeloop.transport._state import TRANSITIONS, LinkSide, LinkState, Trigger
 
 __all__ = ["Link", "RandomSource", "CLOSE_ACK"]
 
@@ -70,6 +74,10 @@ _TRIGGER_OF_KIND = {
     "Heartbeat": Trigger.HEARTBEAT,
     "Close": Trigger.PEER_CLOSE,
 }
+
+_READY = LinkState.READY
+_DATA = Trigger.DATA
+_SEND = Trigger.SEND
 
 
 class RandomSource(Protocol):
@@ -111,6 +119,10 @@ class Link:
         self._expected_peer = expected_peer
         self._control = control if control is not None else ControlFactory()
         self._state = LinkState.IDLE
+        # The table's rows for this side, and the current state's row: what is legal now
+        # is always looked up in the table, only without walking down from the top.
+        self._table = TRANSITIONS[side]
+        self._row = self._table[self._state]
         self._terms: Terms | None = None
         self._queue: deque[object] = deque()
         self._violations: Counter[str] = Counter()
@@ -175,7 +187,7 @@ class Link:
     @property
     def can_send(self) -> bool:
         """Whether :meth:`send` is allowed now (it is, queued, until the link closes)."""
-        return next_state(self._side, self._state, Trigger.SEND) is not None
+        return _SEND in self._row
 
     @property
     def queue_depth(self) -> int:
@@ -229,6 +241,8 @@ class Link:
 
     def send(self, message: object, now: float) -> list[Effect]:
         """Send a data message: transmitted when ready, else queued under the bound."""
+        if self.send_ready(message, now):
+            return [Transmit(message)]
         kind = kind_of(message)
         if kind in CONTROL_KINDS:
             msg = (
@@ -241,6 +255,20 @@ class Link:
             self._sent += 1
             return [self._transmit(message, now)]
         return self._enqueue(message)
+
+    def send_ready(self, message: object, now: float) -> bool:
+        """The adapter's fast path for :meth:`send`: if the link is ``READY`` and
+        ``message`` is data, count it as sent and return ``True``, and the adapter puts
+        it on the wire itself (exactly what ``send`` would return as a ``Transmit``);
+        otherwise change nothing and return ``False``, and the adapter calls ``send``."""
+        if self._state is not _READY or type(message).__name__ in CONTROL_KINDS:
+            return False
+        target = self._row.get(_SEND)
+        if target is not _READY:  # the table is the judge, even on the fast path
+            return False
+        self._sent += 1
+        self._last_sent = now
+        return True
 
     def close(self, now: float, reason: str = "normal") -> list[Effect]:
         """Say goodbye: from ``READY`` send ``Close`` and wait for the peer's (up to
@@ -273,10 +301,12 @@ class Link:
 
     def receive(self, message: object, now: float) -> list[Effect]:
         """Handle one decoded message from the peer; every message counts as liveness."""
+        if self.receive_data(message, now):
+            return [Deliver(message)]
         self._last_seen = now
         kind = kind_of(message)
-        trigger = _TRIGGER_OF_KIND.get(kind, Trigger.DATA)
-        if next_state(self._side, self._state, trigger) is None:
+        trigger = _TRIGGER_OF_KIND.get(kind, _DATA)
+        if trigger not in self._row:
             detail = f"{kind} is not allowed while the {self._side} link is {self._state}"
             return [self._violation(Rejection("bad_state", detail), message)]
         if trigger is Trigger.HELLO:
@@ -291,6 +321,23 @@ class Link:
             return []
         self._received += 1
         return [Deliver(message)]
+
+    def receive_data(self, message: object, now: float) -> bool:
+        """The adapter's fast path for :meth:`receive`: if ``message`` is data and the
+        link's state takes data now (``READY``, or ``CLOSING`` for what was in flight),
+        count it and return ``True``, and the adapter delivers it itself (exactly what
+        ``receive`` would return as a ``Deliver``); otherwise change nothing and return
+        ``False``, and the adapter calls ``receive``."""
+        if type(message).__name__ in _TRIGGER_OF_KIND:
+            return False
+        target = self._row.get(_DATA)
+        if target is None:
+            return False
+        if target is not self._state:
+            self._enter(target)
+        self._last_seen = now
+        self._received += 1
+        return True
 
     # -- time -----------------------------------------------------------------------
 
@@ -406,7 +453,7 @@ class Link:
 
     def _local(self, trigger: Trigger, verb: str) -> None:
         """Rule 3 for local triggers: move, or raise LinkStateError and change nothing."""
-        if next_state(self._side, self._state, trigger) is None:
+        if trigger not in self._row:
             whom = f" to {self.peer!r}" if self.peer is not None else ""
             msg = f"cannot {verb} the {self._side} link{whom}: it is {self._state}"
             if trigger is Trigger.SEND:
@@ -417,11 +464,17 @@ class Link:
         self._move(trigger)
 
     def _move(self, trigger: Trigger) -> None:
-        target = next_state(self._side, self._state, trigger)
+        target = self._row.get(trigger)
         if target is None:  # the callers check legality first
             msg = f"illegal transition {self._side}/{self._state} on {trigger}"
             raise EdgeloopInternalError(msg)
-        self._state = target
+        if target is not self._state:
+            self._enter(target)
+
+    def _enter(self, state: LinkState) -> None:
+        """The one place the state changes: the state and its row of the table move together."""
+        self._state = state
+        self._row = self._table[state]
 
     def _transmit(self, message: object, now: float) -> Transmit:
         self._last_sent = now

@@ -1,0 +1,1 @@
+"""Programs the integration tests run in their own processes."""
