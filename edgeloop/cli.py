@@ -293,11 +293,31 @@ def bench(
     suite: Annotated[str, typer.Argument(help="The suite to run, such as 'actors'.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     quick: Annotated[bool, typer.Option(help="Small sizes, for CI and smoke runs.")] = False,
+    fuzz: Annotated[
+        int | None,
+        typer.Option(help="link only: send N hostile messages at a live endpoint instead."),
+    ] = None,
 ) -> None:
     """Measure edgeloop against its anchor in the same run and report the ratios."""
     from edgeloop import bench as benchmarks
 
-    configure_logging(LogFormat.console, level=logging.WARNING)
+    configure_logging(LogFormat.console, level=logging.ERROR if fuzz else logging.WARNING)
+    if fuzz is not None:
+        if suite != "link":
+            _err.print("[red]error:[/] --fuzz applies to the link suite only")
+            raise typer.Exit(2)
+        from edgeloop.bench.link import run_fuzz
+
+        report = run_fuzz(fuzz)
+        if as_json:
+            typer.echo(json.dumps(report))
+        else:
+            typer.echo(
+                f"tried {report['tried']}, rejected {report['rejected_total']} "
+                f"({report['rejected']}), unaccounted {report['unaccounted']}, "
+                f"crashes {report['crashes']}"
+            )
+        raise typer.Exit(1 if report["crashes"] or report["unaccounted"] else 0)
     try:
         result = benchmarks.run(suite, quick=quick)
     except KeyError as error:
