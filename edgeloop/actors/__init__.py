@@ -8,7 +8,12 @@ from edgeloop.actors._mailbox import MailboxConfig, Overflow
 from edgeloop.actors._monitor import ActorRefLike, Watcher, deliver_down, monitor
 from edgeloop.actors._ref import DEFAULT_ASK_TIMEOUT, ActorRef, ActorStatistics
 from edgeloop.actors._signals import NORMAL, SHUTDOWN, Down, ExitReason
-from edgeloop.actors._system import DEFAULT_START_TIMEOUT, ActorSystem, check_path
+from edgeloop.actors._system import (
+    DEFAULT_START_TIMEOUT,
+    ActorSystem,
+    check_path,
+    split_address,
+)
 
 __all__ = [
     "Actor",
@@ -32,4 +37,5 @@ __all__ = [
     "DEFAULT_ASK_TIMEOUT",
     "DEFAULT_START_TIMEOUT",
     "check_path",
+    "split_address",
 ]

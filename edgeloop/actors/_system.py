@@ -12,10 +12,11 @@ from edgeloop.actors._actor import Actor
 from edgeloop.actors._cell import Cell, Counters
 from edgeloop.actors._dead_letters import DeadLetters
 from edgeloop.actors._mailbox import MailboxConfig
+from edgeloop.actors._monitor import ActorRefLike
 from edgeloop.actors._ref import ActorRef
 from edgeloop.actors._signals import SHUTDOWN
 from edgeloop.clock import Clock, MonotonicClock
-from edgeloop.errors import ActorStartError, PathTakenError
+from edgeloop.errors import ActorStartError, LinkError, PathNotFoundError, PathTakenError
 
 __all__ = ["ActorSystem", "DEFAULT_START_TIMEOUT"]
 
@@ -37,6 +38,24 @@ def check_path(path: str) -> str:
     return path
 
 
+def split_address(address: str) -> tuple[str | None, str]:
+    """Split ``"edge-b:/yard/fusion"`` into ``("edge-b", "/yard/fusion")``; a bare path
+    such as ``"/yard/fusion"`` gives ``(None, path)``. Raises ValueError if malformed."""
+    if address.startswith("/"):
+        return None, check_path(address)
+    node, colon, path = address.partition(":")
+    if not colon or not node:
+        msg = f"invalid actor address {address!r}: use NODE:/path such as 'edge-b:/yard/fusion'"
+        raise ValueError(msg)
+    if not all(c.isalnum() or c in "_.@-" for c in node) or not node[0].isalnum():
+        msg = (
+            f"invalid node name {node!r} in {address!r}: node names are letters, digits "
+            "and _.@- starting with a letter or digit"
+        )
+        raise ValueError(msg)
+    return node, check_path(path)
+
+
 class ActorSystem:
     """The actors of one node: spawn them, look them up by path, collect dead letters.
 
@@ -53,6 +72,8 @@ class ActorSystem:
         self.random = random.Random(seed)
         self._owns_clock = clock is None
         self.dead_letters = DeadLetters()
+        # Set by the node when it has links: turns ("edge-b", "/path") into a remote ref.
+        self.remote_resolver: Callable[[str, str], ActorRefLike] | None = None
         self._lock = threading.Lock()
         self._registry: dict[str, ActorRef] = {}
 
@@ -110,6 +131,30 @@ class ActorSystem:
             msg = f"{path}: on_start raised {type(cause).__name__}: {cause}"
             raise ActorStartError(msg) from cause
         return cell.ref
+
+    def ref(self, address: str) -> ActorRefLike:
+        """A ref from an address, for actors as for anyone: ``"/yard/fusion"`` (or
+        ``"<this node>:/yard/fusion"``) the local actor, ``"edge-b:/yard/fusion"`` a
+        remote ref through the node's links.
+
+        Raises :class:`~edgeloop.errors.PathNotFoundError` for a local path no actor holds,
+        :class:`~edgeloop.errors.LinkError` for another node when this one has no links,
+        and ValueError for a malformed address.
+        """
+        node, path = split_address(address)
+        if node is None or node == self.name:
+            local = self.lookup(path)
+            if local is None:
+                msg = f"no actor at {path} in node {self.name!r}"
+                raise PathNotFoundError(msg)
+            return local
+        if self.remote_resolver is None:
+            msg = (
+                f"node {self.name!r} has no links, so it cannot reach {address!r}: give it "
+                "listen endpoints or peers ([node] listen = [...], peers = [...])"
+            )
+            raise LinkError(msg)
+        return self.remote_resolver(node, path)
 
     def lookup(self, path: str) -> ActorRef | None:
         """The running actor at ``path``, or ``None``."""

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 
-from edgeloop.actors import SHUTDOWN, ActorRef, ActorStatistics, ActorSystem, ExitReason
+from edgeloop.actors import (
+    SHUTDOWN,
+    ActorRef,
+    ActorRefLike,
+    ActorStatistics,
+    ActorSystem,
+    ExitReason,
+)
 from edgeloop.clock import Clock
 from edgeloop.errors import (
     ActorStartError,
@@ -21,16 +28,13 @@ from edgeloop.errors import (
     LinkError,
     NodeError,
     NodeFailedError,
-    PathNotFoundError,
 )
 from edgeloop.supervisor._operations import SupervisorRef
 from edgeloop.supervisor._remote import (
     EndpointFactory,
     EndpointLike,
     LinkSettings,
-    RemoteRef,
     Remoting,
-    split_address,
     zmq_endpoint,
 )
 from edgeloop.supervisor._status import STATUS_PATH, StatusActor, node_status
@@ -179,6 +183,7 @@ class Node:
             msg = f"node {self.name!r} could not open its links: {error}"
             raise NodeError(msg) from error
         self._remoting = remoting
+        system.remote_resolver = remoting.ref
         self._endpoint = endpoint
 
     def stop(self, timeout: float | None = None) -> ExitReason:
@@ -271,29 +276,16 @@ class Node:
         """Send to whatever actor holds ``path``; a dead letter if none does."""
         self.system.tell(path, message)
 
-    def ref(self, address: str) -> ActorRef | RemoteRef:
+    def ref(self, address: str) -> ActorRefLike:
         """A ref from an address: ``"edge-b:/yard/fusion"`` gives a :class:`RemoteRef`; a
         bare path ``"/yard/fusion"`` (or this node's own name before it) the local actor.
+        Actors do the same with ``self.system.ref(address)``.
 
         Raises :class:`~edgeloop.errors.PathNotFoundError` if no local actor holds the
-        path, ValueError for a malformed address, and :class:`~edgeloop.errors.NodeError`
+        path, ValueError for a malformed address, and :class:`~edgeloop.errors.LinkError`
         for another node when this one has no links (set ``listen`` or ``peers``).
         """
-        node, path = split_address(address)
-        if node is None or node == self.name:
-            ref = self.lookup(path)
-            if ref is None:
-                msg = f"no actor at {path} in node {self.name!r}"
-                raise PathNotFoundError(msg)
-            return ref
-        self.system  # noqa: B018 - raises NodeError if the node is not running
-        if self._remoting is None:
-            msg = (
-                f"node {self.name!r} has no links, so it cannot reach {address!r}: give it "
-                "listen endpoints or peers ([node] listen = [...], peers = [...])"
-            )
-            raise NodeError(msg)
-        return self._remoting.ref(node, path)
+        return self.system.ref(address)
 
     def peers(self) -> list[str]:
         """The nodes (and devices) whose links are ready now, sorted by name."""

@@ -51,6 +51,7 @@ from edgeloop.actors import (
     check_path,
     deliver_down,
     monitor,
+    split_address,
 )
 from edgeloop.clock import Clock, Timer
 from edgeloop.errors import (
@@ -168,24 +169,6 @@ def zmq_endpoint(
         on_undelivered=on_undelivered,
         rng=rng,
     )
-
-
-def split_address(address: str) -> tuple[str | None, str]:
-    """Split ``"edge-b:/yard/fusion"`` into ``("edge-b", "/yard/fusion")``; a bare path
-    such as ``"/yard/fusion"`` gives ``(None, path)``. Raises ValueError if malformed."""
-    if address.startswith("/"):
-        return None, check_path(address)
-    node, colon, path = address.partition(":")
-    if not colon or not node:
-        msg = f"invalid actor address {address!r}: use NODE:/path such as 'edge-b:/yard/fusion'"
-        raise ValueError(msg)
-    if not all(c.isalnum() or c in "_.@-" for c in node) or not node[0].isalnum():
-        msg = (
-            f"invalid node name {node!r} in {address!r}: node names are letters, digits "
-            "and _.@- starting with a letter or digit"
-        )
-        raise ValueError(msg)
-    return node, check_path(path)
 
 
 # -- the ref ---------------------------------------------------------------------------

@@ -124,8 +124,9 @@ def _node(table: Mapping[str, Any], name: str, seed: int | None, source: str) ->
     """The ``[node]`` table; the link keys import edgeloop.transport (and zmq) only if set."""
     if not any(key in table for key in ("listen", "peers", "link", "security")):
         return NodeConfig(name, seed)
+    base = Path(source).parent if source != "<app>" else None
     listen = _listen(table.get("listen", []))
-    peers = _peers(table.get("peers", []))
+    peers = _peers(table.get("peers", []), base)
     linked = bool(listen or peers)
     link: LinkConfig | None = link_config(name, table.get("link"), linked=linked)
     if not linked and "link" not in table:
@@ -134,7 +135,6 @@ def _node(table: Mapping[str, Any], name: str, seed: int | None, source: str) ->
     if "security" in table:
         from edgeloop.transport._security import SecurityConfig
 
-        base = Path(source).parent if source != "<app>" else None
         security = SecurityConfig.from_table(_table(table["security"], "node.security"), base=base)
     return NodeConfig(name, seed, listen, peers, link, security)
 
@@ -157,7 +157,9 @@ def _listen(value: Any) -> tuple[str, ...]:
     return tuple(endpoints)
 
 
-def _peers(value: Any) -> tuple[PeerAddress, ...]:
+def _peers(value: Any, base: Path | None = None) -> tuple[PeerAddress, ...]:
+    """The ``peers`` array; a relative ``server_key`` file path is taken relative to ``base``
+    (the app file's folder), as the ``[node.security]`` paths are."""
     if not isinstance(value, list):
         raise ConfigError(
             "node.peers",
@@ -166,6 +168,7 @@ def _peers(value: Any) -> tuple[PeerAddress, ...]:
     if not value:
         return ()
     from edgeloop.transport import PeerAddress
+    from edgeloop.transport._security import is_z85_key
 
     peers: list[PeerAddress] = []
     for index, item in enumerate(value):
@@ -184,6 +187,10 @@ def _peers(value: Any) -> tuple[PeerAddress, ...]:
                 f"{where}.server_key",
                 f"expected the peer's public key (a NAME.key file or a Z85 string), got {key!r}",
             )
+        if key is not None and base is not None and not Path(key).is_absolute():
+            candidate = base / key
+            if candidate.exists() or not is_z85_key(key):  # as for [node.security] paths
+                key = str(candidate)
         peers.append(PeerAddress(address, key))
     return tuple(peers)
 

@@ -18,7 +18,7 @@ from edgeloop.errors import AskTimeout, PathNotFoundError, PeerLostError, Remote
 from edgeloop.supervisor import RemoteRef
 from edgeloop.transport import Endpoint, LinkConfig
 from tests.helpers import WAIT, wait_for
-from tests.supervisor.sample_actors import Blocker, Echo, Recorder
+from tests.supervisor.sample_actors import Blocker, Echo, Recorder, Relay
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +104,20 @@ def test_remote_ask_reply(pair: Pair) -> None:
     """An ask returns the remote handler's answer, many times over one link."""
     ref = pair.a.ref("edge-b:/echo")
     assert [ref.ask(n).get(WAIT) for n in range(20)] == [f"hello {n}" for n in range(20)]
+
+
+def test_an_actor_asks_an_actor_on_another_node(pair: Pair) -> None:
+    """An actor reaches another node's actor by address through self.system.ref."""
+    out: queue.Queue[Any] = queue.Queue()
+    relay = pair.a.root.start_child(
+        ChildSpec("relay", Relay, args={"target": "edge-b:/echo", "out": out})
+    )
+    relay.tell("from a")
+    assert out.get(timeout=WAIT) == ("from a", "hello from a")
+    relay.tell("crash")
+    message, error = out.get(timeout=WAIT)
+    assert message == "crash"
+    assert isinstance(error, RemoteError)
 
 
 def test_remote_exception_is_a_remote_error(pair: Pair) -> None:

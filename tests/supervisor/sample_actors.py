@@ -85,3 +85,21 @@ class Opaque(Actor):
 
     def on_receive(self, message: Any) -> Any:
         return object()
+
+
+class Relay(Actor):
+    """Asks the actor at ``target`` (any address, local or remote) for each message it
+    is told, without blocking, and puts ``(message, answer or error)`` on ``out``."""
+
+    def __init__(self, target: str, out: Any) -> None:
+        self.target = target
+        self.out = out
+
+    def on_receive(self, message: Any) -> Any:
+        future = self.system.ref(self.target).ask(message)
+
+        def report(done: Any) -> None:
+            error = done.exception()
+            self.out.put((message, error if error is not None else done.get()))
+
+        future.add_done_callback(report)

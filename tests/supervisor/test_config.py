@@ -245,7 +245,9 @@ class TestLinks:
         )
         plain, keyed = node.peers
         assert (plain.address, plain.server_key) == ("tcp://127.0.0.1:5556", None)
-        assert (keyed.address, keyed.server_key) == ("tcp://10.0.0.2:5555", "keys/edge-b.key")
+        # Key paths are relative to the app file's folder, the peer's server_key too.
+        server_key = str(tmp_path / "keys" / "edge-b.key")
+        assert (keyed.address, keyed.server_key) == ("tcp://10.0.0.2:5555", server_key)
         assert node.link is not None
         assert node.link.id == "edge-a"
         assert (node.link.heartbeat_interval, node.link.liveness_timeout) == (0.5, 2.0)
@@ -255,6 +257,36 @@ class TestLinks:
         assert node.security.mode == "auto"
         assert node.security.secret_key == tmp_path / "keys" / "edge-a.key_secret"
         assert node.security.allowed == (tmp_path / "keys" / "edge-b.key",)
+
+    def test_peer_server_key_file_is_found_next_to_the_app_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A relative server_key names a file in the app file's folder, whatever the current
+        directory; a Z85 key and an absolute path are kept as they are."""
+        from edgeloop.transport import keys_generate
+
+        folder = tmp_path / "app"
+        public, _ = keys_generate("edge-b", folder / "keys")
+        z85 = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+        monkeypatch.chdir(tmp_path)  # not the app file's folder
+        folder.joinpath("app.toml").write_text(
+            textwrap.dedent(
+                f"""
+                [node]
+                name = "edge-a"
+                peers = [
+                    {{ address = "tcp://10.0.0.2:5555", server_key = "keys/edge-b.key" }},
+                    {{ address = "tcp://10.0.0.3:5555", server_key = "{z85}" }},
+                    {{ address = "tcp://10.0.0.4:5555", server_key = "{public}" }},
+                ]
+                [supervisor]
+                """
+            )
+        )
+        relative, key, absolute = load_app(folder / "app.toml").node.peers
+        assert relative.server_key == str(public)
+        assert key.server_key == z85
+        assert absolute.server_key == str(public)
 
     def test_a_node_without_links(self) -> None:
         """Without listen or peers a node has no links and needs no link settings."""

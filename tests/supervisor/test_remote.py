@@ -156,7 +156,7 @@ def test_node_without_links_has_no_remote_refs() -> None:
     with Node("solo", children=[ChildSpec("echo", Echo)]) as node:
         assert node.peers() == []
         assert node.remoting is None
-        with pytest.raises(NodeError, match="no links"):
+        with pytest.raises(LinkError, match="no links"):
             node.ref("edge-b:/echo")
 
 
@@ -480,8 +480,8 @@ def test_nodes_from_app_files_talk() -> None:
         Node.from_app(server, endpoint_factory=network.factory) as b,
         Node.from_app(client, endpoint_factory=network.factory) as a,
     ):
-        wait_for(lambda: a.peers() == ["edge-b"])
-        assert b.peers() == ["edge-a"]
+        # Each side learns of the other on its own thread: wait for both.
+        wait_for(lambda: a.peers() == ["edge-b"] and b.peers() == ["edge-a"], what="linked")
         future: Future[Any] = a.ref("edge-b:/echo").ask("app")
         assert future.get(WAIT) == "hello app"
 
