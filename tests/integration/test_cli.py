@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
-from typing import IO
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.procs import ROOT, Process
+
 QUICKSTART = ROOT / "examples" / "quickstart"
 
 pytestmark = pytest.mark.integration
@@ -26,71 +22,6 @@ def own_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-
-
-class Process:
-    """A CLI subprocess whose stderr lines are read by a thread, so tests can wait on them."""
-
-    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgeloop", *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        assert self.proc.stderr is not None
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
-        self._reader.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.put(line)
-
-    def wait_for_event(self, event: str, timeout: float = 20.0) -> dict[str, object]:
-        """Block until a JSON log line with this event arrives (or fail after timeout)."""
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                pytest.fail(f"no {event!r} within {timeout} s; saw: {self.seen[-5:]}")
-            self.seen.append(line)
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("event") == event:
-                return record  # type: ignore[no-any-return]
-
-    def finish(self, timeout: float = 20.0) -> tuple[int, str]:
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail("the CLI did not exit in time")
-        self._reader.join(5)
-        while not self.lines.empty():
-            self.seen.append(self.lines.get())
-        assert self.proc.stdout is not None
-        out = self.proc.stdout.read()
-        self.proc.stdout.close()
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
-        return self.proc.returncode, out
-
-    def events(self) -> list[dict[str, object]]:
-        records = []
-        for line in self.seen:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -212,3 +143,15 @@ def test_node_status_without_a_node_says_so() -> None:
     code, _ = unreachable.finish()
     assert code == 1
     assert "no node answered" in "".join(unreachable.seen)
+
+
+def test_bench_link_fuzz_reports_no_crashes() -> None:
+    """`edgeloop bench link --fuzz N --json` tries N hostile messages and finds 0 crashes."""
+    proc = Process("bench", "link", "--fuzz", "300", "--json")
+    code, out = proc.finish(120)
+    assert code == 0, proc.seen[-5:]
+    report = json.loads(out)
+    assert report["tried"] == 300
+    assert report["crashes"] == 0
+    assert report["unaccounted"] == 0
+    assert report["rejected_total"] == 300
