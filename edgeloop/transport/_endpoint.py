@@ -583,7 +583,6 @@ class Endpoint:
     def _read_listener(self, index: int, socket: zmq.Socket[Any]) -> None:
         recv = socket.recv
         accepted = self._accepted
-        deliver = self._on_message
         now = time.monotonic()
         for count in range(_BATCH):
             # One message is the common case: asking ZeroMQ whether a second one is
@@ -609,14 +608,7 @@ class Endpoint:
                 continue
             conn = accepted.get((index, identity))
             if conn is not None and conn.link.receive_data(message, now):
-                peer = conn.peer
-                assert peer is not None  # data is taken only after a Ready
-                try:
-                    deliver(peer, message)
-                except Exception as error:  # noqa: BLE001 - a handler bug must not kill links
-                    self._handler_failed(peer, error)
-                if self._outbox:  # the handler answered: send it before reading on
-                    self._flush_outbox()
+                self._dispatch(conn, message)
                 continue
             self._from_listener(index, socket, identity, message, now)
 
@@ -643,7 +635,6 @@ class Endpoint:
 
     def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any]) -> None:
         recv = socket.recv
-        deliver = self._on_message
         now = time.monotonic()
         for count in range(_BATCH):
             if conn.socket is not socket:
@@ -666,16 +657,20 @@ class Endpoint:
                 if type(message) is messages.ErrorReply and message.code == "bad_state":
                     self._forgotten(conn, message, now)
                     continue
-                peer = conn.peer
-                assert peer is not None  # data is taken only after a Ready
-                try:
-                    deliver(peer, message)
-                except Exception as error:  # noqa: BLE001 - a handler bug must not kill links
-                    self._handler_failed(peer, error)
-                if self._outbox:  # the handler answered: send it before reading on
-                    self._flush_outbox()
+                self._dispatch(conn, message)
                 continue
             self._apply(conn, conn.link.receive(message, now), now)
+
+    def _dispatch(self, conn: _Conn, message: messages.Message) -> None:
+        """Hand a data message from a ready link to the node, then send what it answered."""
+        peer = conn.peer
+        assert peer is not None  # data is taken only after a Ready
+        try:
+            self._on_message(peer, message)
+        except Exception as error:  # noqa: BLE001 - a handler bug must not kill links
+            self._handler_failed(peer, error)
+        if self._outbox:  # the handler answered: send it before reading on
+            self._flush_outbox()
 
     def _forgotten(self, conn: _Conn, reply: messages.ErrorReply, now: float) -> None:
         """The node answered ``bad_state`` on a link this side thinks ready: it has no
