@@ -700,7 +700,7 @@ def encode_body(obj: Any) -> bytes:
     """
     try:
         return _ENCODER.encode(obj)
-    except TypeError as exc:
+    except (TypeError, OverflowError, ValueError) as exc:  # an int past 64 bits: Overflow
         raise TypeError(
             f"cannot encode a message body of type {type(obj).__name__} ({exc}); use "
             "MessagePack-able builtins or msgspec Structs"

@@ -6,7 +6,7 @@ from edgeloop.actors._dead_letters import DeadLetter, DeadLetters
 from edgeloop.actors._future import Future
 from edgeloop.actors._mailbox import MailboxConfig, Overflow
 from edgeloop.actors._monitor import ActorRefLike, Watcher, deliver_down, monitor
-from edgeloop.actors._ref import DEFAULT_ASK_TIMEOUT, ActorRef, ActorStatistics
+from edgeloop.actors._ref import DEFAULT_ASK_TIMEOUT, ActorRef, ActorStatistics, send_signal
 from edgeloop.actors._signals import NORMAL, SHUTDOWN, Down, ExitReason
 from edgeloop.actors._system import (
     DEFAULT_START_TIMEOUT,
@@ -26,6 +26,7 @@ __all__ = [
     "NORMAL",
     "SHUTDOWN",
     "monitor",
+    "send_signal",
     "Watcher",
     "deliver_down",
     "MailboxConfig",

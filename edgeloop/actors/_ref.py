@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from edgeloop.actors._cell import Cell
     from edgeloop.actors._monitor import Watcher
 
-__all__ = ["ActorRef", "ActorStatistics", "DEFAULT_ASK_TIMEOUT"]
+__all__ = ["ActorRef", "ActorStatistics", "DEFAULT_ASK_TIMEOUT", "send_signal"]
 
 DEFAULT_ASK_TIMEOUT = 5.0
 """Seconds an ``ask`` waits by default, as OTP's ``gen_server:call``."""
@@ -144,3 +144,14 @@ def dead_error(path: str, message: Any) -> ActorDeadError:
         f"{path} stopped before it handled {type(message).__name__}; look the path up again "
         "if its supervisor restarted it"
     )
+
+
+def send_signal(ref: ActorRef, message: Any) -> bool:
+    """Queue ``message`` for ``ref`` in order but past its mailbox bound, as ``Down`` is.
+
+    For the runtime's own messages that must neither wait (they come from a timer or an
+    I/O thread) nor be dropped by an overflow policy, such as a supervisor's scheduled
+    restart. Returns ``False`` if the actor has stopped. Not for application traffic:
+    that is what the bound is for.
+    """
+    return ref._mailbox.put_signal(Envelope(message))

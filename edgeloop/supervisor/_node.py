@@ -25,6 +25,7 @@ from edgeloop.clock import Clock
 from edgeloop.errors import (
     ActorStartError,
     ConfigError,
+    EdgeloopError,
     LinkError,
     NodeError,
     NodeFailedError,
@@ -89,6 +90,13 @@ class Node:
         self.name = name
         self.flags = flags or SupervisorFlags()
         self.children = tuple(children)
+        reserved = STATUS_PATH.lstrip("/")
+        if any(child.id == reserved for child in self.children):
+            raise ConfigError(
+                "supervisor.children",
+                f"the id {reserved!r} is reserved: the node answers status asks at "
+                f"{STATUS_PATH}; rename that child",
+            )
         self._clock = clock
         self._seed = seed
         self._links = _link_settings(name, listen, peers, link, security)
@@ -149,9 +157,14 @@ class Node:
         if self._links is not None:
             self._open_links(self._links, self._system)
             # Outside the tree: it answers `edgeloop node status` over the links.
-            self._system.spawn(
-                StatusActor, STATUS_PATH, args={"node": self, "started_at": self._started_at}
-            )
+            try:
+                self._system.spawn(
+                    StatusActor, STATUS_PATH, args={"node": self, "started_at": self._started_at}
+                )
+            except EdgeloopError as error:
+                self.stop()
+                msg = f"node {self.name!r} could not start its status actor: {error}"
+                raise NodeError(msg) from error
             fields["listen"] = list(self._links.listen)
             fields["peers"] = [p.address for p in self._links.peers]
         _log.info("node_started", node=self.name, **fields)

@@ -22,6 +22,7 @@ from edgeloop.actors import (
     Counters,
     Down,
     ExitReason,
+    send_signal,
 )
 from edgeloop.clock import Timer
 from edgeloop.errors import (
@@ -205,9 +206,14 @@ class Supervisor(Actor):
             return self._restart_group(group)
         token = object()
         ids = tuple(c.id for c in group)
-        timer = self.system.clock.call_later(
-            decision.delay, lambda: self.ref.tell(_RestartDue(ids, token))
-        )
+        ref = self.ref
+
+        def due() -> None:
+            # Past the mailbox bound: a full mailbox must neither stall the clock's thread
+            # nor drop the restart (the child would stay "restarting" for ever).
+            send_signal(ref, _RestartDue(ids, token))
+
+        timer = self.system.clock.call_later(decision.delay, due)
         for child in group:
             child.state = "restarting"
             child.timer = timer

@@ -446,3 +446,17 @@ def test_ask_to_a_closed_mailbox_fails_with_actor_dead(system: ActorSystem) -> N
     with pytest.raises(ActorDeadError):
         ref.ask("late").get()
     assert ref.statistics().dropped == 0
+
+
+def test_send_signal_passes_a_full_mailbox(system: ActorSystem, gate: threading.Event) -> None:
+    """send_signal queues past the bound and in order, where tell would be dropped."""
+    from edgeloop.actors import send_signal
+
+    ref, probe = busy_actor(system, gate, capacity=1, overflow="drop_newest")
+    ref.tell("one")
+    ref.tell("dropped")
+    assert send_signal(ref, "signal")
+    assert ref.statistics().queue_depth == 2
+    gate.set()
+    assert get(probe.out) == "one"
+    assert get(probe.out) == "signal"

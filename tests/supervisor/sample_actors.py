@@ -103,3 +103,10 @@ class Relay(Actor):
             self.out.put((message, error if error is not None else done.get()))
 
         future.add_done_callback(report)
+
+
+class BigNumber(Actor):
+    """Answers with an integer MessagePack cannot hold (past 64 bits)."""
+
+    def on_receive(self, message: Any) -> Any:
+        return 2**70

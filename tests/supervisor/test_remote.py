@@ -16,6 +16,7 @@ from edgeloop import ChildSpec, Node
 from edgeloop.actors import ActorRef, Down, Future, monitor
 from edgeloop.errors import (
     AskTimeout,
+    ConfigError,
     LinkError,
     NodeError,
     PathNotFoundError,
@@ -26,7 +27,7 @@ from edgeloop.messages import Ask, Tell, encode_body
 from edgeloop.supervisor import LinkSettings, RemoteRef, parse_app
 from tests.helpers import WAIT, wait_for
 from tests.supervisor.fake_link import FakeNetwork
-from tests.supervisor.sample_actors import Blocker, Echo, Opaque, Recorder
+from tests.supervisor.sample_actors import BigNumber, Blocker, Echo, Opaque, Recorder
 
 B_ADDRESS = "ipc:///fake/edge-b"
 
@@ -516,3 +517,18 @@ def test_importing_edgeloop_imports_no_zmq() -> None:
         "assert 'zmq' not in sys.modules, 'zmq was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_an_unencodable_reply_fails_the_ask_at_once(pair: Pair) -> None:
+    """A reply MessagePack cannot hold (an int past 64 bits) comes back as RemoteError."""
+    pair.b.root.start_child(ChildSpec("big", BigNumber))
+    with pytest.raises(RemoteError, match="cannot encode"):
+        pair.a.ref("edge-b:/big").ask("n").get(WAIT)
+    assert pair.b.remoting is not None
+    assert pair.b.remoting.statistics().counters["unencodable_replies"] == 1
+
+
+def test_the_status_id_is_reserved() -> None:
+    """A root child may not take the id the node's status actor answers at."""
+    with pytest.raises(ConfigError, match="reserved"):
+        Node("n", children=[ChildSpec("_status", Echo)])
