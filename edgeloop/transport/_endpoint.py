@@ -91,6 +91,9 @@ _BACKLOG_LIMIT = 100_000
 _HWM = 10_000
 """ZeroMQ's own per-pipe queue, in messages, before it pushes back."""
 
+DUPLICATE = "duplicate"
+"""The Close reason for the second of two links between the same pair of peers."""
+
 _PENDING_LIMIT = 1024
 """Most peers that may be mid-handshake on the listeners at once (a flood guard)."""
 
@@ -834,6 +837,29 @@ class Endpoint:
 
     def _ready(self, conn: _Conn, ready: Ready) -> None:
         old = self._by_peer.get(ready.peer)
+        if (
+            old is not None
+            and old is not conn
+            and old.ready
+            and (old.identity is None) != (conn.identity is None)
+        ):
+            # Both sides dialled each other: two links to one peer. Both ends keep the link
+            # the lower id dialled. Only the lower id closes the other one, and only once
+            # its own dial is ready: by then the higher id has that link ready too (its
+            # Welcome came first), so neither side ever sees the peer go down.
+            keep_connector = self.config.link.id < ready.peer
+            kept, duplicate = (
+                (conn, old) if (conn.identity is None) == keep_connector else (old, conn)
+            )
+            self._by_peer[ready.peer] = kept
+            conn.peer = ready.peer
+            duplicate.ready = False  # its close reports nothing: the peer stays up on kept
+            if kept is conn:
+                conn.ready = conn.was_ready = True
+            if keep_connector:
+                now = time.monotonic()
+                self._apply(duplicate, duplicate.link.close(now, DUPLICATE), now)
+            return
         if old is not None and old is not conn and old.identity is not None:
             # The same peer came back on another connection: the old one is finished.
             self._accepted = {k: c for k, c in self._accepted.items() if c is not old}
@@ -859,10 +885,15 @@ class Endpoint:
         stops, say, to restart) starts a fresh link after a backoff, so the peer's return
         is noticed; one that was refused, or that this side closed, stays closed."""
         reopen = (
-            conn.identity is None and closed.by_peer and conn.ready and not self._stopping.is_set()
+            conn.identity is None
+            and closed.by_peer
+            and conn.ready
+            and closed.reason != DUPLICATE
+            and not self._stopping.is_set()
         )
         if not reopen:
-            if conn.identity is None and not conn.ready and not self._stopping.is_set():
+            refused = closed.reason != DUPLICATE and not self._stopping.is_set()
+            if conn.identity is None and not conn.ready and refused:
                 _log.warning(  # a refused handshake: nothing else would ever say so
                     "link_refused",
                     endpoint=self.config.link.id,
@@ -898,8 +929,8 @@ class Endpoint:
             if peer is not None and self._by_peer.get(peer) is conn:
                 del self._by_peer[peer]
             self._backlogged.discard(conn)
-        if peer is None or not was_ready:
-            return
+        if peer is None or not was_ready or self._by_peer.get(peer) not in (conn, None):
+            return  # never up, or the peer is still up on another link
         log = _log.info if reason == "closed" else _log.warning
         log("peer_down", endpoint=self.config.link.id, peer=peer, reason=reason)
         self._notify(PeerDown(peer, reason))

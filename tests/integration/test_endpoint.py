@@ -424,3 +424,37 @@ def test_handler_failure_is_counted_and_the_link_carries_on(peers: Callable[...,
     assert seen.wait(WAIT)
     assert got == [1]
     assert dict(node.endpoint.statistics().rejected) == {"handler_failed": 1}
+
+
+def test_two_nodes_that_dial_each_other_settle_on_one_link() -> None:
+    """When each node lists the other as a peer, both keep the lower id's link and close
+    the other: one PeerUp each, no PeerDown, and traffic both ways for many heartbeats."""
+    with ipc_folder() as folder:
+        a_address, b_address = f"ipc://{folder}/a", f"ipc://{folder}/b"
+        a = Peer("edge-a", listen=(a_address,), peers=(b_address,)).start()
+        b = Peer("edge-b", listen=(b_address,), peers=(a_address,)).start()
+        try:
+            a.up("edge-b")
+            b.up("edge-a")
+            deadline = time.monotonic() + 1.5  # fifteen heartbeat intervals
+            n = 0
+            while time.monotonic() < deadline:
+                assert a.endpoint.send("edge-b", tell(n))
+                assert number(b.message()[1]) == n
+                assert b.endpoint.send("edge-a", tell(n))
+                assert number(a.message()[1]) == n
+                n += 1
+            assert a.events.empty(), a.events.get()
+            assert b.events.empty(), b.events.get()
+            for peer, other in ((a, "edge-b"), (b, "edge-a")):
+                ready = [
+                    status
+                    for status in peer.endpoint.statistics().peers
+                    if status.peer == other and status.state is LinkState.READY
+                ]
+                assert len(ready) == 1, ready
+            kept = [s for s in a.endpoint.statistics().peers if s.state is LinkState.READY]
+            assert kept[0].side is LinkSide.CONNECTOR  # edge-a < edge-b: a's dial stays
+        finally:
+            b.endpoint.close()
+            a.endpoint.close()
