@@ -357,7 +357,7 @@ class Endpoint:
         Thread-safe. ``True`` means the link took it (sent, or queued while the peer is
         away); a later drop is reported through ``on_undelivered``.
         """
-        if peer not in self._by_peer or self._thread is None:
+        if peer not in self._by_peer or self._thread is None or self._stopping.is_set():
             return False
         self._outbox.append((peer, message))
         # The I/O thread flushes the outbox before it polls again, so it need not wake
@@ -403,14 +403,31 @@ class Endpoint:
             self._started.set()
             return
         self._started.set()
+        crashed = False
         try:
             self._loop()
         except Exception as error:  # noqa: BLE001 - a bug here must not hang the node silently
+            crashed = True
             _log.critical("link_io_failed", endpoint=self.config.link.id, exc_info=error)
         finally:
+            self._stopping.set()  # send() refuses from now on
+            if not crashed:
+                self._flush_outbox()  # what was accepted before the stop still leaves
             self._goodbye()
             self._close_sockets()
+            self._abandon(crashed)
             self._release()
+
+    def _abandon(self, crashed: bool) -> None:
+        """Nothing will be sent any more: report what is left, and, after a crash, every
+        ready peer as down (a clean close reports them through their links' Close)."""
+        while self._outbox:
+            peer, message = self._outbox.popleft()
+            self._undelivered(peer, message, "closed")
+        if crashed:
+            for peer in list(self._by_peer):
+                self._notify(PeerDown(peer, "transport_lost"))
+        self._by_peer.clear()
 
     def _open(self) -> None:
         assert self._context is not None

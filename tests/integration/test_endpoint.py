@@ -458,3 +458,32 @@ def test_two_nodes_that_dial_each_other_settle_on_one_link() -> None:
         finally:
             b.endpoint.close()
             a.endpoint.close()
+
+
+def test_a_crashed_io_thread_reports_its_peers_down_and_refuses_sends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If the I/O thread dies of a bug, its ready peers are reported down, sends are
+    refused, and what was queued is reported undelivered instead of piling up."""
+    with ipc_folder() as folder:
+        node = Peer("edge-a", listen=(f"ipc://{folder}/a",)).start()
+        device = Peer("cam-01", role="device", peers=(node.address,)).start()
+        try:
+            node.up("cam-01")
+            device.up("edge-a")
+            broken = threading.Event()
+
+            def fail(now: float) -> None:
+                broken.set()
+                raise RuntimeError("injected bug in the I/O loop")
+
+            monkeypatch.setattr(node.endpoint, "_tick", fail)
+            node.endpoint._soon()  # make the loop run housekeeping now
+            assert broken.wait(WAIT)
+            event = node.event()
+            assert event == PeerDown("cam-01", "transport_lost")
+            wait_for(lambda: not node.endpoint.alive, what="the I/O thread ended")
+            assert not node.endpoint.send("cam-01", tell(1))
+        finally:
+            device.endpoint.close()
+            node.endpoint.close()
