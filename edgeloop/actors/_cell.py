@@ -185,6 +185,18 @@ class Cell(pykka.ThreadingActor):
         exits without ``on_stop``."""
         self._killed = True
         self._release()
+        # Watchers hear of it now, as OTP monitors fire at the kill, not when (or if) a
+        # handler the thread is stuck in returns; the teardown then finds none left.
+        with self._watch_lock:
+            if self._dead:
+                return
+            self._dead = True
+            self.exit_reason = KILLED
+            watchers = list(self._watchers)
+            self._watchers.clear()
+        down = Down(self.ref, KILLED)
+        for watcher in watchers:
+            deliver_down(watcher, down)
 
     def add_watcher(self, watcher: Watcher) -> None:
         with self._watch_lock:
