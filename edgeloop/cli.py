@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -91,6 +92,32 @@ def control_address(name: str) -> str:
     return f"ipc://{control_dir() / name}.ipc"
 
 
+def _claim_control(name: str) -> int:
+    """Lock NAME.lock in the control directory for this node's lifetime, so a second node
+    of the same name cannot take over the first one's control socket (binding an ipc path
+    silently replaces it). Returns the locked file descriptor."""
+    directory = control_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = directory.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        _err.print(
+            f"[red]error:[/] {directory} must belong to you with mode 0700 (it holds control "
+            "sockets); fix it or set XDG_RUNTIME_DIR"
+        )
+        raise typer.Exit(2)
+    fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        _err.print(
+            f"[red]error:[/] a node named {name!r} is already running on this machine; stop "
+            "it, or give this one another --name"
+        )
+        raise typer.Exit(2) from None
+    return fd
+
+
 @node_app.command("start")
 def node_start(
     app_file: Annotated[Path, typer.Argument(help="The app file (TOML) to run.")],
@@ -115,11 +142,12 @@ def node_start(
         entry = str(directory.resolve())
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    lock: int | None = None
     try:
         config = load_app(app_file)
         if control:
             node_name = name or config.node.name
-            control_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+            lock = _claim_control(node_name)
             listen = (*config.node.listen, control_address(node_name))
             config = dataclasses.replace(
                 config, node=dataclasses.replace(config.node, listen=listen)
@@ -156,9 +184,10 @@ def node_start(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     reason = node.stop()
-    if control:
+    if lock is not None:
         # ZeroMQ leaves an ipc socket file behind; `node status` would find a dead node.
         Path(control_address(node.name).removeprefix("ipc://")).unlink(missing_ok=True)
+        os.close(lock)
     if reason.abnormal:
         _err.print(f"[red]node {node.name!r} stopped:[/] root supervisor escalated: {reason}")
         raise typer.Exit(1)

@@ -155,3 +155,22 @@ def test_bench_link_fuzz_reports_no_crashes() -> None:
     assert report["crashes"] == 0
     assert report["unaccounted"] == 0
     assert report["rejected_total"] == 300
+
+
+def test_a_second_node_of_the_same_name_is_refused() -> None:
+    """A second `node start` with a running node's name exits 2 and leaves the first one
+    (and its control socket) alone."""
+    first = Process("node", "start", "app.toml", "--log-format", "json", cwd=QUICKSTART)
+    first.wait_for_event("node_started")
+    try:
+        second = Process("node", "start", "app.toml", "--log-format", "json", cwd=QUICKSTART)
+        code, _ = second.finish()
+        assert code == 2
+        assert "already running" in "".join(second.seen)
+        status = Process("node", "status", "--name", "edge-a", "--json")
+        code, out = status.finish()
+        assert code == 0
+        assert json.loads(out)["node"] == "edge-a"
+    finally:
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.finish()[0] == 0
