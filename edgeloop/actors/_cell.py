@@ -18,7 +18,7 @@ from edgeloop.actors._future import Future
 from edgeloop.actors._mailbox import Envelope, Mailbox, MailboxConfig
 from edgeloop.actors._monitor import Watcher, deliver_down
 from edgeloop.actors._ref import ActorRef, dead_error
-from edgeloop.actors._signals import Down, ExitReason
+from edgeloop.actors._signals import NOPROC, Down, ExitReason
 from edgeloop.errors import MailboxFull
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class Cell(pykka.ThreadingActor):
             if not self._dead:
                 self._watchers[watcher] = None
                 return
-        reason = self.exit_reason or ExitReason("noproc")
+        reason = self.exit_reason or NOPROC
         deliver_down(watcher, Down(self.ref, reason))
 
     def remove_watcher(self, watcher: Watcher) -> None:

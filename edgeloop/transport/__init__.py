@@ -44,7 +44,6 @@ from edgeloop.transport._endpoint import (
     PeerStatus,
     PeerUp,
     SocketSecurity,
-    parse_peer,
 )
 from edgeloop.transport._protocol import CLOSE_ACK, Link, RandomSource
 from edgeloop.transport._security import (
@@ -75,7 +74,6 @@ __all__ = [
     "PeerDown",
     "SocketSecurity",
     "WIRE_CONTROL",
-    "parse_peer",
     # CurveZMQ
     "CurveSecurity",
     "CurveMode",

@@ -66,7 +66,6 @@ __all__ = [
     "PeerUp",
     "SocketSecurity",
     "WIRE_CONTROL",
-    "parse_peer",
 ]
 
 _log = structlog.get_logger("edgeloop.transport")
@@ -1045,18 +1044,3 @@ def _describe(identity: bytes) -> str:
     """A routing id for a log line: its text when printable, else hex."""
     text = identity.decode("ascii", errors="replace")
     return text if text.isprintable() and "\ufffd" not in text else identity.hex()
-
-
-def parse_peer(value: str | Mapping[str, object]) -> PeerAddress:
-    """A peer from an app file: an address string or ``{address, server_key}``."""
-    if isinstance(value, str):
-        return PeerAddress(value)
-    address = value.get("address")
-    key = value.get("server_key")
-    if not isinstance(address, str):
-        msg = f"a peer needs an address string, got {address!r}"
-        raise ValueError(msg)
-    if key is not None and not isinstance(key, str):
-        msg = f"server_key must be a Z85 string, got {key!r}"
-        raise ValueError(msg)
-    return PeerAddress(address, key)
