@@ -134,11 +134,11 @@ class Cell(pykka.ThreadingActor):
             except BaseException as error:  # noqa: BLE001 - every failure reaches the parent
                 counters.failed += 1
                 if reply_to is not None:
-                    reply_to.set_exception(error)
+                    reply_to.try_set_exception(error)
                 return ExitReason.crash(error, "on_receive")
             counters.processed += 1
             if reply_to is not None:
-                reply_to.set_result(result)
+                reply_to.try_set_result(result)  # it may have timed out meanwhile
 
     def _stop_hook(self, actor: Actor, reason: ExitReason) -> ExitReason:
         try:
@@ -221,6 +221,6 @@ class Cell(pykka.ThreadingActor):
         else:
             reason = reason or "stopped before it arrived"
             error = dead_error(self.path, message)
-        if reply_to is not None and not reply_to.done():
-            reply_to.set_exception(error)
+        if reply_to is not None:
+            reply_to.try_set_exception(error)
         self.system.dead_letters.record(self.path, message, reason)

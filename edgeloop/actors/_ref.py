@@ -78,9 +78,12 @@ class ActorRef:
         The future fails with the exception the handler raised (the actor crashes too),
         with :class:`~edgeloop.errors.ActorDeadError` if the actor stops first, and its
         ``get()`` raises :class:`~edgeloop.errors.AskTimeout` once ``timeout`` seconds
-        have passed. Inside an actor, prefer ``add_done_callback`` to ``get()``.
+        have passed (a future with callbacks fails with it at that deadline). Inside an
+        actor, prefer ``add_done_callback`` to ``get()``.
         """
-        future: Future[Any] = Future(time.monotonic() + timeout, self.path)
+        future: Future[Any] = Future(
+            time.monotonic() + timeout, self.path, clock=self._cell.system.clock
+        )
         if not self._mailbox.put(Envelope(message, future), self.path, block=block):
             self._cell.undeliverable(message, future)
         return future

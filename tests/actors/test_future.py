@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
 from typing import Any
@@ -91,8 +92,11 @@ def test_get_timeout_shorter_than_the_ask_is_respected(
     assert future.get(timeout=WAIT) == 1
 
 
-def test_late_reply_still_completes_the_future(system: ActorSystem, gate: threading.Event) -> None:
-    """A reply that comes after AskTimeout was raised still completes the future."""
+def test_a_callback_after_the_deadline_sees_ask_timeout(
+    system: ActorSystem, gate: threading.Event
+) -> None:
+    """Once an ask's deadline has passed, a callback added to it runs with AskTimeout, and
+    the reply that comes later is dropped: the future stays failed."""
     entered = threading.Event()
     ref = system.spawn(Probe, "/p", args={"gate": gate, "entered": entered})
     ref.tell("block")
@@ -100,11 +104,12 @@ def test_late_reply_still_completes_the_future(system: ActorSystem, gate: thread
     future = ref.ask(("echo", "late"), timeout=0.01)
     with pytest.raises(AskTimeout):
         future.get()
-    done = threading.Event()
-    future.add_done_callback(lambda _f: done.set())
+    outcome: queue.Queue[BaseException | None] = queue.Queue()
+    future.add_done_callback(lambda f: outcome.put(f.exception()))
+    assert isinstance(outcome.get(timeout=WAIT), AskTimeout)
     gate.set()
-    assert done.wait(WAIT)
-    assert future.get() == "late"
+    assert ref.ask(("echo", "after")).get(WAIT) == "after"
+    assert isinstance(future.exception(), AskTimeout)
 
 
 def test_ask_to_a_dead_ref_fails_at_once(system: ActorSystem) -> None:
@@ -285,3 +290,28 @@ def test_actor_replies_through_a_callback_without_blocking(system: ActorSystem) 
     client.tell("go")
     assert answered.wait(WAIT)
     assert answers == [("answer", 21)]
+
+
+def test_a_callback_runs_with_ask_timeout_at_the_deadline(
+    system: ActorSystem, gate: threading.Event
+) -> None:
+    """A callback on an unanswered ask runs with AskTimeout at the deadline, and the
+    actor's late answer is dropped without harming the actor."""
+    entered = threading.Event()
+    ref = system.spawn(Probe, "/slow", args={"gate": gate, "entered": entered})
+    outcome: queue.Queue[BaseException | None] = queue.Queue()
+    future = ref.ask("block", timeout=0.1)
+    future.add_done_callback(lambda f: outcome.put(f.exception()))
+    assert isinstance(outcome.get(timeout=WAIT), AskTimeout)
+    gate.set()  # now the handler returns and answers a future that is already done
+    assert ref.ask(("echo", "still here")).get(WAIT) == "still here"
+    assert ref.is_alive()
+
+
+def test_try_set_does_not_complete_twice() -> None:
+    """try_set_result/try_set_exception report whether they completed the future."""
+    future: Future[int] = Future()
+    assert future.try_set_result(1)
+    assert not future.try_set_exception(RuntimeError("late"))
+    assert not future.try_set_result(2)
+    assert future.get() == 1
