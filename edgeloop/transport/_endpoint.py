@@ -381,14 +381,16 @@ class Endpoint:
         )
 
     def _wake(self) -> None:
+        # The write happens under the lock (it never blocks: the pipe is non-blocking), so
+        # _release cannot close the descriptor, nor the number be reused, in between.
         with self._wake_lock:
             if self._wake_pending or self._wake_w < 0:
                 return
             self._wake_pending = True
-        try:
-            os.write(self._wake_w, b"!")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full (a wake is pending anyway) or already closed
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:
+                pass  # the pipe is full: a wake is pending anyway
 
     # -- the I/O thread --------------------------------------------------------------
 
