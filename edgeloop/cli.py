@@ -31,7 +31,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-node_app = typer.Typer(help="Run a supervisor node.", no_args_is_help=True)
+node_app = typer.Typer(help="Run and inspect a supervisor node.", no_args_is_help=True)
 demo_app = typer.Typer(help="Run the demos that ship with edgeloop.", no_args_is_help=True)
 keys_app = typer.Typer(help="CurveZMQ key pairs for nodes and devices.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
