@@ -37,6 +37,22 @@ def busy_actor(
     return ref, probe
 
 
+def tell_in_thread(ref: ActorRef, message: Any) -> tuple[threading.Thread, list[BaseException]]:
+    """Tell ``message`` from a new thread (which may block on a full mailbox); the list
+    collects what that tell raised."""
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            ref.tell(message)
+        except BaseException as error:  # noqa: BLE001 - reported by the caller's assertion
+            errors.append(error)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    return sender, errors
+
+
 # -- block -------------------------------------------------------------------------------
 
 
@@ -84,16 +100,7 @@ def test_block_sender_goes_on_when_room_appears(system: ActorSystem, gate: threa
     ref, probe = busy_actor(system, gate, capacity=1, overflow="block", block_timeout=WAIT)
     blocking = spy_on_blocking(ref._mailbox)
     ref.tell("one")
-    errors: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            ref.tell("two")
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-
-    sender = threading.Thread(target=send)
-    sender.start()
+    sender, errors = tell_in_thread(ref, "two")
     assert blocking.wait(WAIT), "the sender never waited for room"
     assert sender.is_alive()
     gate.set()
@@ -112,16 +119,7 @@ def test_blocked_sender_is_released_when_the_actor_stops(
     ref, _ = busy_actor(system, gate, capacity=1, overflow="block", block_timeout=WAIT)
     blocking = spy_on_blocking(ref._mailbox)
     ref.tell("one")
-    errors: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            ref.tell("two")
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-
-    sender = threading.Thread(target=send)
-    sender.start()
+    sender, errors = tell_in_thread(ref, "two")
     assert blocking.wait(WAIT)
     ref.stop()
     gate.set()
@@ -421,16 +419,7 @@ def test_block_accepts_a_very_long_timeout(
     ref, probe = busy_actor(system, gate, capacity=1, overflow="block", block_timeout=timeout)
     blocking = spy_on_blocking(ref._mailbox)
     ref.tell("one")
-    errors: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            ref.tell("two")
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-
-    sender = threading.Thread(target=send)
-    sender.start()
+    sender, errors = tell_in_thread(ref, "two")
     assert blocking.wait(WAIT)
     gate.set()
     sender.join(WAIT)
