@@ -13,7 +13,7 @@ import dataclasses
 import re
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import numpy as np
 import structlog
@@ -124,7 +124,39 @@ class ReceiverStatistics:
     rejected: dict[str, int]
 
 
-class Receiver:
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Closable)
+
+
+class _End(Generic[_S]):
+    """What both ends of a lane share: an idempotent close and the context manager."""
+
+    side: _S
+    _closed: bool
+
+    def close(self) -> None:
+        """Close the connection (idempotent). On the receiver this releases the ring:
+        frames still held become invalid, so release or copy them first."""
+        if not self._closed:
+            self._closed = True
+            self.side.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Receiver(_End[ReceiveSide]):
     """The ring owner's end of a lane (build one with :func:`open_receiver`)."""
 
     def __init__(self, side: ReceiveSide, lane: int, geometry: Geometry, *, verify: bool) -> None:
@@ -205,26 +237,8 @@ class Receiver:
             self.provider, stats.accepted, stats.released, len(self._held), dict(stats.rejected)
         )
 
-    def close(self) -> None:
-        """Close the connection and release the ring (idempotent). Frames still held
-        become invalid: release or copy them first."""
-        if not self._closed:
-            self._closed = True
-            self.side.close()
 
-    def __enter__(self) -> Receiver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Sender:
+class Sender(_End[SendSide]):
     """The writing end of a lane (build one with :func:`open_sender`)."""
 
     def __init__(
@@ -304,20 +318,3 @@ class Sender:
         )
         imm = encode_imm(descriptor.seq, descriptor.slot)
         return self.side.write(descriptor.slot, pack_header(descriptor), raw, imm)
-
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self.side.close()
-
-    def __enter__(self) -> Sender:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
