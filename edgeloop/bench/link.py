@@ -144,6 +144,22 @@ def _check_reply(reply: messages.Message, index: int) -> None:
 # -- edgeloop's side ---------------------------------------------------------------------
 
 
+def _device_of(node: Endpoint, on_message: Callable[[str, messages.Message], None]) -> Endpoint:
+    """A device endpoint linked to ``node`` and ready, or closed again and an error."""
+    up = threading.Event()
+    device = Endpoint(
+        EndpointConfig(LinkConfig(DEVICE_ID, role="device"), peers=(PeerAddress(node.bound[0]),)),
+        on_message=on_message,
+        on_peer=lambda event: up.set() if isinstance(event, PeerUp) else None,
+    )
+    device.start()
+    if not up.wait(WAIT):
+        device.close()
+        msg = f"the bench device did not reach the node at {node.bound[0]}"
+        raise RuntimeError(msg)
+    return device
+
+
 class _EdgeloopSide:
     """A node endpoint listening on ``address`` and a device endpoint connected to it."""
 
@@ -155,21 +171,10 @@ class _EdgeloopSide:
             EndpointConfig(LinkConfig(NODE_ID), listen=(address,)),
             on_message=self._node_message,
         ).start()
-        up = threading.Event()
-        self.device = Endpoint(
-            EndpointConfig(
-                LinkConfig(DEVICE_ID, role="device"), peers=(PeerAddress(self.node.bound[0]),)
-            ),
-            on_message=lambda _peer, message: self.replies.put(message),
-            on_peer=lambda event: up.set() if isinstance(event, PeerUp) else None,
-        )
         try:
-            self.device.start()
-            if not up.wait(WAIT):
-                msg = f"the bench device did not reach the node at {self.node.bound[0]}"
-                raise RuntimeError(msg)
+            self.device = _device_of(self.node, lambda _peer, m: self.replies.put(m))
         except BaseException:
-            self.close()
+            self.node.close()
             raise
 
     def _node_message(self, peer: str, message: messages.Message) -> None:
@@ -580,21 +585,14 @@ class _FuzzTarget:
             ),
             on_message=self._echo,
         ).start()
-        up = threading.Event()
-        self.device = Endpoint(
-            EndpointConfig(
-                LinkConfig(DEVICE_ID, role="device"), peers=(PeerAddress(self.node.bound[0]),)
-            ),
-            on_message=lambda _peer, message: self.received.put(message),
-            on_peer=lambda event: up.set() if isinstance(event, PeerUp) else None,
-        )
+        try:
+            self.device = _device_of(self.node, lambda _peer, m: self.received.put(m))
+        except BaseException:
+            self.node.close()
+            raise
         self.context: zmq.Context[Any] = zmq.Context()
         self.fuzzers: list[zmq.Socket[Any]] = []
         try:
-            self.device.start()
-            if not up.wait(WAIT):
-                msg = "the fuzz control device did not reach the node"
-                raise RuntimeError(msg)
             for _ in range(_FUZZERS):
                 socket: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
                 socket.setsockopt(zmq.LINGER, 0)
