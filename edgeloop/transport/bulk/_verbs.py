@@ -50,7 +50,7 @@ from edgeloop.transport.bulk._provider import (
     Params,
     SendHandle,
 )
-from edgeloop.transport.bulk._zmq import DEFAULT_ENDPOINT, _Link
+from edgeloop.transport.bulk._zmq import DEFAULT_ENDPOINT, _Link, check_hello
 
 __all__ = ["VerbsProvider", "probe"]
 
@@ -255,8 +255,7 @@ class VerbsReceiveSide:
             parts = self.link.recv(remaining)
             if not parts:
                 return False
-            if parts[0].bytes != b"H" or int.from_bytes(parts[1].bytes, "little") != self.key:
-                raise ProtocolError("a peer attached without the ring's key", reason="bad_key")
+            check_hello(parts, self.key)
             self.attached = True
             for credit in self._pending:
                 self.link.send([b"C", encode_bulk(credit)])
@@ -326,13 +325,7 @@ class VerbsSendSide:
             raise ProtocolError("the receiver's ring has the wrong size", reason="bad_params")
         self.verbs.to_rts(ready, self.verbs.e.IBV_ACCESS_LOCAL_WRITE)
         self.staging = memoryview(self.verbs.buffer)
-        self.link = _Link()
-        try:
-            self.link.sock.connect(str(ready["endpoint"]))
-            self.link.send([b"H", int(ready["key"]).to_bytes(8, "little")])
-        except BaseException:
-            self.link.close()
-            raise
+        self.link = _Link.to_receiver(ready)
         self._closed = False
 
     def poll_credit(self, timeout: float | None) -> BulkCredit | None:

@@ -57,6 +57,19 @@ def _socket(context: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes],
     return sock, monitor
 
 
+def check_hello(parts: list[zmq.Frame], key: int) -> None:
+    """Raise ProtocolError (``bad_key``) unless ``parts`` is a hello with the ring's key."""
+    if (
+        len(parts) != 2
+        or parts[0].bytes != b"H"
+        or len(parts[1]) != _KEY.size
+        or _KEY.unpack(parts[1].bytes)[0] != key
+    ):
+        raise ProtocolError(
+            "a peer connected to the bulk lane without the ring's key", reason="bad_key"
+        )
+
+
 class _Link:
     """A DEALER socket with its disconnect monitor, polled together."""
 
@@ -68,6 +81,19 @@ class _Link:
         self.poller.register(self.monitor, zmq.POLLIN)
         self.peer_lost = False
         self.closed = False
+
+    @classmethod
+    def to_receiver(cls, ready: Params) -> _Link:
+        """A link connected to the receiver of ``ready`` that has said hello with the
+        ring's key (closed again if that fails)."""
+        link = cls()
+        try:
+            link.sock.connect(str(ready["endpoint"]))
+            link.send([b"H", _KEY.pack(int(ready["key"]))])
+        except BaseException:
+            link.close()
+            raise
+        return link
 
     def recv(self, timeout: float | None) -> list[zmq.Frame]:
         """The next multipart message, ``[]`` after ``timeout``; PeerLostError once the
@@ -163,14 +189,7 @@ class ZmqReceiveSide:
         return {"endpoint": self.endpoint, "key": self.key}
 
     def _hello(self, parts: list[zmq.Frame]) -> None:
-        if (
-            len(parts) != 2
-            or len(parts[1]) != _KEY.size
-            or _KEY.unpack(parts[1].bytes)[0] != self.key
-        ):
-            raise ProtocolError(
-                "a peer connected to the bulk lane without the ring's key", reason="bad_key"
-            )
+        check_hello(parts, self.key)
         self.attached = True
         for credit in self._pending:
             self.link.send([b"C", encode_bulk(credit)])
@@ -232,13 +251,7 @@ class ZmqSendSide:
     def __init__(self, lane: int, geometry: Geometry, ready: Params) -> None:
         self.lane = lane
         self.geometry = geometry
-        self.link = _Link()
-        try:
-            self.link.sock.connect(str(ready["endpoint"]))
-            self.link.send([b"H", _KEY.pack(int(ready["key"]))])
-        except BaseException:
-            self.link.close()
-            raise
+        self.link = _Link.to_receiver(ready)
 
     def poll_credit(self, timeout: float | None) -> BulkCredit | None:
         parts = self.link.recv(timeout)
