@@ -74,6 +74,9 @@ class ActorSystem:
         self.dead_letters = DeadLetters()
         # Set by the node when it has links: turns ("edge-b", "/path") into a remote ref.
         self.remote_resolver: Callable[[str, str], ActorRefLike] | None = None
+        # What the node offers its actors by name (e.g. "devices": its DevicePort), so
+        # that layers above this one can hand actors their services without globals.
+        self.services: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._registry: dict[str, ActorRef] = {}
 

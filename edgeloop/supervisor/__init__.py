@@ -1,6 +1,17 @@
 """Supervision with Erlang/OTP's semantics and words: child specs, strategies, restarts,
 and the supervisor node that hosts a tree built from an app file."""
 
+from edgeloop.supervisor._devices import (
+    DeviceDown,
+    DeviceMessage,
+    DevicePort,
+    DevicePortStatistics,
+    DeviceUp,
+    Sink,
+    Tap,
+    TapRecord,
+    device_port,
+)
 from edgeloop.supervisor._node import ROOT_PATH, Node
 from edgeloop.supervisor._operations import ChildCounts, ChildInfo, SupervisorRef
 from edgeloop.supervisor._remote import (
@@ -57,4 +68,14 @@ __all__ = [
     "EndpointLike",
     "EndpointFactory",
     "split_address",
+    # the device boundary
+    "DevicePort",
+    "DeviceMessage",
+    "DeviceUp",
+    "DeviceDown",
+    "TapRecord",
+    "Tap",
+    "Sink",
+    "DevicePortStatistics",
+    "device_port",
 ]

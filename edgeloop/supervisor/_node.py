@@ -30,6 +30,8 @@ from edgeloop.errors import (
     NodeError,
     NodeFailedError,
 )
+from edgeloop.supervisor._devices import SERVICE as DEVICES_SERVICE
+from edgeloop.supervisor._devices import DevicePort
 from edgeloop.supervisor._operations import SupervisorRef
 from edgeloop.supervisor._remote import (
     EndpointFactory,
@@ -50,7 +52,7 @@ from edgeloop.supervisor.config import (
 from edgeloop.supervisor.spec import ChildSpec, SupervisorFlags
 
 if TYPE_CHECKING:
-    from edgeloop.transport import LinkConfig, PeerAddress
+    from edgeloop.transport import LinkConfig, PeerAddress, PeerDown, PeerUp
     from edgeloop.transport._security import SecurityConfig
 
 __all__ = ["Node", "ROOT_PATH"]
@@ -105,6 +107,7 @@ class Node:
         self._root: ActorRef | None = None
         self._remoting: Remoting | None = None
         self._endpoint: EndpointLike | None = None
+        self._devices: DevicePort | None = None
         self._stop_lock = threading.Lock()
         self._started_at: float | None = None
 
@@ -140,6 +143,9 @@ class Node:
             msg = f"node {self.name!r} is already started"
             raise NodeError(msg)
         self._system = ActorSystem(self.name, clock=self._clock, seed=self._seed)
+        # Before the tree: twins register with the port from their on_start.
+        self._devices = DevicePort(self._system)
+        self._system.services[DEVICES_SERVICE] = self._devices
         try:
             self._root = self._system.spawn(
                 Supervisor,
@@ -171,7 +177,29 @@ class Node:
         return self
 
     def _open_links(self, settings: LinkSettings, system: ActorSystem) -> None:
-        remoting = Remoting(system)
+        from edgeloop.transport import PeerDown as LinkDown  # zmq once the node has links
+
+        devices = self.devices
+        remoting = Remoting(system, on_other=devices.on_message)
+
+        def on_peer(event: PeerUp | PeerDown) -> None:
+            # Device links go to the port; every down also to Remoting (it fails what
+            # hung on that peer, and a name is a node's or a device's, never both).
+            if isinstance(event, LinkDown):
+                if devices.connected(event.peer):
+                    devices.on_peer(event.peer, False, reason=event.reason)
+                remoting.on_peer(event)
+            elif event.role == "device":
+                devices.on_peer(event.peer, True, reconnected=event.reconnected)
+            else:
+                remoting.on_peer(event)
+
+        def on_undelivered(peer: str, message: object, reason: str) -> None:
+            if devices.connected(peer) or devices.route(peer) is not None:
+                devices.on_undelivered(peer, message, reason)
+            else:
+                remoting.on_undelivered(peer, message, reason)
+
         # The endpoint's own generator (reconnect jitter), seeded from the node's, so that
         # runs with the same seed draw the same delays without sharing one across threads.
         rng = random.Random(system.random.getrandbits(64))
@@ -179,11 +207,12 @@ class Node:
             endpoint = self._endpoint_factory(
                 settings,
                 on_message=remoting.on_message,
-                on_peer=remoting.on_peer,
-                on_undelivered=remoting.on_undelivered,
+                on_peer=on_peer,
+                on_undelivered=on_undelivered,
                 rng=rng,
             )
             remoting.attach(endpoint)
+            devices.attach(endpoint)
             endpoint.start()
         except (LinkError, ConfigError, OSError) as error:
             remoting.close()
@@ -247,6 +276,8 @@ class Node:
 
     def _close_links(self) -> None:
         endpoint, self._endpoint = self._endpoint, None
+        if self._devices is not None:
+            self._devices.attach(None)
         if endpoint is not None:
             endpoint.close()
         if self._remoting is not None:
@@ -304,6 +335,14 @@ class Node:
         """The nodes (and devices) whose links are ready now, sorted by name."""
         endpoint = self._endpoint
         return sorted(endpoint.connected_peers()) if endpoint is not None else []
+
+    @property
+    def devices(self) -> DevicePort:
+        """The node's boundary with its devices (NodeError before :meth:`start`)."""
+        if self._devices is None:
+            msg = f"node {self.name!r} is not started; start it before using its device port"
+            raise NodeError(msg)
+        return self._devices
 
     @property
     def remoting(self) -> Remoting | None:

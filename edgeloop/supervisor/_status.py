@@ -55,6 +55,7 @@ def node_status(node: Node, started_at: float | None = None) -> dict[str, Any]:
         "peers": [],
         "rejected": {},
         "remoting": {},
+        "devices": _devices(node),
     }
     endpoint = node.endpoint
     if endpoint is not None:
@@ -144,3 +145,14 @@ def fetch_status(
         return answer
     finally:
         probe.stop()
+
+
+def _devices(node: Node) -> dict[str, Any]:
+    """The device port: registered and connected devices and its counters."""
+    port = node.devices
+    stats = port.statistics()
+    return {
+        "registered": port.devices(),
+        "connected": port.connected_devices(),
+        "counters": dict(stats.counters),
+    }
