@@ -99,6 +99,10 @@ class World:
             for a, z in self.trajectory.present(tick)
         ]
 
+    def in_zone(self, zone: str, tick: int) -> list[Sighting]:
+        """The animals in ``zone`` at ``tick`` (a trap device asks what it holds)."""
+        return [s for s in self.truth(tick) if s.zone == zone]
+
     def sightings(self, start: int = 0, stop: int | None = None) -> Iterator[Sighting]:
         """The ground truth of ticks ``start`` to ``stop`` (exclusive), tick by tick."""
         for tick in range(start, self.ticks if stop is None else min(stop, self.ticks)):
