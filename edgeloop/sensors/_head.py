@@ -98,9 +98,17 @@ class Head:
             raise ValueError(
                 f"expected an embedding of {self.spec.dim} values, got shape {x.shape}"
             )
-        best, score, novel, nearest = self._evaluate(self.distances(x[None, :]))
+        diff = self._prototypes - self._whitening @ x  # one embedding: skip the batch path
+        d2 = np.einsum("kd,kd->k", diff, diff)
+        logits = self._biases - d2 / 2.0
+        k = int(np.argmax(logits))
+        shifted = np.exp(logits - logits[k])
+        nearest = float(d2.min())
         return HeadResult(
-            self.labels[int(best[0])], float(score[0]), bool(novel[0]), float(nearest[0])
+            self.labels[k],
+            float(1.0 / shifted.sum()),
+            nearest > self.spec.novelty_threshold,
+            nearest,
         )
 
     def _evaluate(

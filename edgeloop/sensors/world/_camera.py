@@ -158,9 +158,12 @@ class CameraView:
         )
         frame = None
         if render:
-            size = (s.frame_size, s.frame_size)
-            noise_px = rng.normal(BACKGROUND, sigma, size)
-            frame = np.clip(np.rint(noise_px), 0, 255).astype(np.uint8)
+            # float32 draws, rounded by adding 0.5 before truncation: a third of the time of
+            # float64 normals, and the background is most of a frame's pixels
+            noise_px = rng.standard_normal((s.frame_size, s.frame_size), dtype=np.float32)
+            noise_px *= np.float32(sigma)
+            noise_px += np.float32(BACKGROUND + 0.5)
+            frame = noise_px.clip(0.0, 255.0).astype(np.uint8)
             for _, _, (top, left, h, w), patch in patches:
                 frame[top : top + h, left : left + w] = patch
         return Observation(
