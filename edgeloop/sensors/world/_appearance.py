@@ -153,6 +153,12 @@ def _whitened_pca(
     # gives the same components but is slow under multithreaded BLAS on a busy machine
     variance, vectors = np.linalg.eigh(centred.T @ centred / (len(x) - 1))
     order = np.argsort(variance)[::-1][:dim]
+    if variance[order[-1]] <= 1e-9 * variance[order[0]]:
+        spanned = int(np.sum(variance > 1e-9 * variance[order[0]]))
+        raise ValueError(
+            f"the known classes' images span only {spanned} directions; "
+            f"choose an embedding size of at most {spanned}, not {dim}"
+        )
     components = vectors[:, order].T
     largest = np.argmax(np.abs(components), axis=1)
     components *= np.sign(components[np.arange(dim), largest])[:, None]

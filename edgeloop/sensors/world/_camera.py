@@ -176,6 +176,8 @@ class CameraView:
         """The zones and noise :meth:`observe` would use, or a ConfigError naming the
         setting this camera cannot take (a device checks a desired config with it)."""
         s = self.scenario
+        if isinstance(zones, str):
+            raise ConfigError("zones", f"expected a list of zone names, got the string {zones!r}")
         view = tuple(self.camera.zones if zones is None else zones)
         known = {z.id for z in s.zones}
         if not view:

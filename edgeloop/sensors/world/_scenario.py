@@ -267,7 +267,7 @@ class _Reader:
             start_hour=_float(top, "start_hour", "", default=18.0, low=0.0, high=24.0),
             frame_size=frame,
             sprite_size=sprite,
-            embedding_dim=_int(top, "embedding_dim", "", default=20, low=2, high=48),
+            embedding_dim=_int(top, "embedding_dim", "", default=20, low=2, high=32),
             zones=zones,
             cameras=cameras,
             species=species,

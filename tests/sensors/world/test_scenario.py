@@ -91,7 +91,7 @@ def test_defaults_fill_what_a_file_leaves_out():
         ("seed", "seven", "seed", "integer"),
         ("tick", 0, "tick", "> 0"),
         ("duration", float("inf"), "duration", "finite"),
-        ("embedding_dim", 100, "embedding_dim", "2 to 48"),
+        ("embedding_dim", 100, "embedding_dim", "2 to 32"),
         ("sprite_size", 20, "sprite_size", "multiple of 8"),
         ("colour", "red", "colour", "unknown key"),
         ("zones.0.adjacent", ["lawm"], "zones[0].adjacent[0]", "did you mean 'lawn'"),

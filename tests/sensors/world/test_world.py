@@ -201,6 +201,8 @@ def test_a_pan_changes_what_the_camera_sees(calm: World):
     ("settings", "key"),
     [
         ({"zones": ["roof"]}, "zones[0]"),
+        ({"zones": "gate"}, "zones"),
+        ({"zones": ["gate", 3]}, "zones[1]"),
         ({"zones": []}, "zones"),
         ({"zones": ["gate", "gate"]}, "zones"),
         ({"zones": ["gate", "lawn", "porch", "deck", "shed", "hedge", "garden"]}, "zones"),
