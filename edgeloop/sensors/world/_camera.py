@@ -20,7 +20,7 @@ import numpy.typing as npt
 from edgeloop.errors import ConfigError
 from edgeloop.sensors.world._appearance import FeatureExtractor
 from edgeloop.sensors.world._motion import AnimalInfo, Trajectory, is_night
-from edgeloop.sensors.world._scenario import Camera, Scenario
+from edgeloop.sensors.world._scenario import SLOT_MARGIN, Camera, Scenario
 
 __all__ = [
     "Detection",
@@ -41,7 +41,6 @@ NIGHT_GAIN = 0.45
 """How much dimmer sprites are at night (infrared)."""
 NIGHT_NOISE = 1.5
 """How much noisier a camera is at night."""
-_MARGIN = 8  # free pixels around a sprite in its slot: room for jitter
 
 _CAMERA_STREAM = 2
 
@@ -131,7 +130,7 @@ class CameraView:
             sigma *= NIGHT_NOISE
         rng = np.random.default_rng([self.seed, _CAMERA_STREAM, self.index, tick])
         band = s.frame_size // len(view)
-        cell = s.sprite_size + _MARGIN
+        cell = s.sprite_size + SLOT_MARGIN
         cols, rows = max(band // cell, 1), s.frame_size // cell
         zone_band = {s.zone_index(z): i for i, z in enumerate(view)}
         in_view = [(a, zone_band[z]) for a, z in self._trajectory.present(tick) if z in zone_band]
@@ -143,7 +142,7 @@ class CameraView:
         for animal, b in in_view:
             slot = _free_slot(animal.index % (cols * rows), b, cols * rows, taken)
             r, c = divmod(slot, cols)
-            dy, dx = (int(v) for v in rng.integers(0, _MARGIN + 1, size=2))
+            dy, dx = (int(v) for v in rng.integers(0, SLOT_MARGIN + 1, size=2))
             box = (r * cell + dy, b * band + c * cell + dx, s.sprite_size, s.sprite_size)
             missed = rng.random() < self.camera.miss
             ink = np.kron(self._sprite(animal, tick), np.ones((s.sprite_size // 8,) * 2))
@@ -189,11 +188,11 @@ class CameraView:
                 )
         if len(set(view)) != len(view):
             raise ConfigError("zones", f"{list(view)} names a zone twice")
-        if s.frame_size // len(view) < s.sprite_size + _MARGIN:
+        if s.frame_size // len(view) < s.sprite_size + SLOT_MARGIN:
             raise ConfigError(
                 "zones",
                 f"{len(view)} zones do not fit one {s.frame_size} px frame; see at most "
-                f"{s.frame_size // (s.sprite_size + _MARGIN)}",
+                f"{s.frame_size // (s.sprite_size + SLOT_MARGIN)}",
             )
         level = self.camera.noise if noise is None else noise
         if isinstance(level, bool) or not isinstance(level, int | float) or not 0 <= level <= 1:
