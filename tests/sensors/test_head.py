@@ -57,8 +57,8 @@ def test_a_ten_class_head_of_the_shipped_size_is_under_1_kb():
 
 def test_a_head_update_carries_the_head_with_its_checksum(head: Head, world: World):
     data = m.encode_head(head.spec)
-    update = m.HeadUpdate(device="cam-1", version=1, head=data, checksum=zlib.crc32(data))
-    update = m.validate(update)
+    update = m.validate(m.head_update("cam-1", head.spec))
+    assert update == m.HeadUpdate(device="cam-1", version=1, head=data, checksum=zlib.crc32(data))
     loaded = load_head(update, extractor=world.extractor.id, dim=20)
     assert loaded.spec == head.spec
     assert loaded.version == 1
