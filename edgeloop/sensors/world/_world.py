@@ -53,6 +53,13 @@ class World:
         self._digit = {s.name: s.digit for s in self.scenario.species}
         self._looks: dict[int, npt.NDArray[np.int64]] = {}
 
+    def __repr__(self) -> str:
+        s = self.scenario
+        return (
+            f"World({s.name!r}, seed={self.seed}: {len(s.cameras)} cameras, "
+            f"{len(self.trajectory.animals)} animals, {s.ticks} ticks)"
+        )
+
     @property
     def ticks(self) -> int:
         """How many ticks the world lasts."""

@@ -54,6 +54,10 @@ def test_the_same_scenario_and_seed_give_the_same_world(calm: World):
             assert _same(ours, theirs)
 
 
+def test_a_world_says_what_it_holds(calm: World):
+    assert repr(calm) == "World('calm', seed=1: 4 cameras, 3 animals, 600 ticks)"
+
+
 def test_another_seed_gives_another_world(calm: World):
     other = World("calm", seed=calm.seed + 1)
     assert not np.array_equal(other.trajectory.zones, calm.trajectory.zones)
