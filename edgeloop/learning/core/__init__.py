@@ -1,0 +1,63 @@
+"""The learner's pure core: functions over explicit state, parameters and PRNG keys.
+
+No actors, no I/O, no clocks: the shells (``Learner``, ``FusionGroup``, ``GibbsRepair``)
+own time, mailboxes and snapshots and call these. The per-event path is::
+
+    from edgeloop.learning import core
+
+    dims = core.Dims(classes=8, zones=4, cameras=3, dim=16)
+    p = core.params(spec)                         # YardSpec -> Params (a pytree)
+    state = core.init(p, n_tracks=1024)
+    obs = core.make_obs_batch(dims, 1024, track=[3], zone=..., label=..., score=...,
+                              embedding=..., present=..., start=[True])
+    state = core.step(p, state, obs)              # jitted; new Params never recompile
+    d = core.decide(state.belief[obs.track], core.trap_loss(dims, trap_zone=3,
+                                                             targets=[0], protected=[1]))
+"""
+
+from __future__ import annotations
+
+from edgeloop.learning.core._decide import (
+    CLOSE,
+    OPEN,
+    Decision,
+    decide,
+    decide_joint,
+    expected_loss,
+    trap_loss,
+)
+from edgeloop.learning.core._filter import (
+    FilterState,
+    ObsBatch,
+    filter_update,
+    init,
+    log_likelihood,
+    make_obs_batch,
+    step,
+)
+from edgeloop.learning.core._model import Dims, Params, YardSpec, params, prior_belief
+
+__all__ = [
+    # the model
+    "Dims",
+    "YardSpec",
+    "Params",
+    "params",
+    "prior_belief",
+    # the filter
+    "ObsBatch",
+    "FilterState",
+    "make_obs_batch",
+    "init",
+    "step",
+    "filter_update",
+    "log_likelihood",
+    # decisions
+    "OPEN",
+    "CLOSE",
+    "Decision",
+    "trap_loss",
+    "expected_loss",
+    "decide",
+    "decide_joint",
+]
