@@ -36,6 +36,23 @@ from edgeloop.learning.core._filter import (
     step,
 )
 from edgeloop.learning.core._model import Dims, Params, YardSpec, params, prior_belief
+from edgeloop.learning.core._posterior import (
+    Posterior,
+    SuffStats,
+    add_class,
+    prior,
+    spec_of,
+    svb_update,
+    zero_stats,
+)
+from edgeloop.learning.core._smoother import (
+    ObsSeq,
+    Smoothed,
+    expected_stats,
+    make_obs_seq,
+    smooth,
+    svb_window,
+)
 
 __all__ = [
     # the model
@@ -52,6 +69,20 @@ __all__ = [
     "step",
     "filter_update",
     "log_likelihood",
+    # the conjugate posterior and streaming VB
+    "Posterior",
+    "SuffStats",
+    "prior",
+    "spec_of",
+    "svb_update",
+    "zero_stats",
+    "add_class",
+    "ObsSeq",
+    "Smoothed",
+    "make_obs_seq",
+    "smooth",
+    "expected_stats",
+    "svb_window",
     # decisions
     "OPEN",
     "CLOSE",

@@ -15,7 +15,14 @@ from scipy import stats
 
 from edgeloop.learning.core._model import Dims, YardSpec
 
-__all__ = ["random_spec", "random_observations", "filter_reference", "enumerate_reference"]
+__all__ = [
+    "random_spec",
+    "random_observations",
+    "filter_reference",
+    "enumerate_reference",
+    "enumerate_smoother",
+    "simulate",
+]
 
 
 def _rows(rng: np.random.Generator, shape: tuple[int, ...], conc: float = 1.0) -> np.ndarray:
@@ -176,3 +183,85 @@ def enumerate_reference(model: YardSpec, obs: dict[str, np.ndarray]) -> tuple[np
             final[k, path[-1]] += np.exp(logp)
     total = final.sum()
     return final / total, float(np.log(total))
+
+
+def enumerate_smoother(
+    model: YardSpec, obs: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed marginals [T, K1, Z] and expected transition counts [K1, H, Z, Z] of one
+    short track (one start, then ``steps`` = 1), by summing over every path."""
+    spec = _f64(model)
+    k1, z = spec.init_zone.shape
+    h = spec.trans.shape[1]
+    steps = len(obs["start"])
+    marg = np.zeros((steps, k1, z))
+    counts = np.zeros((k1, h, z, z))
+    lls = [_obs_loglik(spec, obs, t) for t in range(steps)]
+    total = 0.0
+    for k in range(k1):
+        if spec.class_prior[k] == 0:
+            continue
+        for path in itertools.product(range(z), repeat=steps):
+            logp = np.log(spec.class_prior[k] * spec.init_zone[k, path[0]]) + lls[0][k, path[0]]
+            for t in range(1, steps):
+                logp += np.log(spec.trans[k, int(obs["tod"][t]), path[t - 1], path[t]])
+                logp += lls[t][k, path[t]]
+            weight = np.exp(logp)
+            total += weight
+            for t in range(steps):
+                marg[t, k, path[t]] += weight
+                if t:
+                    counts[k, int(obs["tod"][t]), path[t - 1], path[t]] += weight
+    return marg / total, counts / total
+
+
+def simulate(
+    model: YardSpec, seed: int, tracks: int, length: int, *, tod: int = 0
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Sample ``tracks`` tracks of ``length`` ticks from the model itself: the window's
+    fields [M, T, ...] (for ``make_obs_seq``), the true classes [M] and zones [M, T]."""
+    spec = _f64(model)
+    rng = np.random.default_rng(seed)
+    k1, z = spec.init_zone.shape
+    c, d = spec.zone_obs.shape[0], spec.emb_loc.shape[1]
+    bins = len(spec.score_edges) + 1
+    edges = np.concatenate([[0.0], spec.score_edges, [1.0]])
+    classes = rng.choice(k1, size=tracks, p=spec.class_prior)
+    zones = np.zeros((tracks, length), np.int64)
+    out = {
+        "start": np.zeros((tracks, length), np.bool_),
+        "steps": np.ones((tracks, length), np.int32),
+        "tod": np.full((tracks, length), tod, np.int32),
+        "present": np.zeros((tracks, length, c), np.bool_),
+        "silent": np.zeros((tracks, length, c), np.bool_),
+        "zone": np.zeros((tracks, length, c), np.int32),
+        "label": np.zeros((tracks, length, c), np.int32),
+        "score": np.zeros((tracks, length, c), np.float32),
+        "embedding": np.zeros((tracks, length, c, d), np.float32),
+    }
+    out["start"][:, 0] = True
+    for m in range(tracks):
+        k = classes[m]
+        chol = np.linalg.cholesky(spec.emb_scale[k])
+        for t in range(length):
+            if t == 0:
+                zones[m, t] = rng.choice(z, p=spec.init_zone[k])
+            else:
+                zones[m, t] = rng.choice(z, p=spec.trans[k, tod, zones[m, t - 1]])
+            zz = zones[m, t]
+            for cam in range(c):
+                if rng.random() >= spec.detect[cam, zz]:
+                    out["silent"][m, t, cam] = True
+                    continue
+                out["present"][m, t, cam] = True
+                out["zone"][m, t, cam] = rng.choice(z, p=spec.zone_obs[cam, zz])
+                outcome = rng.choice(spec.label.shape[2], p=spec.label[cam, k])
+                out["label"][m, t, cam] = outcome // bins
+                b = outcome % bins
+                out["score"][m, t, cam] = rng.uniform(edges[b], edges[b + 1])
+                noise = chol @ rng.normal(size=d)
+                df = spec.emb_df[k]
+                if np.isfinite(df):
+                    noise = noise / np.sqrt(rng.chisquare(df) / df)
+                out["embedding"][m, t, cam] = spec.emb_loc[k] + noise
+    return out, classes, zones
