@@ -13,6 +13,11 @@ own time, mailboxes and snapshots and call these. The per-event path is::
     state = core.step(p, state, obs)              # jitted; new Params never recompile
     d = core.decide(state.belief[obs.track], core.trap_loss(dims, trap_zone=3,
                                                              targets=[0], protected=[1]))
+
+Learning runs beside it, off the event path: ``svb_window`` (streaming VB from the
+smoother's expected statistics) per window of tracks, ``svi_quality`` (NumPyro SVI) on a
+slower schedule, ``gibbs_run`` in the background repair actor; each returns a new
+``Posterior`` whose ``params(spec_of(post))`` the filter adopts without recompiling.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from edgeloop.learning.core._filter import (
     make_obs_batch,
     step,
 )
+from edgeloop.learning.core._gibbs import GibbsResult, draw_spec, gibbs_run
 from edgeloop.learning.core._model import Dims, Params, YardSpec, params, prior_belief
 from edgeloop.learning.core._posterior import (
     Posterior,
@@ -52,6 +58,13 @@ from edgeloop.learning.core._smoother import (
     make_obs_seq,
     smooth,
     svb_window,
+)
+from edgeloop.learning.core._svi import (
+    Quality,
+    quality_log_likelihood,
+    quality_model,
+    quality_prior,
+    svi_quality,
 )
 
 __all__ = [
@@ -83,6 +96,16 @@ __all__ = [
     "smooth",
     "expected_stats",
     "svb_window",
+    # streaming SVI for camera quality (not conjugate)
+    "Quality",
+    "quality_prior",
+    "quality_log_likelihood",
+    "quality_model",
+    "svi_quality",
+    # Gibbs repair over a window
+    "GibbsResult",
+    "gibbs_run",
+    "draw_spec",
     # decisions
     "OPEN",
     "CLOSE",

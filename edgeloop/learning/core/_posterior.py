@@ -211,7 +211,11 @@ def svb_update(post: Posterior, stats: SuffStats) -> Posterior:
     Class-specific statistics of inactive slots and of NEW are dropped (a track that is
     probably NEW is material for :func:`add_class`, not for an existing class).
     """
-    learn = post.active.at[-1].set(False)
+    return add_stats(post, stats, post.active.at[-1].set(False))
+
+
+def add_stats(post: Posterior, stats: SuffStats, learn: Array) -> Posterior:
+    """Add ``stats`` to the classes where ``learn`` [K1] is set (camera-wide counts always)."""
     keep = learn.astype(post.crp.dtype)
     kappa, mean, nu, psi = _niw_add(
         post,
