@@ -41,6 +41,7 @@ from edgeloop.learning.core._filter import (
     step,
 )
 from edgeloop.learning.core._gibbs import GibbsResult, draw_spec, gibbs_run
+from edgeloop.learning.core._keys import prng_key, split_key
 from edgeloop.learning.core._model import Dims, Params, YardSpec, params, prior_belief
 from edgeloop.learning.core._posterior import (
     Posterior,
@@ -57,6 +58,8 @@ from edgeloop.learning.core._smoother import (
     expected_stats,
     make_obs_seq,
     smooth,
+    svb_lagged,
+    svb_replay,
     svb_window,
 )
 from edgeloop.learning.core._svi import (
@@ -96,6 +99,8 @@ __all__ = [
     "smooth",
     "expected_stats",
     "svb_window",
+    "svb_lagged",
+    "svb_replay",
     # streaming SVI for camera quality (not conjugate)
     "Quality",
     "quality_prior",
@@ -106,6 +111,9 @@ __all__ = [
     "GibbsResult",
     "gibbs_run",
     "draw_spec",
+    # randomness
+    "prng_key",
+    "split_key",
     # decisions
     "OPEN",
     "CLOSE",

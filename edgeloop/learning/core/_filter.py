@@ -125,7 +125,7 @@ def make_obs_batch(
 
     Raises :class:`ObservationError` naming the first bad field: a wrong shape, dtype or
     range, a track outside ``[0, n_tracks)``, the same track twice (split the batch),
-    an observation with no camera present, NaN scores or embeddings. ``embedding`` may be
+    an observation with no camera present or silent, NaN scores or embeddings. ``embedding`` may be
     the int8 codes with ``embedding_scale`` their step. ``pad_to`` pads the batch to that
     size with no-op rows, so a shell can keep a few batch sizes and never recompile.
     """
@@ -138,13 +138,13 @@ def make_obs_batch(
     if len(np.unique(tracks)) != b:
         raise ObservationError("track", "a track appears twice; split the batch in two")
     present_a = _bool_array("present", present, (b, c))
-    if b and not np.all(present_a.any(axis=1)):
-        raise ObservationError("present", "an observation has no camera present")
     silent_a = (
         np.zeros((b, c), np.bool_) if silent is None else _bool_array("silent", silent, (b, c))
     )
     if np.any(silent_a & present_a):
         raise ObservationError("silent", "a camera cannot be both present and silent")
+    if b and not np.all((present_a | silent_a).any(axis=1)):
+        raise ObservationError("present", "an observation has no camera present or silent")
     start_a = np.zeros(b, np.bool_) if start is None else _bool_array("start", start, (b,))
     steps_a = np.ones(b, np.int32) if steps is None else _int_array("steps", steps, (b,), 2**20)
     tod_a = np.zeros(b, np.int32) if tod is None else _int_array("tod", tod, (b,), dims.tod_bins)

@@ -126,25 +126,25 @@ def _ffbs(key: Array, log_class_prior: Array, p: Params, seq: ObsSeq) -> tuple[A
     """Sample (class, zone path) of one track from the joint forward filter."""
     pp = p._replace(log_class_prior=log_class_prior)
     prior = prior_belief(pp)
+    lls = jax.vmap(log_likelihood, in_axes=(None, 0))(pp, seq)  # [T, K1, Z]
+    moves = jax.vmap(lambda tod, n: _power(pp.trans[:, tod], n))(seq.tod, seq.steps)
 
-    def forward(prev: Array, row: ObsSeq) -> tuple[Array, Array]:
-        move = _power(pp.trans[:, row.tod], row.steps)
-        pred = jnp.where(row.start, prior, jnp.einsum("kz,kzy->ky", prev, move))
-        joint = jnp.log(pred) + log_likelihood(pp, row)
+    def forward(prev: Array, xs: tuple[Array, Array, Array]) -> tuple[Array, Array]:
+        start, move, ll = xs
+        pred = jnp.where(start, prior, jnp.einsum("kz,kzy->ky", prev, move))
+        joint = jnp.log(pred) + ll
         weights = jnp.exp(joint - jnp.max(joint))
         filt = weights / jnp.sum(weights)
         return filt, filt
 
-    last, filt = jax.lax.scan(forward, prior, seq)
+    last, filt = jax.lax.scan(forward, prior, (seq.start, moves, lls))
     k_class, k_last, k_path = jax.random.split(key, 3)
     species = jax.random.categorical(k_class, jnp.log(jnp.sum(last, axis=1)))
     z_last = jax.random.categorical(k_last, jnp.log(last[species]))
     steps = seq.start.shape[0]
 
     def backward(after: Array, t: Array) -> tuple[Array, Array]:
-        row_next = jax.tree.map(lambda a: a[t + 1], seq)
-        move = _power(pp.trans[species, row_next.tod][None], row_next.steps)[0]
-        logits = jnp.log(filt[t, species]) + jnp.log(move[:, after])
+        logits = jnp.log(filt[t, species]) + jnp.log(moves[t + 1, species, :, after])
         z = jax.random.categorical(jax.random.fold_in(k_path, t), logits)
         return z, z
 

@@ -10,6 +10,7 @@ streaming VB for one window: a few VB-EM sweeps, then the posterior is the next 
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -28,7 +29,16 @@ from edgeloop.learning.core._filter import (
 from edgeloop.learning.core._model import Dims, Params, params, prior_belief
 from edgeloop.learning.core._posterior import Posterior, SuffStats, spec_of, svb_update
 
-__all__ = ["ObsSeq", "Smoothed", "make_obs_seq", "smooth", "expected_stats", "svb_window"]
+__all__ = [
+    "ObsSeq",
+    "Smoothed",
+    "make_obs_seq",
+    "smooth",
+    "expected_stats",
+    "svb_window",
+    "svb_lagged",
+    "svb_replay",
+]
 
 ObsSeq = ObsBatch
 """A window of tracks: the fields of :class:`ObsBatch` with leading axes [M, T] (``track``
@@ -80,32 +90,34 @@ def _power(trans: Array, steps: Array) -> Array:
 
 def _smooth_one(p: Params, seq: ObsSeq, first: Array) -> tuple[Array, Array, Array, Array]:
     prior = prior_belief(p)
+    # Every row's likelihood and tick matrix at once; the scans then only multiply.
+    lls = jax.vmap(log_likelihood, in_axes=(None, 0))(p, seq)  # [T, K1, Z]
+    moves = jax.vmap(lambda tod, n: _power(p.trans[:, tod], n))(seq.tod, seq.steps)
 
-    def forward(prev: Array, row: ObsSeq) -> tuple[Array, tuple[Array, Array, Array]]:
-        move = _power(p.trans[:, row.tod], row.steps)  # [K1, Z, Z]
-        pred = jnp.where(row.start, prior, jnp.einsum("kz,kzy->ky", prev, move))
-        joint = jnp.log(pred) + log_likelihood(p, row)
+    def forward(prev: Array, xs: tuple[Array, Array, Array]) -> tuple[Array, tuple[Array, ...]]:
+        start, move, ll = xs
+        pred = jnp.where(start, prior, jnp.einsum("kz,kzy->ky", prev, move))
+        joint = jnp.log(pred) + ll
         top = jnp.max(joint)
         weights = jnp.exp(joint - top)
         total = jnp.sum(weights)
         filt = weights / total
         return filt, (filt, pred, top + jnp.log(total))
 
-    last, (filt, pred, incr) = jax.lax.scan(forward, first, seq)
+    last, (filt, pred, incr) = jax.lax.scan(forward, first, (seq.start, moves, lls))
     prev_filt = jnp.concatenate([first[None], filt[:-1]], axis=0)
 
-    def backward(after: Array, t: Array) -> tuple[Array, tuple[Array, Array]]:
+    def backward(after: Array, xs: tuple[Array, ...]) -> tuple[Array, tuple[Array, Array]]:
         # after = smoothed belief at t; returns the smoothed belief at t - 1 and xi_t
-        row = jax.tree.map(lambda a: a[t], seq)
-        move = _power(p.trans[:, row.tod], row.steps)
-        ratio = jnp.where(pred[t] > 0, after / jnp.where(pred[t] > 0, pred[t], 1.0), 0.0)
-        xi = prev_filt[t][:, :, None] * move * ratio[:, None, :]
-        before = jnp.where(row.start, prev_filt[t], jnp.sum(xi, axis=2))
-        counted = jnp.where(row.start | (row.steps != 1), 0.0, xi)
+        start, steps, move, pred_t, prev_t = xs
+        ratio = jnp.where(pred_t > 0, after / jnp.where(pred_t > 0, pred_t, 1.0), 0.0)
+        xi = prev_t[:, :, None] * move * ratio[:, None, :]
+        before = jnp.where(start, prev_t, jnp.sum(xi, axis=2))
+        counted = jnp.where(start | (steps != 1), 0.0, xi)
         return before, (after, counted)
 
-    steps = seq.start.shape[0]
-    _, (smoothed, xi) = jax.lax.scan(backward, last, jnp.arange(steps), reverse=True)
+    xs = (seq.start, seq.steps, moves, pred, prev_filt)
+    _, (smoothed, xi) = jax.lax.scan(backward, last, xs, reverse=True)
     return filt, smoothed, xi, jnp.sum(incr)
 
 
@@ -151,6 +163,20 @@ def smooth(p: Params, seqs: ObsSeq, first: Array | None = None) -> Smoothed:
     return Smoothed(filtered=filt, smoothed=smoothed, log_evidence=ev, last=filt[:, -1])
 
 
+def _expected_stats(
+    p: Params, seqs: ObsSeq, first: Array | None, rows: Array | None = None
+) -> tuple[SuffStats, Array]:
+    m = seqs.start.shape[0]
+    if first is None:
+        first = jnp.broadcast_to(prior_belief(p), (m, *p.log_init_zone.shape))
+    filt, smoothed, xi, _ = jax.vmap(_smooth_one, in_axes=(None, 0, 0))(p, seqs, first)
+    if rows is not None:  # count only these rows (every statistic is linear in them)
+        weight = rows.astype(smoothed.dtype)[None, :, None, None]
+        smoothed, xi = smoothed * weight, xi * weight[..., None]
+    per_track = jax.vmap(_stats_one, in_axes=(None, 0, 0, 0))(p, seqs, smoothed, xi)
+    return SuffStats(*(jnp.sum(a, axis=0) for a in per_track)), filt
+
+
 @jax.jit
 def expected_stats(p: Params, seqs: ObsSeq, first: Array | None = None) -> tuple[SuffStats, Array]:
     """Expected sufficient statistics of a window under ``p``, summed over its tracks,
@@ -159,24 +185,85 @@ def expected_stats(p: Params, seqs: ObsSeq, first: Array | None = None) -> tuple
     Exact given ``p``. A gap of more than one tick between rows is filtered exactly but
     adds no transition counts (the hidden intermediate ticks are not expanded).
     """
-    m = seqs.start.shape[0]
-    if first is None:
-        first = jnp.broadcast_to(prior_belief(p), (m, *p.log_init_zone.shape))
-    filt, smoothed, xi, _ = jax.vmap(_smooth_one, in_axes=(None, 0, 0))(p, seqs, first)
-    per_track = jax.vmap(_stats_one, in_axes=(None, 0, 0, 0))(p, seqs, smoothed, xi)
-    return jax.tree.map(lambda a: jnp.sum(a, axis=0), per_track), filt[:, -1]
+    stats, filt = _expected_stats(p, seqs, first)
+    return stats, filt[:, -1]
 
 
+@functools.partial(jax.jit, static_argnames=("sweeps",))
 def svb_window(
     post: Posterior, seqs: ObsSeq, first: Array | None = None, sweeps: int = 10
 ) -> tuple[Posterior, Array]:
     """Streaming VB on one window: ``sweeps`` VB-EM iterations (E-step under exp E[log
     theta], M-step = prior counts + expected counts), then the result is the next
     window's prior. Returns it and each track's last filtered belief (under the final
-    posterior means) to carry into the next window."""
-    current = post
-    for _ in range(sweeps):
-        stats, _ = expected_stats(params(spec_of(current, "vb")), seqs, first)
-        current = svb_update(post, stats)
-    _, last = expected_stats(params(spec_of(current, "mean")), seqs, first)
-    return current, last
+    posterior means) to carry into the next window. Jitted as a whole."""
+
+    def sweep(current: Posterior, _: None) -> tuple[Posterior, None]:
+        stats, _filt = _expected_stats(params(spec_of(current, "vb")), seqs, first)
+        return svb_update(post, stats), None
+
+    current, _ = jax.lax.scan(sweep, post, None, length=sweeps)
+    _, filt = _expected_stats(params(spec_of(current, "mean")), seqs, first)
+    return current, filt[:, -1]
+
+
+@functools.partial(jax.jit, static_argnames=("sweeps",))
+def svb_lagged(
+    committed: Posterior,
+    buffer: ObsSeq,
+    commit: Array,
+    first: Array | None = None,
+    sweeps: int = 10,
+) -> tuple[Posterior, Posterior, Array]:
+    """Streaming VB with a fixed lag: the last few windows stay revisable.
+
+    ``buffer`` [M, T] holds the rows not yet committed (the last L windows, padded at the
+    end), ``first`` the belief before its first row. VB-EM runs over the whole buffer with
+    ``committed`` as the prior, giving ``current`` (what the filter should use now); then
+    the first ``commit`` rows' expected counts under ``current`` are added for good.
+    Returns (new committed, current, the E-step's filtered belief after row ``commit - 1``),
+    so the caller drops
+    those rows from the buffer and carries the belief. ``commit`` is traced: flushing
+    the whole buffer at the end does not recompile. Early rows are thus counted under a
+    model that has already seen L windows after them, not only what came before.
+    """
+    t = buffer.start.shape[1]
+
+    def sweep(current: Posterior, _: None) -> tuple[Posterior, None]:
+        stats, _last = _expected_stats(params(spec_of(current, "vb")), buffer, first)
+        return svb_update(committed, stats), None
+
+    current, _ = jax.lax.scan(sweep, committed, None, length=sweeps)
+    rows = jnp.arange(t) < commit
+    stats, filt = _expected_stats(params(spec_of(current, "vb")), buffer, first, rows)
+    carried = filt[:, jnp.maximum(commit - 1, 0)]
+    if first is not None:
+        carried = jnp.where(commit > 0, carried, first)
+    return svb_update(committed, stats), current, carried
+
+
+def _slice_into(pad: ObsSeq, seqs: ObsSeq, begin: int, end: int) -> ObsSeq:
+    """Rows begin:end of ``seqs`` at the front of the no-op rows ``pad``."""
+    return ObsSeq(
+        *(p.at[:, : end - begin].set(a[:, begin:end]) for p, a in zip(pad, seqs, strict=True))
+    )
+
+
+def svb_replay(
+    prior: Posterior, seqs: ObsSeq, *, window: int, lag: int, sweeps: int = 10
+) -> Posterior:
+    """Stream a recorded window [M, T] through :func:`svb_lagged` ``window`` rows at a
+    time with ``lag`` windows kept revisable, and flush at the end (``lag = 1`` is plain
+    SVB). What the Learner does live, replayed: for tests, benchmarks and recovery."""
+    m, t = seqs.start.shape
+    size = window * lag
+    pad = jax.tree.map(lambda a: jnp.zeros((m, size, *a.shape[2:]), a.dtype), seqs)
+    committed, first, begin = prior, None, 0
+    while begin < t:
+        end = min(begin + size, t)
+        buffer = _slice_into(pad, seqs, begin, end)
+        flush = end == t
+        commit = end - begin if flush else window
+        committed, _, first = svb_lagged(committed, buffer, jnp.int32(commit), first, sweeps)
+        begin += commit
+    return committed
