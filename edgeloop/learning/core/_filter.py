@@ -169,13 +169,15 @@ def log_likelihood(p: Params, obs: ObsBatch) -> Array:
     outcome = obs.label * (p.score_edges.shape[0] + 1) + bins  # [C]
     zone_ll = jnp.take_along_axis(p.log_zone_obs, obs.zone[:, None, None], axis=2)[..., 0]
     label_ll = jnp.take_along_axis(p.log_label, outcome[:, None, None], axis=2)[..., 0]
-    diff = obs.embedding[:, None, :] - p.emb_loc[None, :, :]  # [C, K1, D]
-    white = jnp.einsum("kij,ckj->cki", p.emb_whiten, diff)
+    # W (x - m) = W x - W m: one [C, D] x [D, K1 * D] product per track, which becomes a
+    # single large matrix product under vmap (W m does not depend on the batch).
+    k1, dim = p.emb_loc.shape
+    stacked = p.emb_whiten.reshape(k1 * dim, dim)
+    white = (obs.embedding @ stacked.T).reshape(-1, k1, dim)  # [C, K1, D]
+    white = white - jnp.einsum("kij,kj->ki", p.emb_whiten, p.emb_loc)[None]
     maha = jnp.sum(white * white, axis=-1)  # [C, K1]
     safe_df = jnp.where(p.emb_gauss, 1.0, p.emb_df)
-    shape = jnp.where(
-        p.emb_gauss, -0.5 * maha, -0.5 * (safe_df + diff.shape[-1]) * jnp.log1p(maha / safe_df)
-    )
+    shape = jnp.where(p.emb_gauss, -0.5 * maha, -0.5 * (safe_df + dim) * jnp.log1p(maha / safe_df))
     emb_ll = p.emb_lognorm[None, :] + shape  # [C, K1]
     per_cam = label_ll + emb_ll  # [C, K1]
     per_zone = zone_ll + p.log_detect  # [C, Z]
@@ -193,7 +195,10 @@ def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
     def tick(_: Array, b: Array) -> Array:
         return jnp.einsum("kz,kzy->ky", b, trans)
 
-    out: Array = jax.lax.fori_loop(0, steps, tick, belief)
+    # One tick is the common case: do it directly and loop only over the rest (a
+    # vmapped loop costs a select per iteration even where nothing is left to do).
+    once = jnp.where(steps >= 1, tick(0, belief), belief)
+    out: Array = jax.lax.fori_loop(1, jnp.maximum(steps, 1), tick, once)
     return out
 
 
