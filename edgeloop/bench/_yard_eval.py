@@ -57,7 +57,7 @@ def _tuned(stat: np.ndarray, eps: yard.Episodes, budget: Rates) -> Rates:
     the budget (the learner's): a baseline is compared at equal false-close rate."""
     candidates = np.unique(stat[np.isfinite(stat)])
     best = Rates(0.0, 0.0, 0)
-    for threshold in np.concatenate([candidates, [np.inf]]):
+    for threshold in np.concatenate([[-np.inf], candidates, [np.inf]]):
         r = _rates(stat, float(threshold), eps)
         if (
             r.false_close <= budget.false_close + 1e-12

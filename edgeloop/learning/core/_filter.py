@@ -192,7 +192,7 @@ def log_likelihood(p: Params, obs: ObsBatch) -> Array:
 def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
     trans = p.trans[:, tod]  # [K1, Z, Z]
 
-    def tick(_: Array, b: Array) -> Array:
+    def tick(_: Array | int, b: Array) -> Array:
         return jnp.einsum("kz,kzy->ky", b, trans)
 
     # One tick is the common case: do it directly and loop only over the rest (a
