@@ -8,8 +8,7 @@ import pytest
 from edgeloop.errors import ObservationError
 from edgeloop.learning import core
 from edgeloop.learning.core import reference
-
-DIMS = core.Dims(classes=3, zones=3, cameras=2, tod_bins=2, score_bins=2, dim=4)
+from tests.learning.core.helpers import DIMS
 
 
 def _run_track(spec: core.YardSpec, obs: dict[str, np.ndarray], n_tracks: int, slot: int):

@@ -8,20 +8,7 @@ import pytest
 from edgeloop.errors import ClassCapacityError, LearningError
 from edgeloop.learning import core
 from edgeloop.learning.core import reference
-
-DIMS = core.Dims(classes=3, zones=3, cameras=2, tod_bins=2, score_bins=2, dim=4)
-
-
-def _plausible(spec: core.YardSpec) -> core.YardSpec:
-    """Cameras that are mostly right about zone and label, as the prior expects."""
-    z, k1, s = DIMS.zones, DIMS.classes + 1, DIMS.score_bins
-    label = np.full((k1, k1), 0.05)
-    label[np.arange(k1), np.arange(k1)] = 1.0
-    label = np.repeat(label / label.sum(1, keepdims=True), s, axis=1) / s
-    return spec._replace(
-        zone_obs=np.broadcast_to(0.8 * np.eye(z) + 0.2 / z, (DIMS.cameras, z, z)),
-        label=np.broadcast_to(label, (DIMS.cameras, k1, k1 * s)),
-    )
+from tests.learning.core.helpers import DIMS, plausible
 
 
 def _seq(obs: dict[str, np.ndarray]) -> core.ObsSeq:
@@ -103,11 +90,11 @@ def test_add_class_fills_the_free_slot_then_refuses():
 
 
 def test_streaming_vb_recovers_transitions_of_simulated_tracks():
-    truth = _plausible(reference.random_spec(DIMS, 21, active=2))
+    truth = plausible(reference.random_spec(DIMS, 21, active=2), wrong_label=0.05)
     post = core.prior(DIMS, active=2)
     for window in range(4):
-        obs, _, _ = reference.simulate(truth, 100 + window, tracks=16, length=30)
-        post, last = core.svb_window(post, core.make_obs_seq(DIMS, **obs), sweeps=5)
+        obs, _, _ = reference.simulate(truth, 100 + window, tracks=16, length=20)
+        post, last = core.svb_window(post, core.make_obs_seq(DIMS, **obs))
     learnt = np.asarray(core.spec_of(post).trans)[:2, 0]
     err = np.max(np.abs(learnt - np.asarray(truth.trans)[:2, 0]))
     assert err < 0.15, err

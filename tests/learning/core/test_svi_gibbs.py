@@ -8,19 +8,7 @@ import pytest
 
 from edgeloop.learning import core
 from edgeloop.learning.core import reference
-
-DIMS = core.Dims(classes=3, zones=3, cameras=2, tod_bins=1, score_bins=2, dim=4)
-
-
-def _plausible(spec: core.YardSpec) -> core.YardSpec:
-    z, k1, s = DIMS.zones, DIMS.classes + 1, DIMS.score_bins
-    label = np.full((k1, k1), 0.3)
-    np.fill_diagonal(label, 1.0)
-    label = np.repeat(label / label.sum(1, keepdims=True), s, axis=1) / s
-    return spec._replace(
-        zone_obs=np.broadcast_to(0.8 * np.eye(z) + 0.2 / z, (DIMS.cameras, z, z)),
-        label=np.broadcast_to(label, (DIMS.cameras, k1, k1 * s)),
-    )
+from tests.learning.core.helpers import DIMS, plausible
 
 
 def test_streaming_svi_matches_the_exact_posterior_of_camera_quality():
@@ -64,10 +52,10 @@ def test_streaming_svi_matches_the_exact_posterior_of_camera_quality():
 
 
 def test_gibbs_repairs_wrong_early_assignments_within_the_window():
-    truth = _plausible(reference.random_spec(DIMS, 21, active=2))
-    early, _, _ = reference.simulate(truth, 4, tracks=30, length=10)
+    truth = plausible(reference.random_spec(DIMS, 21, active=2))
+    early, _, _ = reference.simulate(truth, 4, tracks=16, length=20)
     base, _ = core.svb_window(core.prior(DIMS, active=2), core.make_obs_seq(DIMS, **early))
-    obs, classes, _ = reference.simulate(truth, 5, tracks=16, length=10)
+    obs, classes, _ = reference.simulate(truth, 5, tracks=16, length=20)
     assign = classes.copy()
     wrong = np.array([0, 5, 10])
     assign[wrong] = 1 - assign[wrong]
@@ -101,7 +89,7 @@ def test_draws_follow_the_posterior():
 
 
 def test_fixed_lag_covering_every_window_is_batch_vb():
-    truth = _plausible(reference.random_spec(DIMS, 8, active=2))
+    truth = plausible(reference.random_spec(DIMS, 8, active=2))
     obs, _, _ = reference.simulate(truth, 9, tracks=6, length=40)
     seq = core.make_obs_seq(DIMS, **obs)
     prior = core.prior(DIMS, active=2)
