@@ -14,7 +14,8 @@ Results (the ratio is always ``edgeloop / anchor``):
     ``streaming_vs_nuts_runtime``: seconds, streaming VB / NUTS (goal < 1).
 ``svi_vs_nuts``
     max |E[log q] streaming SVI - batch NUTS| of three cameras' quality from 2,000 label
-    counts in windows; anchor: 0.05 (goal <= 1); ``svi_vs_nuts_runtime`` as above.
+    counts in windows, in units of NUTS's posterior sd (the environment gives it in log
+    q); anchor: 0.25 sd (goal <= 1); ``svi_vs_nuts_runtime`` as above.
 ``yard_decisions``
     simulated yards swept over camera noise: the fused learner's skunk-catch rate against
     the better of the best single camera and a two-frame rule, each tuned to the
@@ -100,7 +101,7 @@ QUICK = Sizes(
 
 EXACT_TOL = 1e-5
 STREAM_TOL = 0.02
-SVI_TOL = 0.05
+SVI_TOL = 0.25
 YARD_CONFIGS = (
     {"label_acc": 0.85, "zone_acc": 0.85, "emb_noise": 1.0},
     {"label_acc": 0.7, "zone_acc": 0.75, "emb_noise": 3.0},
@@ -201,7 +202,7 @@ def _streaming_vs_nuts(sizes: Sizes) -> tuple[list[Result], dict[str, Any]]:
     ], detail
 
 
-def _svi_vs_nuts(sizes: Sizes) -> list[Result]:
+def _svi_vs_nuts(sizes: Sizes) -> tuple[list[Result], dict[str, Any]]:
     from edgeloop.learning import core
     from edgeloop.learning.core import batch
 
@@ -243,11 +244,13 @@ def _svi_vs_nuts(sizes: Sizes) -> list[Result]:
         samples=4 * sizes.nuts_samples,
     )
     nuts_s = time.perf_counter() - started
-    err = float(np.max(np.abs(svi_loc - np.asarray(samples).mean(axis=0))))
+    draws = np.asarray(samples)
+    gap = np.abs(svi_loc - draws.mean(axis=0))
+    in_sd = float(np.max(gap / draws.std(axis=0)))
     return [
-        Result("svi_vs_nuts", "max abs error", err, SVI_TOL, "tolerance 0.05 (log q)", "<= 1"),
+        Result("svi_vs_nuts", "posterior sd", in_sd, SVI_TOL, "tolerance 0.25 sd", "<= 1"),
         Result("svi_vs_nuts_runtime", "s", svi_s, nuts_s, "batch NUTS", "< 1"),
-    ]
+    ], {"svi_max_abs_error_log_q": round(float(np.max(gap)), 4)}
 
 
 def _yard(sizes: Sizes) -> tuple[list[Result], dict[str, Any]]:
@@ -362,7 +365,8 @@ def run_learner(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResu
     results = [_filter_exactness(sizes)]
     stream_rows, stream_detail = _streaming_vs_nuts(sizes)
     results += stream_rows
-    results += _svi_vs_nuts(sizes)
+    svi_rows, svi_detail = _svi_vs_nuts(sizes)
+    results += svi_rows
     yard_rows, yard_detail = _yard(sizes)
     results += yard_rows
     gibbs, gibbs_detail = _gibbs_repair(sizes)
@@ -371,5 +375,5 @@ def run_learner(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResu
     return SuiteResult(
         "learner",
         tuple(results),
-        environment(sizes, quick, {**stream_detail, **yard_detail, **gibbs_detail}),
+        environment(sizes, quick, {**stream_detail, **svi_detail, **yard_detail, **gibbs_detail}),
     )
