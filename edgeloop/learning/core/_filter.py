@@ -183,10 +183,11 @@ def log_likelihood(p: Params, obs: ObsBatch) -> Array:
     per_zone = zone_ll + p.log_detect  # [C, Z]
     pres = obs.present[:, None]
     class_part = jnp.sum(jnp.where(pres, per_cam, 0.0), axis=0)
+    shift = p.emb_lognorm_shift * jnp.sum(obs.present)
     zone_part = jnp.sum(jnp.where(pres, per_zone, 0.0), axis=0) + jnp.sum(
         jnp.where(obs.silent[:, None], p.log_miss, 0.0), axis=0
     )
-    return class_part[:, None] + zone_part[None, :]
+    return class_part[:, None] + (zone_part + shift)[None, :]
 
 
 def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.scipy.special import gammaln
 from jax.typing import ArrayLike
+from scipy import special
 
 __all__ = ["Dims", "YardSpec", "Params", "params", "prior_belief"]
 
@@ -109,9 +112,10 @@ class Params(NamedTuple):
     score_edges: Array  # [S - 1]
     emb_loc: Array  # [K1, D]
     emb_whiten: Array  # [K1, D, D]: inverse Cholesky factor of the scale
-    emb_lognorm: Array  # [K1]
+    emb_lognorm: Array  # [K1], less emb_lognorm_shift (small numbers round finely)
     emb_df: Array  # [K1]; inf for Gaussian classes
     emb_gauss: Array  # [K1] bool
+    emb_lognorm_shift: Array  # []: the classes' mean log normaliser, added to evidence
 
 
 def _log(p: ArrayLike) -> Array:
@@ -120,19 +124,9 @@ def _log(p: ArrayLike) -> Array:
 
 def params(spec: YardSpec) -> Params:
     """Digest a :class:`YardSpec` into filter :class:`Params` (works inside ``jit`` too)."""
-    scale = jnp.asarray(spec.emb_scale)
-    dim = scale.shape[-1]
-    chol = jnp.linalg.cholesky(scale)
-    eye = jnp.broadcast_to(jnp.eye(dim, dtype=chol.dtype), chol.shape)
-    whiten = jnp.linalg.solve(chol, eye)  # lower triangular: chol^-1
-    half_logdet = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
     df = jnp.asarray(spec.emb_df)
     gauss = jnp.isinf(df)
-    safe_df = jnp.where(gauss, 1.0, df)
-    t_norm = (
-        gammaln((safe_df + dim) / 2) - gammaln(safe_df / 2) - 0.5 * dim * jnp.log(safe_df * math.pi)
-    )
-    g_norm = -0.5 * dim * math.log(2 * math.pi)
+    whiten, lognorm, shift = _embedding_terms(spec.emb_scale, spec.emb_df)
     detect = jnp.asarray(spec.detect)
     return Params(
         log_class_prior=_log(jnp.asarray(spec.class_prior)),
@@ -145,10 +139,46 @@ def params(spec: YardSpec) -> Params:
         score_edges=jnp.asarray(spec.score_edges, dtype=jnp.float32),
         emb_loc=jnp.asarray(spec.emb_loc, dtype=jnp.float32),
         emb_whiten=whiten.astype(jnp.float32),
-        emb_lognorm=(jnp.where(gauss, g_norm, t_norm) - half_logdet).astype(jnp.float32),
+        emb_lognorm=lognorm.astype(jnp.float32),
         emb_df=df.astype(jnp.float32),
         emb_gauss=gauss,
+        emb_lognorm_shift=shift.astype(jnp.float32),
     )
+
+
+def _embedding_terms(scale_in: ArrayLike, df_in: ArrayLike) -> tuple[Array, Array, Array]:
+    """Each class's whitening matrix (the inverse Cholesky factor of its scale), its log
+    density normaliser (Student-t, or Gaussian where df = inf) less their mean, and that
+    mean.
+
+    A class's normaliser enters every observation of its tracks, so its rounding error
+    adds up along a track: concrete inputs are computed in float64 on the host and the
+    normalisers centred before they are rounded to float32 (small numbers round finely).
+    Inside ``jit`` (Gibbs draws) the same is done in the traced precision.
+    """
+    scale: Any
+    df: Any
+    if isinstance(scale_in, jax.core.Tracer) or isinstance(df_in, jax.core.Tracer):
+        xp: Any = jnp
+        lgamma: Any = gammaln
+        scale, df = jnp.asarray(scale_in), jnp.asarray(df_in)
+    else:
+        xp, lgamma = np, special.gammaln
+        scale = np.asarray(scale_in, dtype=np.float64)
+        df = np.asarray(df_in, dtype=np.float64)
+    dim = scale.shape[-1]
+    chol = xp.linalg.cholesky(scale)
+    eye = xp.broadcast_to(xp.eye(dim, dtype=chol.dtype), chol.shape)
+    whiten = xp.linalg.solve(chol, eye)  # lower triangular: chol^-1
+    gauss = xp.isinf(df)
+    safe = xp.where(gauss, 1.0, df)
+    t_norm = lgamma((safe + dim) / 2) - lgamma(safe / 2) - 0.5 * dim * xp.log(safe * math.pi)
+    g_norm = -0.5 * dim * math.log(2 * math.pi)
+    full = xp.where(gauss, g_norm, t_norm) - xp.sum(
+        xp.log(xp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1
+    )
+    mean = xp.mean(full)
+    return jnp.asarray(whiten), jnp.asarray(full - mean), jnp.asarray(mean)
 
 
 def prior_belief(p: Params) -> Array:
