@@ -163,8 +163,8 @@ def make_obs_batch(
     return ObsBatch(*(jnp.asarray(a) for a in arrays))
 
 
-def log_likelihood(p: Params, obs: ObsBatch) -> Array:
-    """log p(this fused observation | class, zone): [K1, Z] for one (unbatched) row."""
+def _log_likelihood_parts(p: Params, obs: ObsBatch) -> tuple[Array, Array]:
+    """log p(observation | class, zone) as a small [K1, Z] part plus a constant."""
     bins = jnp.sum(obs.score[:, None] >= p.score_edges[None, :], axis=1)
     outcome = obs.label * (p.score_edges.shape[0] + 1) + bins  # [C]
     zone_ll = jnp.take_along_axis(p.log_zone_obs, obs.zone[:, None, None], axis=2)[..., 0]
@@ -182,12 +182,23 @@ def log_likelihood(p: Params, obs: ObsBatch) -> Array:
     per_cam = label_ll + emb_ll  # [C, K1]
     per_zone = zone_ll + p.log_detect  # [C, Z]
     pres = obs.present[:, None]
-    class_part = jnp.sum(jnp.where(pres, per_cam, 0.0), axis=0)
-    shift = p.emb_lognorm_shift * jnp.sum(obs.present)
+    # Each camera's class terms less their maximum: the sums then stay small numbers,
+    # which float32 rounds finely; the constants go to the evidence only.
+    top_c = jnp.max(per_cam, axis=1, keepdims=True)
+    class_part = jnp.sum(jnp.where(pres, per_cam - top_c, 0.0), axis=0)
     zone_part = jnp.sum(jnp.where(pres, per_zone, 0.0), axis=0) + jnp.sum(
         jnp.where(obs.silent[:, None], p.log_miss, 0.0), axis=0
     )
-    return class_part[:, None] + (zone_part + shift)[None, :]
+    top_z = jnp.max(zone_part)
+    const = jnp.sum(jnp.where(obs.present, top_c[:, 0], 0.0)) + top_z
+    const = const + p.emb_lognorm_shift * jnp.sum(obs.present)
+    return class_part[:, None] + (zone_part - top_z)[None, :], const
+
+
+def log_likelihood(p: Params, obs: ObsBatch) -> Array:
+    """log p(this fused observation | class, zone): [K1, Z] for one (unbatched) row."""
+    relative, const = _log_likelihood_parts(p, obs)
+    return relative + const
 
 
 def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
@@ -205,11 +216,12 @@ def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
 
 def _update_one(p: Params, belief: Array, obs: ObsBatch) -> tuple[Array, Array]:
     prior = jnp.where(obs.start, prior_belief(p), _predict(p, belief, obs.tod, obs.steps))
-    joint = jnp.log(prior) + log_likelihood(p, obs)
+    relative, const = _log_likelihood_parts(p, obs)
+    joint = jnp.log(prior) + relative
     top = jnp.max(joint)
     weights = jnp.exp(joint - top)
     total = jnp.sum(weights)
-    return weights / total, top + jnp.log(total)
+    return weights / total, const + top + jnp.log(total)
 
 
 def filter_update(p: Params, belief: Array, obs: ObsBatch) -> tuple[Array, Array]:

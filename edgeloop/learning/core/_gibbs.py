@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from edgeloop.learning.core._filter import log_likelihood
+from edgeloop.learning.core._filter import _log_likelihood_parts
 from edgeloop.learning.core._model import Params, YardSpec, params, prior_belief
 from edgeloop.learning.core._posterior import Posterior, SuffStats, add_stats, spec_of
 from edgeloop.learning.core._smoother import ObsSeq, _power, _stats_one
@@ -126,7 +126,7 @@ def _ffbs(key: Array, log_class_prior: Array, p: Params, seq: ObsSeq) -> tuple[A
     """Sample (class, zone path) of one track from the joint forward filter."""
     pp = p._replace(log_class_prior=log_class_prior)
     prior = prior_belief(pp)
-    lls = jax.vmap(log_likelihood, in_axes=(None, 0))(pp, seq)  # [T, K1, Z]
+    lls, _ = jax.vmap(_log_likelihood_parts, in_axes=(None, 0))(pp, seq)  # [T, K1, Z]
     moves = jax.vmap(lambda tod, n: _power(pp.trans[:, tod], n))(seq.tod, seq.steps)
 
     def forward(prev: Array, xs: tuple[Array, Array, Array]) -> tuple[Array, Array]:

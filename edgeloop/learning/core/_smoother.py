@@ -24,7 +24,7 @@ from edgeloop.learning.core._filter import (
     _bool_array,
     _float_array,
     _int_array,
-    log_likelihood,
+    _log_likelihood_parts,
 )
 from edgeloop.learning.core._model import Dims, Params, params, prior_belief
 from edgeloop.learning.core._posterior import Posterior, SuffStats, spec_of, svb_update
@@ -91,7 +91,7 @@ def _power(trans: Array, steps: Array) -> Array:
 def _smooth_one(p: Params, seq: ObsSeq, first: Array) -> tuple[Array, Array, Array, Array]:
     prior = prior_belief(p)
     # Every row's likelihood and tick matrix at once; the scans then only multiply.
-    lls = jax.vmap(log_likelihood, in_axes=(None, 0))(p, seq)  # [T, K1, Z]
+    lls, consts = jax.vmap(_log_likelihood_parts, in_axes=(None, 0))(p, seq)  # [T, K1, Z]
     moves = jax.vmap(lambda tod, n: _power(p.trans[:, tod], n))(seq.tod, seq.steps)
 
     def forward(prev: Array, xs: tuple[Array, Array, Array]) -> tuple[Array, tuple[Array, ...]]:
@@ -118,7 +118,7 @@ def _smooth_one(p: Params, seq: ObsSeq, first: Array) -> tuple[Array, Array, Arr
 
     xs = (seq.start, seq.steps, moves, pred, prev_filt)
     _, (smoothed, xi) = jax.lax.scan(backward, last, xs, reverse=True)
-    return filt, smoothed, xi, jnp.sum(incr)
+    return filt, smoothed, xi, jnp.sum(incr) + jnp.sum(consts)
 
 
 def _stats_one(p: Params, seq: ObsSeq, smoothed: Array, xi: Array) -> SuffStats:
