@@ -89,3 +89,44 @@ def test_decide_closes_only_when_a_cat_is_unlikely():
         np.stack([skunk_in_trap, mostly_skunk]), loss, np.array([True, False])
     )
     assert int(joint.action) == core.CLOSE
+
+
+def test_adding_a_class_swaps_parameters_without_recompiling():
+    rng = np.random.default_rng(0)
+    post = core.prior(DIMS, active=1)
+    p = core.params(core.spec_of(post))
+    state = core.init(p, 4)
+    obs = reference.random_observations(DIMS, 1, steps=1)
+    batch = core.make_obs_batch(DIMS, 4, track=[0], **obs)
+    state = core.step(p, state, batch)
+    compiled = core.step._cache_size()
+    post, slot = core.add_class(post, rng.normal(size=(5, DIMS.dim)) + 6.0)
+    state = core.step(core.params(core.spec_of(post)), state, batch)
+    assert slot == 1
+    assert core.step._cache_size() == compiled
+
+
+def test_an_embedding_unlike_every_species_is_taken_for_new():
+    rng = np.random.default_rng(2)
+    post = core.prior(DIMS, active=2, niw_kappa=1.0)
+    stats = core.zero_stats(DIMS)
+    for k, centre in enumerate([-3.0, 3.0]):
+        x = rng.normal(size=(50, DIMS.dim)) * 0.3 + centre
+        w, s, o = np.zeros(4), np.zeros((4, DIMS.dim)), np.zeros((4, DIMS.dim, DIMS.dim))
+        w[k], s[k], o[k] = 50.0, x.sum(0), x.T @ x
+        post = core.svb_update(post, stats._replace(emb_w=w, emb_sum=s, emb_outer=o))
+    p = core.params(core.spec_of(post))
+    embedding = np.zeros((2, 2, DIMS.dim), np.float32)
+    embedding[0], embedding[1] = -3.0, 12.0  # like species 0; unlike anything seen
+    known = {  # two tracks seen by camera 0 only, whose device could not tell
+        "zone": np.zeros((2, 2), np.int32),
+        "label": np.full((2, 2), DIMS.new, np.int32),
+        "score": np.full((2, 2), 0.9, np.float32),
+        "embedding": embedding,
+        "present": np.array([[True, False], [True, False]]),
+        "start": np.array([True, True]),
+    }
+    state = core.step(p, core.init(p, 2), core.make_obs_batch(DIMS, 2, track=[0, 1], **known))
+    p_class = np.asarray(state.belief).sum(axis=2)
+    assert p_class[0, 0] > 0.99
+    assert p_class[1, DIMS.new] > 0.99
