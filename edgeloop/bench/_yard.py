@@ -54,6 +54,12 @@ SPECIES_P = np.array([0.4, 0.4, 0.2])
 COVER = np.array([[0, 0, 0.5, 1.0], [0, 1.0, 0.8, 0.0], [0, 0.6, 0.7, 0.6]])
 
 
+def _coverage(overlap: float) -> np.ndarray:
+    cover = COVER.copy()
+    cover[1:, 2:] *= overlap
+    return cover
+
+
 @dataclasses.dataclass(frozen=True)
 class YardWorld:
     """One yard configuration: camera noise, the frozen embedding, the digit pools."""
@@ -79,8 +85,12 @@ class YardWorld:
         return codes
 
 
-def make_world(seed: int, *, label_acc: float, zone_acc: float, emb_noise: float) -> YardWorld:
-    """A yard with this camera noise; the PCA is fitted on half of each species' digits."""
+def make_world(
+    seed: int, *, label_acc: float, zone_acc: float, emb_noise: float, overlap: float = 1.0
+) -> YardWorld:
+    """A yard with this camera noise; the PCA is fitted on half of each species' digits.
+    ``overlap`` scales how much of the near and trap zones the lawn and wide cameras
+    also see (1: as drawn in :data:`COVER`; 0: only the in-trap camera sees the trap)."""
     from sklearn.datasets import load_digits
     from sklearn.decomposition import PCA
 
@@ -112,7 +122,7 @@ def make_world(seed: int, *, label_acc: float, zone_acc: float, emb_noise: float
         zone_acc=zone_acc,
         emb_noise=emb_noise,
         cam_noise=np.array([3.0 * emb_noise, emb_noise, emb_noise]),
-        detect=COVER * 0.9,
+        detect=_coverage(overlap) * 0.9,
         zone_obs=zone_obs,
         confusion=confusion,
         pca_mean=pca.mean_,
