@@ -27,7 +27,10 @@ callers can catch either the precise or the generic type::
     ├── LinkError                           a link to a peer failed
     │   ├── PeerLostError                   no heartbeat within the liveness timeout
     │   └── AuthenticationError             the peer's key is unknown, revoked or missing
-    └── RemoteError                         a remote actor raised; .remote_type, .traceback
+    ├── RemoteError                         a remote actor raised; .remote_type, .traceback
+    └── LearningError                       the learner's model or its input is unusable
+        ├── ObservationError (ValueError)   an observation batch is malformed; .field names it
+        └── ClassCapacityError              every class slot is taken; raise the capacity
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
 Messages say what was wrong and what to do next.
@@ -61,6 +64,9 @@ __all__ = [
     "PeerLostError",
     "AuthenticationError",
     "RemoteError",
+    "LearningError",
+    "ObservationError",
+    "ClassCapacityError",
     "EdgeloopInternalError",
 ]
 
@@ -213,6 +219,25 @@ class RemoteError(EdgeloopError):
         self.remote_message = message
         self.traceback = traceback
         super().__init__(f"remote {remote_type}: {message}")
+
+
+class LearningError(EdgeloopError):
+    """The learner's model, its parameters or its input cannot be used as given."""
+
+
+class ObservationError(LearningError, ValueError):
+    """An observation batch is malformed (shape, range, dtype); ``field`` names the bad
+    array (``label``, ``embedding``...). Nothing was applied: fix or drop the batch."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"observation {field}: {problem}")
+
+
+class ClassCapacityError(LearningError):
+    """Every class slot is taken, so no class can be added; build the model with a larger
+    ``classes`` capacity (that recompiles once) or retire a class first."""
 
 
 class EdgeloopInternalError(Exception):

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from edgeloop.bench._report import Result, SuiteResult, check_goal, print_table, to_table
 from edgeloop.bench.actors import run_actors
 from edgeloop.bench.bulk import run_bulk
+from edgeloop.bench.learner import run_learner
 from edgeloop.bench.link import run_link
 from edgeloop.bench.world import run_world
 
@@ -41,6 +42,7 @@ SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
         "bulk": run_bulk,
         "link": run_link,
         "world": run_world,
+        "learner": run_learner,
     }
 )
 """Every suite by name: ``SUITES[name](quick)`` runs it."""
