@@ -25,7 +25,11 @@ callers can catch either the precise or the generic type::
     ├── LinkError                           a link to a peer failed
     │   ├── PeerLostError                   no heartbeat within the liveness timeout
     │   └── AuthenticationError             the peer's key is unknown, revoked or missing
-    └── RemoteError                         a remote actor raised; .remote_type, .traceback
+    ├── RemoteError                         a remote actor raised; .remote_type, .traceback
+    └── TraceError                          a trace could not be written, read or replayed
+        ├── TraceFormatError (ValueError)   not an edgeloop trace (not MCAP, another encoding)
+        ├── TraceCorruptError               truncated or damaged at .offset of .path
+        └── ReplayError                     the node under replay failed or never settled
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
 Messages say what was wrong and what to do next.
@@ -57,6 +61,10 @@ __all__ = [
     "PeerLostError",
     "AuthenticationError",
     "RemoteError",
+    "TraceError",
+    "TraceFormatError",
+    "TraceCorruptError",
+    "ReplayError",
     "EdgeloopInternalError",
 ]
 
@@ -194,6 +202,32 @@ class RemoteError(EdgeloopError):
         self.remote_message = message
         self.traceback = traceback
         super().__init__(f"remote {remote_type}: {message}")
+
+
+class TraceError(EdgeloopError):
+    """A trace (MCAP recording of a node's device boundary) could not be used."""
+
+
+class TraceFormatError(TraceError, ValueError):
+    """The file is not an edgeloop trace: not MCAP, or channels in another encoding."""
+
+
+class TraceCorruptError(TraceError):
+    """The trace is truncated or damaged from byte ``offset`` of ``path`` on; what comes
+    before it is readable (open it with ``salvage=True``, or pass ``--salvage``)."""
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.problem = problem
+        super().__init__(
+            f"{path}: {problem} at byte {offset}; everything before that byte is readable: "
+            "replay or inspect it with --salvage (Python: open_trace(path, salvage=True))"
+        )
+
+
+class ReplayError(TraceError):
+    """The node under replay crashed, or did not settle after an injected message."""
 
 
 class EdgeloopInternalError(Exception):
