@@ -137,14 +137,15 @@ def open_trace(path: str | Path, *, salvage: bool = False) -> Trace:
         for scan in scans:
             if scan.damage is not None:
                 raise scan.damage
-    return Trace(scans)
+    return Trace(scans, salvage=salvage)
 
 
 class Trace:
     """An opened trace: iterate it, filter it, tabulate it. Reading is lazy and repeatable."""
 
-    def __init__(self, scans: list[_FileScan]) -> None:
+    def __init__(self, scans: list[_FileScan], *, salvage: bool = False) -> None:
         self._scans = scans
+        self.salvage = salvage
         self.paths = tuple(s.path for s in scans)
         self.skipped = 0
         """Messages a salvaging read could not decode (and left out)."""
@@ -238,7 +239,8 @@ class Trace:
             try:
                 message = decode(record.data)
             except DecodeError as error:
-                self._undecodable(channel, where, f"does not decode ({error})")
+                at = f" at {error.field}" if error.field else ""
+                self._undecodable(channel, where, f"does not decode{at} ({error})")
                 continue
             if kind_of(message) != channel.kind:
                 self._undecodable(channel, where, f"holds a {kind_of(message)!r}")
@@ -328,7 +330,7 @@ class Trace:
                 yield channel, record, f"{scan.path} byte {offset}"
 
     def _undecodable(self, channel: _Channel, where: str, problem: str) -> None:
-        if not self.damage:
+        if not self.salvage:
             msg = (
                 f"a message on {channel.topic} ({where}) {problem}; the file is damaged or "
                 "was written by another program; read it with salvage=True to skip it"

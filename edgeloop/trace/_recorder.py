@@ -94,6 +94,10 @@ class RecorderConfig:
                 "snapshot_seconds must be > 0",
             ),
             (self.frame_budget >= 0, "frame_budget must be >= 0"),
+            (
+                self.compression in ("zstd", "lz4", "none"),
+                f"compression must be one of zstd, lz4, none, not {self.compression!r}",
+            ),
             (bool(self.name) and "/" not in self.name, "name must be a plain file stem"),
         ]
         for ok, problem in checks:
@@ -367,7 +371,7 @@ class Recorder:
             path = config.out_dir / f"{config.name}_{index:04d}.mcap"
             chunk = config.chunk_size
             if config.max_bytes is not None:
-                chunk = max(4096, min(chunk, config.max_bytes // 4))
+                chunk = max(1024, min(chunk, config.max_bytes // 8))
             writer = TraceWriter(
                 path, compression=config.compression, chunk_size=chunk, info=self._info(split=index)
             )

@@ -89,13 +89,20 @@ class TraceWriter:
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, int] = {}
         self.messages = 0
+        self._flushed_at = 0
+        self._pending = 0
+        self._summary = 1024  # footer, statistics, indexes: grows with schemas and channels
         self.first_ts: float | None = None
         self.closed = False
 
     @property
     def size(self) -> int:
-        """Bytes on disk so far (finished chunks; the open chunk is still in memory)."""
-        return self._stream.tell()
+        """Bytes the file holds so far: finished chunks on disk plus, uncompressed, the
+        messages of the open chunk (what splitting by size compares with its limit)."""
+        written = self._stream.tell()
+        if written != self._flushed_at:
+            self._flushed_at, self._pending = written, 0
+        return written + self._pending + self._summary
 
     def write(self, direction: Direction, device: str, message: Message, ts: float) -> None:
         """Write one boundary message (encoded as on the wire)."""
@@ -116,6 +123,7 @@ class TraceWriter:
                 {"direction": direction, "device": device, "kind": kind},
             )
             self._channels[topic] = channel
+            self._grow(128 + len(topic))
         self._add(channel, data, ts)
 
     def write_frame(self, device: str, ref: FrameRef, data: bytes, ts: float) -> None:
@@ -127,6 +135,7 @@ class TraceWriter:
                 topic, MESSAGE_ENCODING, self._schema(FRAME_SCHEMA), {"device": device}
             )
             self._channels[topic] = channel
+            self._grow(128 + len(topic))
         self._add(channel, encode_body(Frame(ref=ref, data=data)), ts)
 
     def close(self, summary: Mapping[str, object] | None = None) -> None:
@@ -160,11 +169,18 @@ class TraceWriter:
             name = FRAME_SCHEMA if kind == FRAME_SCHEMA else schema_name(kind)
             schema = self._writer.register_schema(name, SCHEMA_ENCODING, schema_bytes(kind))
             self._schemas[kind] = schema
+            self._grow(len(schema_bytes(kind)) + len(name) + 32)
         return schema
+
+    def _grow(self, record: int) -> None:
+        """A schema or channel: written in the open chunk, and again in the summary."""
+        self._pending += record
+        self._summary += record
 
     def _add(self, channel: int, data: bytes, ts: float) -> None:
         ns = to_ns(ts)
         self._writer.add_message(channel, log_time=ns, data=data, publish_time=ns)
         self.messages += 1
+        self._pending += len(data) + 31 + 16  # record header and fields, its index entry
         if self.first_ts is None:
             self.first_ts = ts
