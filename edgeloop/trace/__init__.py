@@ -44,6 +44,7 @@ from edgeloop.trace._recorder import (
     TapLike,
     TappablePort,
 )
+from edgeloop.trace._serve import SUBSCRIBER_PATH, TRACE_PATH, TraceServer, TraceSubscriber
 from edgeloop.trace._writer import Compression, TraceWriter
 
 __all__ = [
@@ -74,6 +75,11 @@ __all__ = [
     "settle",
     "first_divergence",
     "Divergence",
+    # recording a node from elsewhere
+    "TraceServer",
+    "TraceSubscriber",
+    "TRACE_PATH",
+    "SUBSCRIBER_PATH",
     # the format
     "PROFILE",
     "FORMAT_VERSION",

@@ -139,7 +139,12 @@ class _FrameItem:
 
 
 class Recorder:
-    """Records what a node's taps see; :meth:`tap` is the tap (never blocks)."""
+    """Records what a node's taps see; :meth:`tap` is the tap (never blocks).
+
+    ``clock`` is the node's: its reading now is the trace's start (``clock_start`` gives
+    it directly, for a node elsewhere); ``trigger_on`` writes a snapshot after each record
+    it returns True for (it runs on the writer thread, not on the node's path).
+    """
 
     def __init__(
         self,
@@ -148,6 +153,7 @@ class Recorder:
         clock: Clock | None = None,
         node: str = "",
         trigger_on: Callable[[TapLike], bool] | None = None,
+        clock_start: float | None = None,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -178,7 +184,7 @@ class Recorder:
         except OSError as error:
             msg = f"cannot create the trace directory {config.out_dir}: {error}"
             raise TraceError(msg) from error
-        self._clock_start = clock.now() if clock is not None else None
+        self.clock_start = clock.now() if clock is not None else clock_start
         self._thread = threading.Thread(target=self._run, name="edgeloop-recorder", daemon=True)
         self._thread.start()
 
@@ -211,6 +217,7 @@ class Recorder:
     def attach(self, port: TappablePort) -> Self:
         """Tap ``port`` (a node's ``DevicePort``) until :meth:`close`."""
         self._detach.append(port.add_tap(self.tap))
+        _log.info("trace_recording", out_dir=str(self.config.out_dir), node=self._node)
         return self
 
     def trigger(self, reason: str = "", timeout: float | None = 10.0) -> Path | None:
@@ -399,7 +406,7 @@ class Recorder:
             "wall_start": datetime.datetime.now(datetime.UTC).isoformat(),
             "protocol_version": str(PROTOCOL_VERSION),
         }
-        if self._clock_start is not None:
-            info["clock_start"] = repr(self._clock_start)
+        if self.clock_start is not None:
+            info["clock_start"] = repr(self.clock_start)
         info.update({k: repr(v) if isinstance(v, float) else str(v) for k, v in extra.items()})
         return info
