@@ -27,10 +27,10 @@ import structlog
 
 from edgeloop.clock import Clock
 from edgeloop.errors import TraceError
-from edgeloop.messages import PROTOCOL_VERSION, FrameRef, Message, encode, kind_of
+from edgeloop.messages import PROTOCOL_VERSION, FrameRef, encode, kind_of
 from edgeloop.trace._format import Direction
 from edgeloop.trace._reader import SNAPSHOT_MARK
-from edgeloop.trace._writer import DEFAULT_CHUNK_SIZE, Compression, TraceWriter
+from edgeloop.trace._writer import DEFAULT_CHUNK_SIZE, Compression, TapLike, TraceWriter
 
 __all__ = [
     "Recorder",
@@ -42,18 +42,12 @@ __all__ = [
 
 _log = structlog.get_logger("edgeloop.trace")
 
+_SLICE = 512
+"""Records written between two checks of the file's size (fewer for small files: about
+one per kilobyte of ``max_bytes``), so a file overshoots its size by at most that many."""
 
-class TapLike(Protocol):
-    """What a tap is handed: the node's ``TapRecord`` (or a :class:`TraceRecord`)."""
-
-    @property
-    def direction(self) -> Direction: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def message(self) -> Message: ...
-    @property
-    def ts(self) -> float: ...
+DRAIN_INTERVAL = 0.05
+"""Seconds between the writer's rounds (it writes everything queued in one go)."""
 
 
 class TappablePort(Protocol):
@@ -161,6 +155,12 @@ class Recorder:
         self._trigger_on = trigger_on
         self._queue: deque[Any] = deque()
         self._capacity = config.queue_size
+        # The writer wakes every DRAIN_INTERVAL, or early when the queue is half full:
+        # waking it per record would cost the node a thread switch per record.
+        self._high_water = max(1, config.queue_size // 2)
+        self._slice = (
+            _SLICE if config.max_bytes is None else max(8, min(_SLICE, config.max_bytes // 1024))
+        )
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._drop_lock = threading.Lock()
@@ -177,6 +177,7 @@ class Recorder:
         self._window: deque[tuple[Direction, str, str, bytes, float]] = deque()
         self._closing = False
         self._busy = False
+        self._controls = 0  # triggers and frames queued: the drain looks for them
         self._detach: list[Callable[[], None]] = []
         self._error: BaseException | None = None
         try:
@@ -198,7 +199,7 @@ class Recorder:
                 self._dropped += 1
             return
         queue.append(record)
-        if len(queue) == 1:
+        if len(queue) == self._high_water:  # else the writer's next round picks it up
             self._wake.set()
 
     def record_frame(self, device: str, ref: FrameRef, data: bytes, ts: float) -> bool:
@@ -208,6 +209,7 @@ class Recorder:
                 self._frames_skipped += 1
                 return False
             self._frame_bytes += len(data)
+            self._controls += 1
         self._queue.append(_FrameItem(device, ref, bytes(data), ts))
         self._wake.set()
         return True
@@ -227,6 +229,8 @@ class Recorder:
             msg = "trigger() needs snapshot mode: set RecorderConfig.snapshot_seconds"
             raise TraceError(msg)
         request = _Trigger(reason)
+        with self._drop_lock:
+            self._controls += 1
         self._queue.append(request)
         self._wake.set()
         if not request.done.wait(timeout):
@@ -236,6 +240,7 @@ class Recorder:
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every queued record has been handed to the writer."""
+        self._wake.set()
         with self._idle:
             return self._idle.wait_for(
                 lambda: (not self._queue and not self._busy) or self._error is not None, timeout
@@ -286,7 +291,7 @@ class Recorder:
     def _run(self) -> None:
         try:
             while True:
-                self._wake.wait(0.2)
+                self._wake.wait(DRAIN_INTERVAL)
                 self._wake.clear()
                 self._drain()
                 if self._closing:
@@ -302,34 +307,74 @@ class Recorder:
 
     def _drain(self) -> None:
         queue = self._queue
+        popleft = queue.popleft
         self._busy = True
         while queue:
-            item = queue.popleft()
-            if isinstance(item, _Trigger):
-                self._write_snapshot(item)
-            elif isinstance(item, _FrameItem):
-                self._write_frame(item)
-            else:
-                self._write_record(item)
+            batch = [popleft() for _ in range(len(queue))]
+            if not self._controls:  # the usual case: records only
+                self._write_records(batch)
+                continue
+            records: list[TapLike] = []
+            for item in batch:
+                kind = item.__class__
+                if kind is _Trigger or kind is _FrameItem:
+                    self._write_records(records)
+                    records = []
+                    with self._drop_lock:
+                        self._controls -= 1
+                    if kind is _Trigger:
+                        self._write_snapshot(item)
+                    else:
+                        self._write_frame(item)
+                else:
+                    records.append(item)
+            self._write_records(records)
         with self._idle:
             self._busy = False
             self._idle.notify_all()
 
-    def _write_record(self, record: TapLike) -> None:
-        message = record.message
-        data = encode(message)
-        self._recorded += 1
+    def _write_records(self, records: list[TapLike]) -> None:
+        if not records:
+            return
+        self._recorded += len(records)
         if self.config.snapshot_seconds is not None:
-            window = self._window
-            window.append((record.direction, record.device, kind_of(message), data, record.ts))
-            horizon = record.ts - self.config.snapshot_seconds
+            self._hold(records)
+            return
+        size = self._slice  # a size split looks once per slice
+        for begin in range(0, len(records), size):
+            self._write_slice(records[begin : begin + size])
+
+    def _write_slice(self, records: list[TapLike]) -> None:
+        writer = self._file_for(records[0].ts)
+        limit = self.config.max_seconds
+        if limit is None:
+            writer.write_records(records)
+            return
+        first = writer.first_ts if writer.first_ts is not None else records[0].ts
+        start = 0
+        for index, record in enumerate(records):
+            if record.ts - first >= limit:  # this record opens the next file
+                writer.write_records(records[start:index])
+                self._finish_file()
+                writer = self._file_for(record.ts)
+                first, start = record.ts, index
+        writer.write_records(records[start:])
+
+    def _hold(self, records: list[TapLike]) -> None:
+        """Snapshot mode: keep the window, and snapshot where ``trigger_on`` says so."""
+        window = self._window
+        seconds = self.config.snapshot_seconds
+        assert seconds is not None
+        for record in records:
+            message = record.message
+            window.append(
+                (record.direction, record.device, kind_of(message), encode(message), record.ts)
+            )
+            horizon = record.ts - seconds
             while window and window[0][4] < horizon:
                 window.popleft()
             if self._trigger_on is not None and self._trigger_on(record):
                 self._write_snapshot(_Trigger("trigger_on"))
-            return
-        writer = self._file_for(record.ts)
-        writer.write_encoded(record.direction, record.device, kind_of(message), data, record.ts)
 
     def _write_frame(self, item: _FrameItem) -> None:
         self._frames += 1

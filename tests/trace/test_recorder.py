@@ -72,7 +72,7 @@ def test_it_splits_by_duration_and_by_size(node: Node, tmp_path: Path) -> None:
 
     assert len(time_stats.files) == 10
     assert len(size_stats.files) >= 3
-    assert all(11000 < p.stat().st_size < 12500 for p in size_stats.files[:-1])
+    assert all(11000 < p.stat().st_size < 12000 + 1500 for p in size_stats.files[:-1])  # + a slice
     for directory in (tmp_path / "t", tmp_path / "s"):
         trace = open_trace(directory)
         assert [r.message.seq for r in trace.records(direction="in")] == list(range(1, 101))
@@ -157,9 +157,10 @@ def test_a_full_queue_drops_counts_and_reports_without_blocking_the_node(
         release.set()
         stats = recorder.close()
 
-    assert during.dropped == 100 - 10 - 1  # one in the writer's hands, ten queued
+    assert during.queued == 10
+    assert during.dropped in (88, 89)  # 100, less ten queued and one or two in the writer's hands
     assert stats.recorded + stats.dropped == 100
-    assert next(e for e in logs if e["event"] == "recorder_dropped")["dropped"] == 89
+    assert next(e for e in logs if e["event"] == "recorder_dropped")["dropped"] == stats.dropped
     counters = node.devices.statistics().counters
     assert (counters["received"], counters["sent"]) == (50, 50), "the node went on undisturbed"
 
