@@ -10,6 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 from mcap.reader import make_reader
+from mcap.records import Message as McapMessage
+from mcap.stream_reader import StreamReader
 from mcap.writer import Writer
 
 from edgeloop.errors import TraceCorruptError, TraceError, TraceFormatError
@@ -46,6 +48,29 @@ def test_the_standard_mcap_reader_sees_msgpack_channels_and_json_schemas(tmp_pat
         _, _, message = first
         assert decode(message.data) == event("cam-1", 1, "cat", 0.5, ts=1.0)
         assert message.log_time == 11_000_000_000
+
+
+def test_the_standard_reader_checks_crcs_indexes_and_statistics(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.mcap", 300, chunk_size=2048)
+    with path.open("rb") as stream:
+        records = list(StreamReader(stream, validate_crcs=True).records)  # data and chunk CRCs
+    assert sum(isinstance(r, McapMessage) for r in records) == 600
+    with path.open("rb") as stream:
+        reader = make_reader(stream, validate_crcs=True)
+        summary = reader.get_summary()
+        assert summary is not None and summary.statistics is not None
+        assert summary.statistics.message_count == 600
+        assert summary.statistics.chunk_count == len(summary.chunk_indexes) > 5
+        assert sorted(summary.statistics.channel_message_counts.values()) == [300, 300]
+        # reading through the chunk and message indexes, in log time order
+        times = [m.log_time for _, _, m in reader.iter_messages(log_time_order=True)]
+        assert times == sorted(times)
+        assert len(times) == 600
+        late = reader.iter_messages(starting_at=300 * 10**9, topics=["/out/cam-1/command"])
+        assert [m.log_time for _, _, m in late] == [
+            round((10 + i + 0.25) * 1e9) for i in range(290, 301)
+        ]
+        assert [m.name for m in summary.metadata_indexes] == ["edgeloop.trace"]
 
 
 def test_records_are_typed_and_filter_by_topic_direction_kind_and_time(tmp_path: Path) -> None:
