@@ -58,7 +58,8 @@ def test_the_standard_reader_checks_crcs_indexes_and_statistics(tmp_path: Path) 
     with path.open("rb") as stream:
         reader = make_reader(stream, validate_crcs=True)
         summary = reader.get_summary()
-        assert summary is not None and summary.statistics is not None
+        assert summary is not None
+        assert summary.statistics is not None
         assert summary.statistics.message_count == 600
         assert summary.statistics.chunk_count == len(summary.chunk_indexes) > 5
         assert sorted(summary.statistics.channel_message_counts.values()) == [300, 300]
