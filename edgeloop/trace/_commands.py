@@ -183,6 +183,10 @@ def run_record(
                 f"({error}); start it with `edgeloop node start`"
             )
             return 1
+        if answer.get("error"):
+            recorder.close()
+            console.print(f"[red]error:[/] node {target!r} refused to stream: {answer['error']}")
+            return 1
         recorder.clock_start = float(answer["clock"])
         console.print(f"recording node {target!r} into {config.out_dir} (Ctrl-C stops)")
         with _stop_on_signals(stop):

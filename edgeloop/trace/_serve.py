@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from edgeloop.actors import Actor, ActorRefLike, Down
-from edgeloop.errors import DecodeError, MailboxFull
+from edgeloop.errors import DecodeError, EdgeloopError, MailboxFull
 from edgeloop.messages import decode, encode
 from edgeloop.trace._format import TraceRecord
 from edgeloop.trace._recorder import Recorder, TapLike, TappablePort
@@ -55,6 +55,7 @@ class TraceServer(Actor):
         self.port = port
         self.subscribers: dict[str, ActorRefLike] = {}
         self.dropped = 0
+        self.rejected = 0
         self._lock = threading.Lock()
         self._remove: Callable[[], None] | None = None
 
@@ -78,8 +79,7 @@ class TraceServer(Actor):
             return None
         if isinstance(message, dict):
             return self._request(message)
-        _log.warning("trace_server_ignored", kind=type(message).__name__)
-        return None
+        return self._reject(f"a trace request is a map, not {type(message).__name__}")
 
     def on_stop(self) -> None:
         if self._remove is not None:
@@ -88,13 +88,15 @@ class TraceServer(Actor):
     def _request(self, request: dict[str, Any]) -> dict[str, Any]:
         op, address = request.get("op"), request.get("address")
         if not isinstance(address, str) or op not in ("subscribe", "unsubscribe"):
-            msg = (
+            return self._reject(
                 "a trace request is {'op': 'subscribe' | 'unsubscribe', 'address': "
-                f"'NODE:/path'}}, not {request!r}"
+                f"'NODE:/path'}}, not {request!r:.200}"
             )
-            raise ValueError(msg)
         if op == "subscribe":
-            ref = self.system.ref(address)
+            try:
+                ref = self.system.ref(address)
+            except (ValueError, EdgeloopError) as error:
+                return self._reject(f"cannot reach subscriber {address!r:.200}: {error}")
             self.subscribers[address] = ref
             self.watch(ref)
             if self._remove is None:
@@ -102,7 +104,14 @@ class TraceServer(Actor):
             _log.info("trace_subscribed", subscriber=address)
         else:
             self._forget(address)
-        return {"node": self.system.name, "clock": self.system.clock.now()}
+        return {"node": self.system.name, "clock": self.system.clock.now(), "error": None}
+
+    def _reject(self, problem: str) -> dict[str, Any]:
+        """Bad input is answered and counted; the server goes on serving."""
+        self.rejected += 1
+        if self.rejected <= 10 or self.rejected % 1000 == 0:
+            _log.warning("trace_request_rejected", problem=problem, rejected=self.rejected)
+        return {"error": problem}
 
     def _forget(self, address: str) -> None:
         ref = self.subscribers.pop(address, None)

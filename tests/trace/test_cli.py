@@ -25,6 +25,13 @@ from tests.trace.trapapp import children, event, write_app
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def keep_test_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands configure structlog for a terminal, caching loggers on first use;
+    in-process, those would outlive the runner's captured stderr. Keep the tests' setup."""
+    monkeypatch.setattr("edgeloop.cli.configure_logging", lambda *args, **kwargs: None)
+
+
 def test_trace_info_lists_channels_counts_and_duration(live_trace: Path) -> None:
     result = runner.invoke(app, ["trace", "info", str(live_trace)])
     assert result.exit_code == 0, result.output
@@ -198,3 +205,17 @@ def test_node_start_record_writes_what_a_device_sent(tmp_path: Path) -> None:
     assert kinds.count(("in", "event")) == 3
     assert ("out", "command") in kinds
     assert any("recorded 7 messages, dropped 0" in line for line in proc.seen)
+
+
+def test_the_trace_server_answers_bad_requests_and_goes_on_serving(served_node: Node) -> None:
+    from edgeloop.trace import TRACE_PATH
+
+    server = served_node.lookup(TRACE_PATH)
+    assert server is not None
+    for bad in ("subscribe", {"op": "dance", "address": "x:/y"}, {"op": "subscribe"}):
+        answer = server.ask(bad).get()
+        assert "trace request" in answer["error"]
+    answer = server.ask({"op": "subscribe", "address": "no address"}).get()
+    assert "cannot reach subscriber 'no address'" in answer["error"]
+    assert server.is_alive()
+    assert server.ask({"op": "unsubscribe", "address": "x:/y"}).get()["error"] is None
