@@ -383,6 +383,10 @@ trace_app = typer.Typer(help="Inspect and export recorded traces (MCAP).", no_ar
 app.add_typer(trace_app, name="trace")
 
 
+FRAME_BUDGET = 64 * 1024 * 1024
+"""Bytes of full frames `node start --record` keeps (offered by actors, see the trace docs)."""
+
+
 def _prepare_tracing(record: Path | None, name: str) -> Any:
     """The recorder for `node start --record` (its writer waits for the node's records)."""
     from edgeloop.trace import Recorder, RecorderConfig
@@ -390,7 +394,7 @@ def _prepare_tracing(record: Path | None, name: str) -> Any:
     if record is None:
         return None
     try:
-        return Recorder(RecorderConfig(record), node=name)
+        return Recorder(RecorderConfig(record, frame_budget=FRAME_BUDGET), node=name)
     except EdgeloopError as error:
         _err.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
@@ -399,11 +403,12 @@ def _prepare_tracing(record: Path | None, name: str) -> Any:
 def _start_tracing(node: Any, recorder: Any) -> Any:
     """Tap the boundary into ``recorder``, and serve it to `edgeloop record` (nodes with
     links: the server sits at /_trace, outside the tree)."""
-    from edgeloop.trace import TRACE_PATH, TraceServer
+    from edgeloop.trace import RECORDER_SERVICE, TRACE_PATH, TraceServer
 
     if recorder is not None:
         recorder.clock_start = node.system.clock.now()
         recorder.attach(node.devices)
+        node.system.services[RECORDER_SERVICE] = recorder  # actors offer frames to it
     if node.endpoint is not None:
         node.system.spawn(TraceServer, TRACE_PATH, args={"port": node.devices})
     return recorder

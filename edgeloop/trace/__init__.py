@@ -38,6 +38,7 @@ from edgeloop.trace._player import (
 )
 from edgeloop.trace._reader import ChannelInfo, Trace, TraceInfo, open_trace, trace_files
 from edgeloop.trace._recorder import (
+    RECORDER_SERVICE,
     Recorder,
     RecorderConfig,
     RecorderStatistics,
@@ -60,6 +61,7 @@ __all__ = [
     # writing and recording
     "Recorder",
     "RecorderConfig",
+    "RECORDER_SERVICE",
     "RecorderStatistics",
     "TraceWriter",
     "Compression",

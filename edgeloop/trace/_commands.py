@@ -123,6 +123,12 @@ def run_replay(
             f"{result.virtual_seconds:.3f} s of trace in {result.wall_seconds:.3f} s "
             f"({result.rate:.0f} msg/s); the node sent {len(result.outbound)} messages"
         )
+    unknown = result.port_counters.get("unknown_device", 0)
+    if unknown:
+        console.print(
+            f"[yellow]warning:[/] {unknown} replayed messages were for devices the app does "
+            "not serve (rejected as unknown_device): is this the app that was recorded?"
+        )
     if check:
         if result.divergence is not None:
             console.print(f"[red]check failed:[/] {result.divergence.describe()}")

@@ -56,6 +56,7 @@ class ReplayPort(Protocol):
     def on_peer(
         self, peer: str, up: bool, *, reconnected: bool = False, reason: str = ""
     ) -> None: ...
+    def statistics(self) -> Any: ...
 
 
 class ReplayNode(Protocol):
@@ -116,6 +117,9 @@ class ReplayResult:
     expected: tuple[TraceRecord, ...]
     virtual_seconds: float
     wall_seconds: float
+    port_counters: dict[str, int] = dataclasses.field(default_factory=dict)
+    """The device port's counters after the replay (``unknown_device``: messages for
+    devices the app does not serve)."""
     divergence: Divergence | None = None
 
     @property
@@ -192,6 +196,7 @@ def replay(
             if not options.loop:
                 break
         port.set_sink(None)
+        counters = dict(port.statistics().counters)
     finally:
         node.stop()
     result = ReplayResult(
@@ -201,6 +206,7 @@ def replay(
         expected=tuple(expected),
         virtual_seconds=clock.now() - first,
         wall_seconds=wall() - began,
+        port_counters=counters,
     )
     if check:
         result = dataclasses.replace(result, divergence=first_divergence(expected, outbound))

@@ -33,6 +33,7 @@ from edgeloop.trace._reader import SNAPSHOT_MARK
 from edgeloop.trace._writer import DEFAULT_CHUNK_SIZE, Compression, TapLike, TraceWriter
 
 __all__ = [
+    "RECORDER_SERVICE",
     "Recorder",
     "RecorderConfig",
     "RecorderStatistics",
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("edgeloop.trace")
+
+RECORDER_SERVICE = "trace.recorder"
+"""Where a recording node offers its recorder in ``ActorSystem.services``: an actor that
+fetched a full frame may keep it in the trace with ``recorder.record_frame(...)``."""
 
 _SLICE = 512
 """Records written between two checks of the file's size (fewer for small files: about

@@ -194,3 +194,16 @@ def test_bad_options_are_refused_with_the_reason() -> None:
         ReplayOptions(topics="(")
     with pytest.raises(ValueError, match="start_offset"):
         ReplayOptions(start_offset=-1)
+
+
+def test_messages_for_devices_the_app_does_not_serve_are_counted(tmp_path: Path) -> None:
+    trace = open_trace(
+        write_trace(
+            tmp_path / "t.mcap",
+            [(1.0, event("cam-9", 1, "skunk", 0.9)), (2.0, event("cam-1", 1, "cat", 0.2))],
+        )
+    )
+    result = replay(trace, lambda clock: make_node(clock), FAST)
+    assert result.port_counters["unknown_device"] == 1
+    assert result.port_counters["received"] == 1
+    assert [r.device for r in result.outbound] == ["cam-1"]
