@@ -308,7 +308,11 @@ class Recorder:
             with self._idle:
                 self._idle.notify_all()
         finally:
-            self._finish_file()
+            try:
+                self._finish_file()
+            except Exception as error:  # noqa: BLE001 (reported by close())
+                self._error = self._error or error
+                _log.error("recorder_finish_failed", error=repr(error))
 
     def _drain(self) -> None:
         queue = self._queue

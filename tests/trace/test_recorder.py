@@ -190,3 +190,22 @@ def test_bad_configurations_are_refused_with_the_reason(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(TraceError, match="cannot create the trace directory"):
         Recorder(RecorderConfig(tmp_path / "file" / "sub"))
+
+
+def test_a_writer_that_fails_is_reported_at_close_and_never_blocks_taps(tmp_path: Path) -> None:
+    out = tmp_path / "gone"
+    recorder = Recorder(RecorderConfig(out, queue_size=8))
+    out.rmdir()
+    out.write_text("a file where the directory was")
+    record = TraceRecord("out", "cam-1", EventAck(device="cam-1", seq=1), 1.0)
+    with structlog.testing.capture_logs() as logs:
+        recorder.tap(record)
+        assert recorder.flush(5.0)  # returns once the writer has failed on its first file
+        for _ in range(100):
+            recorder.tap(record)  # the writer is gone: the queue fills, then drops
+        with pytest.raises(
+            TraceError, match=r"the recorder failed while writing: cannot write the trace file"
+        ):
+            recorder.close()
+    assert recorder.statistics().dropped >= 100 - 8
+    assert any(e["event"] == "recorder_failed" for e in logs)
