@@ -193,7 +193,7 @@ def replay(
                     progress(index + 1, total)
             _advance_to(clock, end + shift, node, options.settle_timeout, wall)
             loops += 1
-            if not options.loop:
+            if not options.loop or not inbound:
                 break
         port.set_sink(None)
         counters = dict(port.statistics().counters)
