@@ -27,6 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from edgeloop.actors import ActorRefLike, ActorSystem
 from edgeloop.clock import VirtualClock
@@ -121,7 +122,8 @@ def run_replay(
         console.print(
             f"replayed {result.injected} messages in {result.loops} loop(s): "
             f"{result.virtual_seconds:.3f} s of trace in {result.wall_seconds:.3f} s "
-            f"({result.rate:.0f} msg/s); the node sent {len(result.outbound)} messages"
+            f"({result.rate:.0f} msg/s); the node sent {len(result.outbound)} messages",
+            soft_wrap=True,
         )
     unknown = result.port_counters.get("unknown_device", 0)
     if unknown:
@@ -131,7 +133,9 @@ def run_replay(
         )
     if check:
         if result.divergence is not None:
-            console.print(f"[red]check failed:[/] {result.divergence.describe()}")
+            # Messages are JSON: their brackets are not markup, and scripts want one line.
+            text = Text.assemble(("check failed: ", "red"), result.divergence.describe())
+            console.print(text, soft_wrap=True)
             return 1
         console.print(f"check passed: {len(result.outbound)} outbound messages match the recording")
     return 0
