@@ -1,4 +1,4 @@
-"""The bodies of ``edgeloop trace info|export``, ``edgeloop replay`` and ``edgeloop record``.
+"""The bodies of ``edgeloop trace info``, ``edgeloop replay`` and ``edgeloop record``.
 
 The console script only parses and configures logging; what it runs lives here. Nodes
 come from a factory the script passes in (``edgeloop.supervisor`` is a sibling layer that
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -38,7 +38,7 @@ from edgeloop.trace._reader import Trace, TraceInfo
 from edgeloop.trace._recorder import Recorder, RecorderConfig
 from edgeloop.trace._serve import SUBSCRIBER_PATH, TRACE_PATH, TraceSubscriber
 
-__all__ = ["show_info", "export_jsonl", "run_replay", "run_record", "ProbeNode", "probe_name"]
+__all__ = ["show_info", "render_info", "run_replay", "run_record", "ProbeNode", "probe_name"]
 
 
 def show_info(trace: Trace, console: Console, *, as_json: bool = False) -> int:
@@ -80,11 +80,6 @@ def render_info(info: TraceInfo, console: Console) -> None:
         console.print("recorder: " + ", ".join(f"{k}={v}" for k, v in sorted(recorder.items())))
     for damage in info.damage:
         console.print(f"[red]damaged:[/] {damage}")
-
-
-def export_jsonl(trace: Trace, out: IO[str], *, topics: str | None = None) -> int:
-    """One JSON object per message on ``out``; returns how many were written."""
-    return trace.export_jsonl(out, topics=topics)
 
 
 def run_replay(
