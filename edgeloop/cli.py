@@ -403,14 +403,14 @@ def _prepare_tracing(record: Path | None, name: str) -> Any:
 def _start_tracing(node: Any, recorder: Any) -> Any:
     """Tap the boundary into ``recorder``, and serve it to `edgeloop record` (nodes with
     links: the server sits at /_trace, outside the tree)."""
-    from edgeloop.trace import RECORDER_SERVICE, TRACE_PATH, TraceServer
+    from edgeloop.trace import RECORDER_SERVICE, serve_trace
 
     if recorder is not None:
         recorder.clock_start = node.system.clock.now()
         recorder.attach(node.devices)
         node.system.services[RECORDER_SERVICE] = recorder  # actors offer frames to it
     if node.endpoint is not None:
-        node.system.spawn(TraceServer, TRACE_PATH, args={"port": node.devices})
+        serve_trace(node.system, node.devices)
     return recorder
 
 

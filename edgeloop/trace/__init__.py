@@ -45,7 +45,13 @@ from edgeloop.trace._recorder import (
     TapLike,
     TappablePort,
 )
-from edgeloop.trace._serve import SUBSCRIBER_PATH, TRACE_PATH, TraceServer, TraceSubscriber
+from edgeloop.trace._serve import (
+    SUBSCRIBER_PATH,
+    TRACE_PATH,
+    TraceServer,
+    TraceSubscriber,
+    serve_trace,
+)
 from edgeloop.trace._writer import Compression, TraceWriter
 
 __all__ = [
@@ -78,6 +84,7 @@ __all__ = [
     "first_divergence",
     "Divergence",
     # recording a node from elsewhere
+    "serve_trace",
     "TraceServer",
     "TraceSubscriber",
     "TRACE_PATH",

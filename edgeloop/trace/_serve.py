@@ -24,13 +24,13 @@ from typing import Any
 
 import structlog
 
-from edgeloop.actors import Actor, ActorRefLike, Down
+from edgeloop.actors import Actor, ActorRef, ActorRefLike, ActorSystem, Down
 from edgeloop.errors import DecodeError, EdgeloopError, MailboxFull
 from edgeloop.messages import decode, encode
 from edgeloop.trace._format import TraceRecord
 from edgeloop.trace._recorder import Recorder, TapLike, TappablePort
 
-__all__ = ["TRACE_PATH", "SUBSCRIBER_PATH", "TraceServer", "TraceSubscriber"]
+__all__ = ["TRACE_PATH", "SUBSCRIBER_PATH", "TraceServer", "TraceSubscriber", "serve_trace"]
 
 TRACE_PATH = "/_trace"
 """Where a node started by ``edgeloop node start`` serves its boundary to recorders."""
@@ -169,3 +169,12 @@ class TraceSubscriber(Actor):
         self.report["remote_dropped"] = max(self.report["remote_dropped"], int(dropped))
         self.recorder.tap(record)
         return None
+
+
+def serve_trace(system: ActorSystem, port: TappablePort) -> ActorRef:
+    """Let ``edgeloop record --connect`` record this node: a :class:`TraceServer` at
+    :data:`TRACE_PATH` (``edgeloop node start`` does it for every node with links)::
+
+        serve_trace(node.system, node.devices)
+    """
+    return system.spawn(TraceServer, TRACE_PATH, args={"port": port})
