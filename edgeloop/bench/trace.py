@@ -147,6 +147,7 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
     sizes = sizes or (QUICK if quick else FULL)
     events = _events(sizes, sizes.events)
     dropped = 0
+    writer_cpu = 0.0
     with tempfile.TemporaryDirectory(prefix="edgeloop-bench-trace-") as tmp:
         base = Path(tmp)
         acks = _Acks()
@@ -160,8 +161,10 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
                 try:
                     return _event_round(node, acks, events, recorder)
                 finally:
-                    nonlocal dropped
-                    dropped += recorder.close().dropped
+                    nonlocal dropped, writer_cpu
+                    stats = recorder.close()
+                    dropped += stats.dropped
+                    writer_cpu += stats.writer_cpu
 
             def plain() -> float:
                 return _event_round(node, acks, events, None)
@@ -192,6 +195,8 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
         "load_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "quick": quick,
         "recorder_dropped": dropped,
+        # what the writer thread costs per record (two records per event: in and its ack)
+        "writer_us_per_record": round(writer_cpu / (2 * len(events) * (sizes.rounds + 1)) * 1e6, 3),
         **dataclasses.asdict(sizes),
     }
     return SuiteResult("trace", tuple(results), env)

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -116,6 +117,9 @@ class RecorderStatistics:
     frames_skipped: int
     files: tuple[Path, ...]
     snapshots: tuple[Path, ...]
+    writer_cpu: float = 0.0
+    """CPU seconds the writer thread spent encoding and writing (what recording costs
+    the process, GIL included)."""
 
 
 class _Trigger:
@@ -182,6 +186,7 @@ class Recorder:
         self._window: deque[tuple[Direction, str, str, bytes, float]] = deque()
         self._closing = False
         self._busy = False
+        self._writer_cpu = 0.0
         self._controls = 0  # triggers and frames queued: the drain looks for them
         self._detach: list[Callable[[], None]] = []
         self._error: BaseException | None = None
@@ -262,6 +267,7 @@ class Recorder:
             frames_skipped=skipped,
             files=tuple(self._files),
             snapshots=tuple(self._snapshots),
+            writer_cpu=self._writer_cpu,
         )
 
     def close(self, timeout: float | None = 30.0) -> RecorderStatistics:
@@ -315,6 +321,16 @@ class Recorder:
                 _log.error("recorder_finish_failed", error=repr(error))
 
     def _drain(self) -> None:
+        began = time.thread_time()
+        try:
+            self._drain_queue()
+        finally:
+            self._writer_cpu += time.thread_time() - began
+        with self._idle:
+            self._busy = False
+            self._idle.notify_all()
+
+    def _drain_queue(self) -> None:
         queue = self._queue
         popleft = queue.popleft
         self._busy = True
@@ -338,9 +354,6 @@ class Recorder:
                 else:
                     records.append(item)
             self._write_records(records)
-        with self._idle:
-            self._busy = False
-            self._idle.notify_all()
 
     def _write_records(self, records: list[TapLike]) -> None:
         if not records:

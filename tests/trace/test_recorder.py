@@ -43,6 +43,7 @@ def test_it_records_both_directions_with_the_node_clock(node: Node, tmp_path: Pa
     stats = recorder.close()
 
     assert (stats.recorded, stats.dropped) == (5, 0)
+    assert stats.writer_cpu > 0
     assert stats.files == (tmp_path / "trace_0000.mcap",)
     trace = open_trace(tmp_path)
     got = [(r.direction, r.device, r.kind, r.ts) for r in trace]
