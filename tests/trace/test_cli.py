@@ -162,7 +162,10 @@ def test_record_connect_records_a_running_node(served_node: Node, tmp_path: Path
     assert len(seqs) > 5
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "contiguous: nothing lost"
     acks = [r.message.seq for r in trace.records(kinds=["event_ack"])]
-    assert acks[: len(seqs) - 1] == seqs[: len(acks)][: len(seqs) - 1]
+    # the first ack may answer an event from before the subscription; the last events'
+    # acks may come after it ended
+    assert all(seq in seqs or seq == seqs[0] - 1 for seq in acks)
+    assert set(seqs[:-2]) <= set(acks)
     assert trace.metadata["edgeloop.trace"]["node"] == "traps"
 
 
