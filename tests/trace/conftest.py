@@ -11,7 +11,7 @@ from edgeloop.supervisor import Node
 from edgeloop.trace import Recorder, RecorderConfig
 from edgeloop.transport import LinkConfig
 from tests.integration.endpoint_helpers import FAST, Peer
-from tests.trace.trapapp import DEVICES, children, scenario
+from tests.trace.trapapp import DEVICES, LIVE_HOLD, children, scenario
 
 LIVE_EVENTS = 40
 
@@ -25,7 +25,7 @@ def record_live(out: Path, count: int = LIVE_EVENTS) -> Path:
     """
     node = Node(
         "traps",
-        children=children(threshold=0.6, hold=3600.0),
+        children=children(threshold=0.6, hold=LIVE_HOLD),
         listen=["tcp://127.0.0.1:*"],
         link=LinkConfig("traps", **FAST),
         seed=1,

@@ -15,7 +15,7 @@ from edgeloop.errors import ReplayError
 from edgeloop.messages import Command, EventAck
 from edgeloop.supervisor import ChildSpec, Node
 from edgeloop.trace import ReplayOptions, TraceWriter, open_trace, replay
-from tests.trace.trapapp import children, event, make_node, scenario
+from tests.trace.trapapp import LIVE_HOLD, children, event, make_node, scenario
 
 FAST = ReplayOptions(rate=None)
 
@@ -28,8 +28,8 @@ def test_a_live_recording_replays_identically_twice_and_matches_the_recording(
     live_trace: Path,
 ) -> None:
     trace = open_trace(live_trace)
-    first = replay(trace, lambda clock: make_node(clock), FAST, check=True)
-    second = replay(trace, lambda clock: make_node(clock), FAST, check=True)
+    first = replay(trace, lambda clock: make_node(clock, hold=LIVE_HOLD), FAST, check=True)
+    second = replay(trace, lambda clock: make_node(clock, hold=LIVE_HOLD), FAST, check=True)
 
     assert first.injected == second.injected == 40
     assert decisions(first) == decisions(second)
@@ -42,7 +42,9 @@ def test_a_live_recording_replays_identically_twice_and_matches_the_recording(
 
 def test_check_catches_a_changed_model_and_names_the_first_divergence(live_trace: Path) -> None:
     trace = open_trace(live_trace)
-    result = replay(trace, lambda clock: make_node(clock, threshold=0.95), FAST, check=True)
+    result = replay(
+        trace, lambda clock: make_node(clock, threshold=0.95, hold=LIVE_HOLD), FAST, check=True
+    )
 
     divergence = result.divergence
     assert divergence is not None

@@ -65,6 +65,10 @@ class TrapTwin(Actor):
 
 DEVICES = ("cam-1", "cam-2")
 
+LIVE_HOLD = 3600.0
+"""The live recording keeps traps closed for an hour, so no timer fires while it runs
+(however slow the machine) and replays of it must use the same."""
+
 
 def children(threshold: float = 0.6, hold: float = 2.0) -> list[ChildSpec]:
     return [
@@ -114,15 +118,15 @@ seed = 1
 [[supervisor.children]]
 id = "cam-1"
 start = "tests.trace.trapapp:TrapTwin"
-args = {{ device = "cam-1", threshold = {threshold}, hold = 2.0 }}
+args = {{ device = "cam-1", threshold = {threshold}, hold = {hold} }}
 
 [[supervisor.children]]
 id = "cam-2"
 start = "tests.trace.trapapp:TrapTwin"
-args = {{ device = "cam-2", threshold = {threshold}, hold = 2.0 }}
+args = {{ device = "cam-2", threshold = {threshold}, hold = {hold} }}
 """
 
 
-def write_app(path: Path, threshold: float = 0.6) -> Path:
-    path.write_text(APP_TOML.format(threshold=threshold))
+def write_app(path: Path, threshold: float = 0.6, hold: float = LIVE_HOLD) -> Path:
+    path.write_text(APP_TOML.format(threshold=threshold, hold=hold))
     return path
