@@ -62,6 +62,12 @@ def render_info(info: TraceInfo, console: Console) -> None:
         f"{info.duration:.3f} s  size {_size(info.size)}  compression "
         f"{', '.join(info.compression) or 'none'}  format {meta.get('format_version', '?')}"
     )
+    if "wall_start" in meta:
+        console.print(
+            f"recorded from {meta['wall_start']} (node clock {meta.get('clock_start', '?')})"
+        )
+    if "snapshot" in meta:
+        console.print(f"snapshot, triggered by: {meta['snapshot']}")
     table = Table(title="channels")
     for column in ("topic", "direction", "device", "kind", "count", "schema"):
         table.add_column(column, justify="right" if column == "count" else "left")
