@@ -486,6 +486,9 @@ def replay_trace(
         bool, typer.Option(help="Compare the node's decisions with the recorded ones.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary.")] = False,
+    settle_timeout: Annotated[
+        float, typer.Option(help="Seconds the node may take to settle after each message.")
+    ] = 60.0,
     salvage: _Salvage = False,
     path: Annotated[
         list[Path] | None,
@@ -503,7 +506,11 @@ def replay_trace(
     try:
         config = load_app(app_file)
         options = ReplayOptions(
-            rate=None if fast else rate, topics=topics, start_offset=start_offset, loop=loop
+            rate=None if fast else rate,
+            topics=topics,
+            start_offset=start_offset,
+            loop=loop,
+            settle_timeout=settle_timeout,
         )
     except (ConfigError, ValueError) as error:
         _err.print(f"[red]error:[/] {error}")

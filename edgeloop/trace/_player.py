@@ -80,7 +80,8 @@ class ReplayOptions:
     """``rate``: trace seconds per wall second (``None``: as fast as the node settles);
     ``topics``: a regular expression the inbound topics must match; ``start_offset``:
     seconds of trace to skip; ``loop``: start over until ``stop`` is set;
-    ``settle_timeout``: wall seconds the node gets to settle after each step;
+    ``settle_timeout``: wall seconds the node gets to settle after each step (generous:
+    a learner may compile on its first event);
     ``announce``: tell the node each replayed device is connected before the first
     message (as its link coming up would)."""
 
@@ -88,12 +89,14 @@ class ReplayOptions:
     topics: str | None = None
     start_offset: float = 0.0
     loop: bool = False
-    settle_timeout: float = 10.0
+    settle_timeout: float = 60.0
     announce: bool = True
 
     def __post_init__(self) -> None:
         if self.rate is not None and not self.rate > 0:
             raise ValueError(f"the replay rate must be > 0 (or None for --fast), not {self.rate}")
+        if not self.settle_timeout > 0:
+            raise ValueError(f"settle_timeout must be > 0, not {self.settle_timeout}")
         if not self.start_offset >= 0:
             raise ValueError(f"start_offset must be >= 0, not {self.start_offset}")
         if self.topics is not None:

@@ -196,6 +196,8 @@ def test_bad_options_are_refused_with_the_reason() -> None:
         ReplayOptions(topics="(")
     with pytest.raises(ValueError, match="start_offset"):
         ReplayOptions(start_offset=-1)
+    with pytest.raises(ValueError, match="settle_timeout must be > 0"):
+        ReplayOptions(settle_timeout=0)
 
 
 def test_messages_for_devices_the_app_does_not_serve_are_counted(tmp_path: Path) -> None:
