@@ -8,14 +8,17 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcap.writer import Writer
 from typer.testing import CliRunner
 
+from edgeloop.actors import Actor, ActorSystem
 from edgeloop.cli import _start_tracing, app
+from edgeloop.messages import EventAck, encode
 from edgeloop.supervisor import Node
-from edgeloop.trace import open_trace
+from edgeloop.trace import TRACE_PATH, Recorder, RecorderConfig, TraceSubscriber, open_trace
 from edgeloop.transport import LinkConfig
 from tests.helpers import wait_for
 from tests.integration.endpoint_helpers import FAST, Peer
@@ -23,6 +26,13 @@ from tests.integration.procs import ROOT, Process
 from tests.trace.trapapp import children, event, write_app
 
 runner = CliRunner()
+
+
+class Probe(Actor):
+    """Stands in for a trace server: something alive to watch."""
+
+    def on_receive(self, message: Any) -> Any:
+        return None
 
 
 @pytest.fixture(autouse=True)
@@ -211,8 +221,6 @@ def test_node_start_record_writes_what_a_device_sent(tmp_path: Path) -> None:
 
 
 def test_the_trace_server_answers_bad_requests_and_goes_on_serving(served_node: Node) -> None:
-    from edgeloop.trace import TRACE_PATH
-
     server = served_node.lookup(TRACE_PATH)
     assert server is not None
     for bad in ("subscribe", {"op": "dance", "address": "x:/y"}, {"op": "subscribe"}):
@@ -222,3 +230,34 @@ def test_the_trace_server_answers_bad_requests_and_goes_on_serving(served_node: 
     assert "cannot reach subscriber 'no address'" in answer["error"]
     assert server.is_alive()
     assert server.ask({"op": "unsubscribe", "address": "x:/y"}).get()["error"] is None
+
+
+def test_the_subscriber_counts_malformed_records_and_keeps_recording(tmp_path: Path) -> None:
+    system = ActorSystem("sub")
+    recorder = Recorder(RecorderConfig(tmp_path))
+    report: dict[str, int] = {}
+    system.spawn(Probe, "/server")
+    ref = system.spawn(
+        TraceSubscriber,
+        "/sub",
+        args={
+            "recorder": recorder,
+            "server": "/server",
+            "done": threading.Event(),
+            "report": report,
+        },
+    )
+    good = ["out", "cam-1", 1.5, encode(EventAck(device="cam-1", seq=3)), 2]
+    for bad in (
+        "nonsense",
+        ["sideways", "cam-1", 1.0, b"", 0],
+        ["in", "cam-1", 1.0, b"\xc1", 0],
+        good,
+    ):
+        ref.tell(bad)
+    wait_for(lambda: report["remote_dropped"] == 2, what="the good record arrived")
+    system.close()
+    stats = recorder.close()
+    assert report["malformed"] == 3
+    assert stats.recorded == 1
+    assert [r.message for r in open_trace(tmp_path)] == [EventAck(device="cam-1", seq=3)]
