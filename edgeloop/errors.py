@@ -28,9 +28,13 @@ callers can catch either the precise or the generic type::
     │   ├── PeerLostError                   no heartbeat within the liveness timeout
     │   └── AuthenticationError             the peer's key is unknown, revoked or missing
     ├── RemoteError                         a remote actor raised; .remote_type, .traceback
-    └── LearningError                       the learner's model or its input is unusable
-        ├── ObservationError (ValueError)   an observation batch is malformed; .field names it
-        └── ClassCapacityError              every class slot is taken; raise the capacity
+    ├── LearningError                       the learner's model or its input is unusable
+    │   ├── ObservationError (ValueError)   an observation batch is malformed; .field names it
+    │   └── ClassCapacityError              every class slot is taken; raise the capacity
+    └── TraceError                          a trace could not be written, read or replayed
+        ├── TraceFormatError (ValueError)   not an edgeloop trace (not MCAP, another encoding)
+        ├── TraceCorruptError               truncated or damaged at .offset of .path
+        └── ReplayError                     the node under replay failed or never settled
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
 Messages say what was wrong and what to do next.
@@ -67,6 +71,10 @@ __all__ = [
     "LearningError",
     "ObservationError",
     "ClassCapacityError",
+    "TraceError",
+    "TraceFormatError",
+    "TraceCorruptError",
+    "ReplayError",
     "EdgeloopInternalError",
 ]
 
@@ -238,6 +246,22 @@ class ObservationError(LearningError, ValueError):
 class ClassCapacityError(LearningError):
     """Every class slot is taken, so no class can be added; build the model with a larger
     ``classes`` capacity (that recompiles once) or retire a class first."""
+class TraceError(EdgeloopError):
+    """A trace (MCAP recording of a node's device boundary) could not be used."""
+class TraceFormatError(TraceError, ValueError):
+    """The file is not an edgeloop trace: not MCAP, or channels in another encoding."""
+class TraceCorruptError(TraceError):
+    """The trace is truncated or damaged from byte ``offset`` of ``path`` on; what comes
+    before it is readable (open it with ``salvage=True``, or pass ``--salvage``)."""
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        self.path = path
+        self.offset = offset
+        super().__init__(
+            f"{path}: {problem} at byte {offset}; everything before that byte is readable: "
+            "replay or inspect it with --salvage (Python: open_trace(path, salvage=True))"
+        )
+class ReplayError(TraceError):
+    """The node under replay crashed, or did not settle after an injected message."""
 
 
 class EdgeloopInternalError(Exception):

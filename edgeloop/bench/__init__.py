@@ -23,6 +23,7 @@ from edgeloop.bench.bulk import run_bulk
 from edgeloop.bench.learner import run_learner
 from edgeloop.bench.link import run_link
 from edgeloop.bench.world import run_world
+from edgeloop.bench.trace import run_trace
 
 __all__ = [
     "SUITES",
@@ -43,6 +44,7 @@ SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
         "link": run_link,
         "world": run_world,
         "learner": run_learner,
+        "trace": run_trace,
     }
 )
 """Every suite by name: ``SUITES[name](quick)`` runs it."""
