@@ -246,13 +246,20 @@ class ObservationError(LearningError, ValueError):
 class ClassCapacityError(LearningError):
     """Every class slot is taken, so no class can be added; build the model with a larger
     ``classes`` capacity (that recompiles once) or retire a class first."""
+
+
 class TraceError(EdgeloopError):
     """A trace (MCAP recording of a node's device boundary) could not be used."""
+
+
 class TraceFormatError(TraceError, ValueError):
     """The file is not an edgeloop trace: not MCAP, or channels in another encoding."""
+
+
 class TraceCorruptError(TraceError):
     """The trace is truncated or damaged from byte ``offset`` of ``path`` on; what comes
     before it is readable (open it with ``salvage=True``, or pass ``--salvage``)."""
+
     def __init__(self, path: str, offset: int, problem: str) -> None:
         self.path = path
         self.offset = offset
@@ -260,6 +267,8 @@ class TraceCorruptError(TraceError):
             f"{path}: {problem} at byte {offset}; everything before that byte is readable: "
             "replay or inspect it with --salvage (Python: open_trace(path, salvage=True))"
         )
+
+
 class ReplayError(TraceError):
     """The node under replay crashed, or did not settle after an injected message."""
 

@@ -22,8 +22,8 @@ from edgeloop.bench.actors import run_actors
 from edgeloop.bench.bulk import run_bulk
 from edgeloop.bench.learner import run_learner
 from edgeloop.bench.link import run_link
-from edgeloop.bench.world import run_world
 from edgeloop.bench.trace import run_trace
+from edgeloop.bench.world import run_world
 
 __all__ = [
     "SUITES",
