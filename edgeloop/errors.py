@@ -31,10 +31,15 @@ callers can catch either the precise or the generic type::
     ├── LearningError                       the learner's model or its input is unusable
     │   ├── ObservationError (ValueError)   an observation batch is malformed; .field names it
     │   └── ClassCapacityError              every class slot is taken; raise the capacity
-    └── TraceError                          a trace could not be written, read or replayed
-        ├── TraceFormatError (ValueError)   not an edgeloop trace (not MCAP, another encoding)
-        ├── TraceCorruptError               truncated or damaged at .offset of .path
-        └── ReplayError                     the node under replay failed or never settled
+    ├── TraceError                          a trace could not be written, read or replayed
+    │   ├── TraceFormatError (ValueError)   not an edgeloop trace (not MCAP, another encoding)
+    │   ├── TraceCorruptError               truncated or damaged at .offset of .path
+    │   └── ReplayError                     the node under replay failed or never settled
+    └── StoreError                          the versioned store failed; .path names its file
+        ├── StoreInputError (ValueError)    a key, value, time or version was not valid
+        ├── StoreCorruptError               the file is not an edgeloop store (or is damaged)
+        ├── StoreLockedError (TimeoutError) another writer held the file past the timeout
+        └── StoreClosedError                the store was closed before the call
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
 Messages say what was wrong and what to do next.
@@ -275,3 +280,38 @@ class ReplayError(TraceError):
 
 class EdgeloopInternalError(Exception):
     """This should never happen: a bug in edgeloop. Please report it with the traceback."""
+
+
+# -- the versioned store (edgeloop.store) ----------------------------------------------
+
+__all__ += [
+    "StoreError",
+    "StoreInputError",
+    "StoreCorruptError",
+    "StoreLockedError",
+    "StoreClosedError",
+]
+
+
+class StoreError(EdgeloopError):
+    """The versioned store (``edgeloop.store``) failed; ``path`` names its file."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class StoreInputError(StoreError, ValueError):
+    """A key, value, timestamp or version passed to the store was not valid."""
+
+
+class StoreCorruptError(StoreError):
+    """The file is not an edgeloop store or is damaged; move it aside and start afresh."""
+
+
+class StoreLockedError(StoreError, TimeoutError):
+    """Another connection held the file locked for longer than the store's timeout."""
+
+
+class StoreClosedError(StoreError):
+    """The store was closed before the call; open it again."""
