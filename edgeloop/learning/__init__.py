@@ -1,9 +1,18 @@
-"""The learner: a pure JAX core (:mod:`edgeloop.learning.core`) and its actor shells.
+"""The learner's actor shells: FusionGroup, Learner, GibbsRepair.
 
-JAX and NumPyro are imported only inside this package, and only when a learning module is
-imported; ``import edgeloop`` never loads them.
+Importing this package does not import JAX: the Learner and GibbsRepair import the core
+(``edgeloop.learning.core``) when they start.
 """
 
-from __future__ import annotations
+from edgeloop.learning._association import Associator, AssociatorCounts, FusionConfig
+from edgeloop.learning._messages import Action, Decision, EventsSince, FusedObservation
 
-__all__: list[str] = []
+__all__ = [
+    "Associator",
+    "AssociatorCounts",
+    "FusionConfig",
+    "FusedObservation",
+    "EventsSince",
+    "Decision",
+    "Action",
+]

@@ -1,0 +1,67 @@
+"""The messages the learner's actors exchange with each other and with the device twins.
+
+They are msgspec Structs like :mod:`edgeloop.messages`, so they can cross a link as a
+``Tell`` body (:func:`edgeloop.messages.encode_body`); they are not link-level kinds.
+:class:`EventsSince` is the one a twin must understand: a restarted learner asks each
+twin for the events it may have missed, and the twin tells them again, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from edgeloop.messages import Event
+
+__all__ = ["FusedObservation", "EventsSince", "Decision", "Action"]
+
+Action = Literal["open", "close"]
+"""What a trap should do."""
+
+
+class FusedObservation(msgspec.Struct, frozen=True, kw_only=True, tag="fused_observation"):
+    """The reports of one occurrence, one per camera at most, as a FusionGroup grouped
+    them: they are fused by multiplying their likelihoods in one filter update.
+
+    ``ts`` is the earliest report's time; ``late`` marks a report that arrived after the
+    fusion window had closed and so travels alone rather than being lost.
+    """
+
+    group: Annotated[int, Meta(ge=0)]
+    ts: float
+    reports: Annotated[tuple[Event, ...], Meta(min_length=1)]
+    late: bool = False
+
+
+class EventsSince(msgspec.Struct, frozen=True, kw_only=True, tag="events_since"):
+    """To a twin: tell ``reply_to`` again every event of ``device`` with a sequence number
+    above ``after_seq`` that you still hold, oldest first.
+
+    A restarted learner sends it for each device, with the last sequence number its
+    snapshot had taken in, so nothing the sensors still hold is lost; it drops any event it
+    already has, so duplicates are harmless.
+    """
+
+    device: str
+    after_seq: Annotated[int, Meta(ge=0)]
+    reply_to: str
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True, tag="decision"):
+    """What the learner decided for one trap after one batch, and why.
+
+    ``p_target`` is the posterior probability that the target species is in the trap's
+    zone; ``p_protected`` that a protected one (a cat) is; ``expected_loss`` is of the
+    chosen action. ``seq`` is the last event (per device) the batch included.
+    """
+
+    trap: str
+    action: Action
+    p_target: float
+    p_protected: float
+    expected_loss: float
+    ts: float
+    batch: int
+    seq: dict[str, int] = {}
