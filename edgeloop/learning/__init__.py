@@ -1,18 +1,48 @@
-"""The learner's actor shells: FusionGroup, Learner, GibbsRepair.
+"""The learner: a pure JAX core (:mod:`edgeloop.learning.core`) and its actor shells
+(FusionGroup, Learner, GibbsRepair).
 
-Importing this package does not import JAX: the Learner and GibbsRepair import the core
-(``edgeloop.learning.core``) when they start.
+JAX and NumPyro are imported only inside this package, and only when a learning module
+that needs them is imported: importing this package does not load them; the Learner and
+GibbsRepair import the core when they start, off the event path.
 """
 
+from __future__ import annotations
+
 from edgeloop.learning._association import Associator, AssociatorCounts, FusionConfig
-from edgeloop.learning._messages import Action, Decision, EventsSince, FusedObservation
+from edgeloop.learning._config import LearnerConfig, TrapConfig
+from edgeloop.learning._fusion import FusionGroup, FusionStatistics
+from edgeloop.learning._learner import Learner, LearnerStatistics
+from edgeloop.learning._messages import (
+    Action,
+    Decision,
+    EventsSince,
+    FusedObservation,
+    GetBelief,
+    GetStatistics,
+    ParamsUpdate,
+    RepairRequest,
+)
 
 __all__ = [
-    "Associator",
-    "AssociatorCounts",
+    # actors
+    "FusionGroup",
+    "Learner",
+    # configuration
     "FusionConfig",
+    "LearnerConfig",
+    "TrapConfig",
+    # messages
     "FusedObservation",
     "EventsSince",
     "Decision",
     "Action",
+    "GetStatistics",
+    "GetBelief",
+    "RepairRequest",
+    "ParamsUpdate",
+    # statistics and the pure association core
+    "FusionStatistics",
+    "LearnerStatistics",
+    "Associator",
+    "AssociatorCounts",
 ]

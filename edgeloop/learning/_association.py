@@ -81,7 +81,7 @@ class FusionConfig:
 
     def near(self, zone: str) -> frozenset[str]:
         """``zone`` and its neighbours."""
-        return self.adjacency.get(zone, frozenset()) | {zone}
+        return frozenset(self.adjacency.get(zone, ())) | {zone}
 
 
 @dataclasses.dataclass(slots=True)
@@ -206,8 +206,8 @@ class Associator:
         same = self._same_var * (1.0 + 1.0 / n)
         other = self._same_var / n + self._diff_var
         squared = float(np.sum((vector - group.mean()) ** 2))
-        dims = vector.shape[0]
-        return 0.5 * (squared / other - squared / same) + 0.5 * dims * math.log(other / same)
+        dims = int(vector.shape[0])
+        return float(0.5 * (squared / other - squared / same) + 0.5 * dims * math.log(other / same))
 
     def _close(self, groups: list[_Group]) -> list[FusedObservation]:
         closed = {id(g) for g in groups}

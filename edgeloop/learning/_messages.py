@@ -8,14 +8,24 @@ twin for the events it may have missed, and the twin tells them again, in order.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import dataclasses
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from edgeloop.messages import Event
 
-__all__ = ["FusedObservation", "EventsSince", "Decision", "Action"]
+__all__ = [
+    "FusedObservation",
+    "EventsSince",
+    "Decision",
+    "Action",
+    "GetStatistics",
+    "GetBelief",
+    "RepairRequest",
+    "ParamsUpdate",
+]
 
 Action = Literal["open", "close"]
 """What a trap should do."""
@@ -65,3 +75,40 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, tag="decision"):
     ts: float
     batch: int
     seq: dict[str, int] = {}
+
+
+# -- between the learner's own actors, in one node (they carry arrays, not wire data) --
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetStatistics:
+    """Ask a learning actor for its counters (a ``LearnerStatistics`` or the like)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetBelief:
+    """Ask a Learner for every track slot's belief ``[N, K1, Z]`` (host numpy) and which
+    slots are live, as a ``(belief, live)`` pair; pending events are applied first."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RepairRequest:
+    """From a Learner to its GibbsRepair: resample over ``window`` (the latest fused
+    observations, oldest first) starting from the parameters of ``version``, and send a
+    :class:`ParamsUpdate` to ``reply_to``."""
+
+    version: int
+    spec: Any
+    window: tuple[tuple[Event, ...], ...]
+    reply_to: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParamsUpdate:
+    """From a GibbsRepair to its Learner: parameters (the core's ``Params``) to use from
+    the next batch on; ``version`` counts up, and an older one than the learner's is
+    ignored."""
+
+    version: int
+    params: Any
+    sweeps: int = 0

@@ -1,0 +1,511 @@
+"""The Learner actor: micro-batches events through the jitted filter, decides, steers the
+cameras, snapshots itself, and recovers from its snapshot after a restart.
+
+Micro-batching: the first event after a batch queues a flush signal behind whatever is in
+the mailbox; every event handled before that signal joins the batch. So a quiet learner
+answers each event alone, and a busy one takes everything pending in one dispatch (one
+at a time is the slow path). Events are checked as they arrive; a bad one is counted
+under the field that was wrong, logged and dropped, and nothing else is disturbed.
+
+Durability (DESIGN.md §5): a snapshot is taken right after a flush, so the events its
+ledger lists are exactly the events in its filter state. After a restart the learner
+loads the newest snapshot and asks every twin for the events after the ledger's floor
+(:class:`EventsSince`); what it already has is dropped, so nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import structlog
+
+from edgeloop.actors import Actor, send_signal
+from edgeloop.clock import Timer
+from edgeloop.errors import EdgeloopError, LearningError, ObservationError
+from edgeloop.learning._config import LearnerConfig
+from edgeloop.learning._messages import (
+    Action,
+    Decision,
+    EventsSince,
+    FusedObservation,
+    GetBelief,
+    GetStatistics,
+    ParamsUpdate,
+    RepairRequest,
+)
+from edgeloop.learning._reconfigure import most_uncertain
+from edgeloop.learning._seqs import SeqLedger
+from edgeloop.learning._snapshot import decode_snapshot, encode_snapshot
+from edgeloop.learning._tracks import TrackTable, layout
+from edgeloop.messages import Command, ConfigDesired, Event
+
+if TYPE_CHECKING:
+    from edgeloop.learning._kernel import Kernel, Rows
+    from edgeloop.store import Store
+
+__all__ = ["Learner", "LearnerStatistics"]
+
+_log = structlog.get_logger("edgeloop.learning")
+
+_DAY = 86_400.0
+
+
+class _Flush:
+    """Signal: apply the pending micro-batch."""
+
+
+class _Due:
+    """Signal: a scheduled job is due (``snapshot``, ``repair``, ``reconfigure``)."""
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+
+
+_FLUSH = _Flush()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LearnerStatistics:
+    """What a learner has done since it was first started (counters live in snapshots)."""
+
+    events: int
+    observations: int
+    batches: int
+    duplicates: int
+    rejected: dict[str, int]
+    snapshots: int
+    restored_version: int | None
+    replay_requests: int
+    commands: int
+    reconfigurations: int
+    params_version: int
+    tracks_started: int
+    seq: dict[str, int]
+
+
+class Learner(Actor):
+    """Keeps the yard's posterior current event by event; see the module docstring.
+
+    Takes :class:`~edgeloop.messages.Event` (one camera's report) and
+    :class:`FusedObservation` (several cameras' reports of one occurrence); answers
+    :class:`GetStatistics`; adopts :class:`ParamsUpdate` from a GibbsRepair actor.
+    """
+
+    def __init__(self, config: LearnerConfig) -> None:
+        self.config = config
+        self._camera = {name: i for i, name in enumerate(config.cameras)}
+        self._zone = {name: i for i, name in enumerate(config.zones)}
+        self._label = {name: i for i, name in enumerate(config.labels)}
+        self._unknown = config.dims.classes
+        self._dim = config.dims.dim
+        self._pending: list[tuple[Event, ...]] = []
+        self._flush_queued = False
+        self._ledger = SeqLedger()
+        self._tracks = TrackTable(
+            config.tracks,
+            config.dims.dim,
+            config.adjacent(),
+            gate=config.gate,
+            tick=config.tick,
+            same_sigma=config.same_sigma,
+            diff_sigma=config.diff_sigma,
+        )
+        self._kernel: Kernel | None = None
+        self._store: Store | None = None
+        self._timers: dict[str, Timer] = {}
+        self._actions: dict[str, int] = {}
+        self._window: collections.deque[tuple[Event, ...]] = collections.deque(
+            maxlen=config.repair_window
+        )
+        self._pointed: dict[str, str] = {}
+        self._latest = -math.inf
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._rejected: collections.Counter[str] = collections.Counter()
+        self._restored: int | None = None
+        self._params_version = 0
+        self._command_id = 0
+        self._config_version = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        """Build the filter, load the newest snapshot, compile, ask the twins for what
+        the snapshot lacks, and schedule the periodic jobs (all before the first event)."""
+        from edgeloop.learning import core  # JAX loads here, off the event path
+        from edgeloop.learning._kernel import Kernel, TrapLoss
+
+        config = self.config
+        traps = [
+            TrapLoss(
+                zone=self._zone[t.zone],
+                targets=tuple(self._label[s] for s in t.targets),
+                protected=tuple(self._label[s] for s in t.protected),
+            )
+            for t in config.traps
+        ]
+        self._kernel = Kernel(config.dims, core.params(config.spec), config.tracks, traps)
+        if config.store is not None:
+            from edgeloop.store import Store
+
+            self._store = Store(config.store)
+            self._restore()
+        self._kernel.warm(config.warm_shapes)
+        for device, twin in config.sources.items():
+            request = EventsSince(
+                device=device, after_seq=self._ledger.floor(device), reply_to=self.path
+            )
+            self._send(twin, request)
+            self._counts["replay_requests"] += 1
+        for job, every in (
+            ("snapshot", config.snapshot_every if self._store is not None else None),
+            ("repair", config.repair_every if config.repair is not None else None),
+            ("reconfigure", config.reconfigure_every if config.steerable else None),
+        ):
+            if every is not None:
+                self._schedule(job, every)
+
+    def on_stop(self) -> None:
+        """Apply what is pending, take a last snapshot, close the store."""
+        for timer in self._timers.values():
+            timer.cancel()
+        try:
+            if self._kernel is not None and self._pending:
+                self._flush()
+            if self._store is not None and self._kernel is not None:
+                self._snapshot()
+        finally:
+            if self._store is not None:
+                self._store.close()
+
+    # -- messages --------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        kind = message.__class__
+        if kind is Event:
+            return self._take((message,))
+        if kind is _Flush:
+            self._flush_queued = False
+            self._flush()
+        elif kind is FusedObservation:
+            return self._take(message.reports)
+        elif kind is _Due:
+            self._due(message.job)
+        elif kind is ParamsUpdate:
+            self._adopt(message)
+        elif kind is GetStatistics:
+            self._flush()  # so the answer counts every event handled before the ask
+            return self.statistics()
+        elif kind is GetBelief:
+            self._flush()
+            assert self._kernel is not None
+            return self._kernel.belief(), self._tracks.live(self._latest)
+        else:
+            return self._reject(
+                "message", f"a Learner takes Event or FusedObservation, not {kind.__name__}"
+            )
+        return None
+
+    def _take(self, reports: tuple[Event, ...]) -> LearningError | None:
+        error = self._check(reports)
+        if error is not None:
+            return self._reject(error.field, error.problem)
+        fresh = tuple(r for r in reports if self._ledger.take(r.device, r.seq))
+        if len(fresh) < len(reports):
+            self._counts["duplicates"] += len(reports) - len(fresh)
+            if not fresh:
+                return None
+        self._pending.append(fresh)
+        if len(self._pending) >= self.config.max_batch:
+            self._flush()
+        elif not self._flush_queued:
+            self._flush_queued = True
+            send_signal(self.ref, _FLUSH)
+        return None
+
+    def _check(self, reports: tuple[Event, ...]) -> ObservationError | None:
+        """The first thing wrong with these reports, or None (cheap: this is per event)."""
+        cameras = set()
+        for report in reports:
+            if report.__class__ is not Event:
+                return ObservationError("reports", f"expected Events, got {type(report).__name__}")
+            if report.device not in self._camera:
+                return ObservationError("device", f"{report.device!r} is not one of my cameras")
+            if report.device in cameras:
+                return ObservationError("device", f"{report.device!r} reports twice in one group")
+            cameras.add(report.device)
+            if report.zone not in self._zone:
+                return ObservationError("zone", f"{report.zone!r} is not a zone of the yard")
+            if len(report.embedding) != self._dim:
+                return ObservationError(
+                    "embedding", f"{len(report.embedding)} bytes, expected {self._dim}"
+                )
+            if not (0.0 <= report.score <= 1.0) or not math.isfinite(report.ts):
+                return ObservationError("score", "score must be in [0, 1] and ts finite")
+        return None
+
+    def _reject(self, field: str, problem: str) -> LearningError:
+        self._rejected[field] += 1
+        _log.warning("learner_rejected", path=self.path, field=field, problem=problem)
+        return ObservationError(field, problem)
+
+    # -- the batch -------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        assert self._kernel is not None
+        batch, self._pending = self._pending, []
+        rows, ts, zone, emb = self._rows(batch)
+        assignment = self._tracks.assign(ts, zone, emb)
+        rows.track, rows.start, rows.steps = (
+            assignment.track,
+            assignment.start,
+            assignment.steps,
+        )
+        self._latest = max(self._latest, float(ts.max()))
+        live = self._tracks.live(self._latest)
+        actions, risks, p_target, p_protected = self._kernel.run(rows, layout(assignment, ts), live)
+        self._counts["batches"] += 1
+        self._counts["observations"] += len(batch)
+        self._counts["events"] += sum(len(b) for b in batch)
+        self._window.extend(batch)
+        self._decide(actions, risks, p_target, p_protected)
+
+    def _rows(
+        self, batch: list[tuple[Event, ...]]
+    ) -> tuple[Rows, np.ndarray, np.ndarray, np.ndarray]:
+        from edgeloop.learning._kernel import Rows
+
+        b, c, d = len(batch), self.config.dims.cameras, self._dim
+        flat = [r for group in batch for r in group]
+        row = np.repeat(np.arange(b), [len(g) for g in batch])
+        camera = np.fromiter((self._camera[r.device] for r in flat), np.int64, len(flat))
+        zones = np.fromiter((self._zone[r.zone] for r in flat), np.int32, len(flat))
+        labels = np.fromiter(
+            (self._label.get(r.label, self._unknown) for r in flat), np.int32, len(flat)
+        )
+        scores = np.fromiter((r.score for r in flat), np.float32, len(flat))
+        stamps = np.fromiter((r.ts for r in flat), np.float64, len(flat))
+        codes = np.frombuffer(b"".join(r.embedding for r in flat), np.int8).reshape(-1, d)
+        vectors = codes.astype(np.float32) * np.float32(self.config.embedding_scale)
+        present = np.zeros((b, c), bool)
+        present[row, camera] = True
+        zone = np.zeros((b, c), np.int32)
+        zone[row, camera] = zones
+        label = np.zeros((b, c), np.int32)
+        label[row, camera] = labels
+        score = np.zeros((b, c), np.float32)
+        score[row, camera] = scores
+        embedding = np.zeros((b, c, d), np.float32)
+        embedding[row, camera] = vectors
+        if len(flat) == b:  # one report per row: no grouping to do
+            ts, first_zone, mean = stamps, zones, codes.astype(np.float32)
+        else:
+            first = np.r_[0, np.cumsum([len(g) for g in batch])[:-1]]
+            ts = np.minimum.reduceat(stamps, first)
+            first_zone = zones[first]
+            mean = (
+                np.add.reduceat(codes.astype(np.float32), first)
+                / np.diff(np.r_[first, len(flat)])[:, None]
+            )
+        tod = (np.mod(ts, _DAY) / _DAY * self.config.dims.tod_bins).astype(np.int32)
+        tod = np.minimum(tod, self.config.dims.tod_bins - 1)
+        rows = Rows(
+            track=np.zeros(b, np.int64),
+            start=np.zeros(b, bool),
+            steps=np.zeros(b, np.int32),
+            tod=tod,
+            present=present,
+            zone=zone,
+            label=label,
+            score=score,
+            embedding=embedding,
+        )
+        return rows, ts, first_zone, mean
+
+    def _decide(
+        self, actions: np.ndarray, risks: np.ndarray, p_target: np.ndarray, p_protected: np.ndarray
+    ) -> None:
+        now = self.system.clock.now()
+        batch = self._counts["batches"]
+        for i, trap in enumerate(self.config.traps):
+            action = int(actions[i])
+            name: Action = "close" if action == 1 else "open"
+            if self._actions.get(trap.device, 0) != action:
+                self._actions[trap.device] = action
+                self._command_id += 1
+                self._send(trap.twin, Command(id=self._command_id, device=trap.device, name=name))
+                self._counts["commands"] += 1
+                _log.info("trap_command", trap=trap.device, action=name, p=float(p_target[i]))
+            if self.config.decisions_to:
+                decision = Decision(
+                    trap=trap.device,
+                    action=name,
+                    p_target=float(p_target[i]),
+                    p_protected=float(p_protected[i]),
+                    expected_loss=float(risks[i][action]),
+                    ts=now,
+                    batch=batch,
+                )
+                for address in self.config.decisions_to:
+                    self._send(address, decision)
+
+    # -- scheduled jobs --------------------------------------------------------------
+
+    def _schedule(self, job: str, every: float) -> None:
+        ref = self.ref
+
+        def due() -> None:
+            send_signal(ref, _Due(job))
+
+        self._timers[job] = self.system.clock.call_later(every, due)
+
+    def _due(self, job: str) -> None:
+        if job == "snapshot":
+            self._flush()
+            self._snapshot()
+            self._schedule(job, self.config.snapshot_every or 1.0)
+        elif job == "repair":
+            self._request_repair()
+            self._schedule(job, self.config.repair_every)
+        elif job == "reconfigure":
+            self._reconfigure()
+            self._schedule(job, self.config.reconfigure_every or 1.0)
+
+    def _snapshot(self) -> None:
+        assert self._kernel is not None
+        assert self._store is not None
+        header = {
+            "ledger": self._ledger.to_json(),
+            "actions": self._actions,
+            "counts": dict(self._counts),
+            "rejected": dict(self._rejected),
+            "latest": self._latest if math.isfinite(self._latest) else None,
+            "params_version": self._params_version,
+            "command_id": self._command_id,
+            "config_version": self._config_version,
+            "pointed": self._pointed,
+            "tracks_started": self._tracks.started,
+        }
+        arrays = {**self._kernel.to_arrays(), **self._tracks.to_arrays()}
+        data = encode_snapshot(header, arrays)
+        try:
+            version = self._store.put(self.config.key, data, self.system.clock.now())
+        except EdgeloopError as error:  # a full disk must not stop the learner
+            self._counts["snapshot_failures"] += 1
+            _log.error("learner_snapshot_failed", path=self.path, error=str(error))
+            return
+        self._counts["snapshots"] += 1
+        _log.debug("learner_snapshot", path=self.path, version=version, bytes=len(data))
+
+    def _restore(self) -> None:
+        assert self._kernel is not None
+        assert self._store is not None
+        record = self._store.get(self.config.key)
+        if record is None:
+            return
+        try:
+            header, arrays = decode_snapshot(record.value)
+            self._kernel.load_arrays(arrays)
+            self._tracks.load_arrays(arrays)
+        except (LearningError, KeyError, ValueError) as error:
+            _log.error("learner_snapshot_unreadable", version=record.version, error=str(error))
+            self._counts["snapshot_failures"] += 1
+            return
+        self._ledger = SeqLedger.from_json(header["ledger"])
+        self._actions = {k: int(v) for k, v in header["actions"].items()}
+        self._counts.update(header["counts"])
+        self._rejected.update(header["rejected"])
+        self._latest = header["latest"] if header["latest"] is not None else -math.inf
+        self._params_version = int(header["params_version"])
+        self._command_id = int(header["command_id"])
+        self._config_version = int(header["config_version"])
+        self._pointed = dict(header["pointed"])
+        self._tracks.started = int(header["tracks_started"])
+        self._restored = record.version
+        _log.info("learner_restored", path=self.path, version=record.version)
+
+    def _request_repair(self) -> None:
+        assert self._kernel is not None
+        assert self.config.repair is not None
+        if not self._window:
+            return
+        request = RepairRequest(
+            version=self._params_version,
+            spec=self.config.spec,
+            window=tuple(self._window),
+            reply_to=self.path,
+        )
+        self._send(self.config.repair, request)
+
+    def _adopt(self, update: ParamsUpdate) -> None:
+        assert self._kernel is not None
+        if update.version <= self._params_version:
+            self._counts["stale_params"] += 1
+            return
+        self._flush()  # the pending batch was sent under the old parameters
+        self._kernel.adopt(update.params)
+        self._params_version = update.version
+        _log.info("learner_adopted_params", path=self.path, version=update.version)
+
+    def _reconfigure(self) -> None:
+        assert self._kernel is not None
+        choice = most_uncertain(
+            self._kernel.belief(),
+            self._tracks.live(self._latest),
+            {
+                self._camera[c]: [self._zone[z] for z in zs]
+                for c, zs in self.config.steerable.items()
+            },
+        )
+        if choice is None:
+            return
+        camera, zone = self.config.cameras[choice[0]], self.config.zones[choice[1]]
+        if self._pointed.get(camera) == zone or camera not in self.config.sources:
+            return
+        self._pointed[camera] = zone
+        self._config_version += 1
+        desired = ConfigDesired(
+            device=camera,
+            version=self._config_version,
+            settings={"pan": zone, "report_rate": self.config.high_rate},
+        )
+        self._send(self.config.sources[camera], desired)
+        self._counts["reconfigurations"] += 1
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _send(self, address: str, message: Any) -> None:
+        """Tell whatever actor holds ``address`` now (a dead letter if none does)."""
+        if address.startswith("/"):
+            self.system.tell(address, message)
+        else:
+            try:
+                self.system.ref(address).tell(message)
+            except EdgeloopError as error:
+                _log.warning("learner_send_failed", to=address, error=str(error))
+
+    def statistics(self) -> LearnerStatistics:
+        """Counters since the first start (restored from snapshots)."""
+        counts = self._counts
+        return LearnerStatistics(
+            events=counts["events"],
+            observations=counts["observations"],
+            batches=counts["batches"],
+            duplicates=counts["duplicates"],
+            rejected=dict(self._rejected),
+            snapshots=counts["snapshots"],
+            restored_version=self._restored,
+            replay_requests=counts["replay_requests"],
+            commands=counts["commands"],
+            reconfigurations=counts["reconfigurations"],
+            params_version=self._params_version,
+            tracks_started=self._tracks.started,
+            seq=self._ledger.last(),
+        )

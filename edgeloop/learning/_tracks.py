@@ -1,0 +1,260 @@
+"""Which track each observation of a micro-batch belongs to, and the rounds it runs in.
+
+The filter keeps one belief per track slot; this table decides the slot. An observation
+may continue a *live* track (seen within ``gate`` seconds) whose last zone is its zone or
+next to it, when its embedding is likelier under "this animal" than "another" (the same
+two-hypothesis test as fusion, against the track's running mean embedding); the best such
+track wins, else the observation starts a track in the least recently used slot. The
+match is vectorised over the batch against the tracks as they were before it, which is
+what makes a batch of thousands cost little more than one; new tracks are matched one by
+one (they are rare).
+
+The core applies at most one observation per track per step, so a batch is laid out in
+*rounds*: round r holds the r-th observation (by time) of each track, and the kernel scans
+over rounds. Sizes are rounded up to buckets so a handful of compiled shapes serve every
+batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+__all__ = [
+    "TrackTable",
+    "Assignment",
+    "Layout",
+    "layout",
+    "bucket",
+    "ROUND_BASE",
+    "WIDTH_BASE",
+]
+
+
+def bucket(n: int, base: int = 2, least: int = 1) -> int:
+    """The power of ``base`` at or above ``max(n, least)``: one compiled shape per bucket."""
+    size = 1
+    while size < max(n, least):
+        size *= base
+    return size
+
+
+ROUND_BASE = 4
+"""Rounds are bucketed to powers of 4 (1, 4, 16, 64) ..."""
+WIDTH_BASE = 8
+"""... and widths to powers of 8 (8, 64, 512, 4096): a dozen shapes cover any traffic."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Assignment:
+    """Per observation: its track slot, whether the track starts there, and the ticks
+    since the track's previous observation."""
+
+    track: np.ndarray
+    start: np.ndarray
+    steps: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Layout:
+    """Where each observation goes in a ``[rounds, width]`` grid of the kernel."""
+
+    rounds: int
+    width: int
+    round: np.ndarray
+    column: np.ndarray
+
+
+class TrackTable:
+    """Track slots: last time, last zone and running mean embedding of each.
+
+    ``adjacent`` is a bool ``[Z, Z]`` matrix (``True`` on the diagonal). ``tick`` is the
+    filter's time step in seconds; ``max_steps`` caps the ticks predicted between two
+    observations (after that many the zone chain has forgotten where the animal was).
+    """
+
+    def __init__(
+        self,
+        slots: int,
+        dim: int,
+        adjacent: np.ndarray,
+        *,
+        gate: float = 30.0,
+        tick: float = 1.0,
+        max_steps: int = 32,
+        same_sigma: float = 12.0,
+        diff_sigma: float = 40.0,
+        memory: int = 32,
+    ) -> None:
+        self.slots = slots
+        self.adjacent = np.asarray(adjacent, dtype=bool)
+        self.gate = gate
+        self.tick = tick
+        self.max_steps = max_steps
+        self.memory = memory  # the running mean weighs at most this many observations
+        self._same_var = same_sigma**2
+        self._diff_var = diff_sigma**2
+        self.last_ts = np.full(slots, -np.inf)
+        self.zone = np.zeros(slots, np.int32)
+        self.mean = np.zeros((slots, dim), np.float32)
+        self.count = np.zeros(slots, np.int64)
+        self.started = 0
+
+    def live(self, now: float) -> np.ndarray:
+        """bool ``[slots]``: tracks seen within ``gate`` seconds of ``now``."""
+        return self.last_ts >= now - self.gate
+
+    def assign(self, ts: np.ndarray, zone: np.ndarray, emb: np.ndarray) -> Assignment:
+        """Match ``B`` observations (times, zone indices, embeddings ``[B, D]``) to tracks
+        and update the table."""
+        b = ts.shape[0]
+        track = np.full(b, -1, np.int64)
+        if b == 0:
+            return Assignment(track, np.zeros(0, bool), np.zeros(0, np.int32))
+        live = np.flatnonzero(self.last_ts >= float(ts.min()) - self.gate)
+        if live.size:
+            llr = self._log_ratio(emb, live)
+            gated = self.adjacent[zone][:, self.zone[live]]
+            gated &= (ts[:, None] - self.last_ts[live][None, :]) <= self.gate
+            llr = np.where(gated, llr, -np.inf)
+            best = np.argmax(llr, axis=1)
+            ok = llr[np.arange(b), best] > 0.0
+            track[ok] = live[best[ok]]
+        start = track < 0
+        for i in np.flatnonzero(start):  # new animals: rare, matched one by one
+            track[i] = self._match_new(int(i), ts, zone, emb, track, start)
+        start = self._starts(track, ts, start)
+        steps = self._steps(track, ts, start)
+        self._update(track, ts, zone, emb)
+        return Assignment(track, start, steps)
+
+    def _log_ratio(self, emb: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        n = np.minimum(self.count[slots], self.memory).astype(np.float64)
+        same = self._same_var * (1.0 + 1.0 / n)
+        other = self._same_var / n + self._diff_var
+        means = self.mean[slots].astype(np.float64)
+        e = emb.astype(np.float64)
+        squared = (e * e).sum(1)[:, None] + (means * means).sum(1)[None, :] - 2.0 * e @ means.T
+        squared = np.maximum(squared, 0.0)
+        dims = emb.shape[1]
+        result: np.ndarray = 0.5 * (squared / other - squared / same) + 0.5 * dims * np.log(
+            other / same
+        )
+        return result
+
+    def _match_new(
+        self,
+        i: int,
+        ts: np.ndarray,
+        zone: np.ndarray,
+        emb: np.ndarray,
+        track: np.ndarray,
+        start: np.ndarray,
+    ) -> int:
+        """A track for observation ``i`` that matched no live track: one started earlier
+        in this batch if it fits, else a fresh slot."""
+        earlier = np.flatnonzero(start[:i])
+        if earlier.size:
+            candidates = np.unique(track[earlier])
+            fits = [
+                c
+                for c in candidates
+                if self.adjacent[zone[i], zone[earlier][track[earlier] == c][-1]]
+                and self._new_fits(emb[i], emb[earlier][track[earlier] == c])
+            ]
+            if fits:
+                return int(fits[0])
+        slot = int(np.argmin(self.last_ts))
+        self.last_ts[slot] = ts[i]  # taken: the next new animal gets another slot
+        self.count[slot] = 0
+        self.mean[slot] = 0.0
+        self.started += 1
+        return slot
+
+    def _new_fits(self, vector: np.ndarray, group: np.ndarray) -> bool:
+        n = min(group.shape[0], self.memory)
+        same = self._same_var * (1.0 + 1.0 / n)
+        other = self._same_var / n + self._diff_var
+        squared = float(((vector - group.mean(axis=0)) ** 2).sum())
+        dims = vector.shape[0]
+        ratio = 0.5 * (squared / other - squared / same) + 0.5 * dims * math.log(other / same)
+        return bool(ratio > 0)
+
+    def _starts(self, track: np.ndarray, ts: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        """A fresh track starts at its earliest observation in the batch."""
+        start = np.zeros(track.shape[0], bool)
+        if fresh.any():
+            new = np.isin(track, np.unique(track[fresh]))
+            order = np.flatnonzero(new)[np.lexsort((ts[new], track[new]))]
+            first = np.r_[True, track[order][1:] != track[order][:-1]]
+            start[order[first]] = True
+        return start
+
+    def _steps(self, track: np.ndarray, ts: np.ndarray, start: np.ndarray) -> np.ndarray:
+        order = np.lexsort((ts, track))
+        sorted_track = track[order]
+        sorted_ts = ts[order]
+        previous = np.where(
+            np.r_[True, sorted_track[1:] != sorted_track[:-1]],
+            self.last_ts[sorted_track],
+            np.r_[-np.inf, sorted_ts[:-1]],
+        )
+        gap = np.where(np.isfinite(previous), sorted_ts - previous, 0.0)
+        steps = np.clip(np.rint(gap / self.tick), 0, self.max_steps).astype(np.int32)
+        result = np.empty_like(steps)
+        result[order] = steps
+        result[start] = 0
+        return result
+
+    def _update(self, track: np.ndarray, ts: np.ndarray, zone: np.ndarray, emb: np.ndarray) -> None:
+        slots, inverse = np.unique(track, return_inverse=True)
+        order = np.lexsort((ts, track))
+        latest = order[np.r_[track[order][1:] != track[order][:-1], True]]  # in slot order
+        self.last_ts[slots] = np.maximum(self.last_ts[slots], ts[latest])
+        self.zone[slots] = zone[latest]
+        sums = np.zeros((slots.shape[0], emb.shape[1]), np.float64)
+        np.add.at(sums, inverse, emb)
+        counts = np.bincount(inverse, minlength=slots.shape[0])
+        n = np.minimum(self.count[slots], self.memory)
+        self.mean[slots] = (self.mean[slots] * n[:, None] + sums) / (n + counts)[:, None]
+        self.count[slots] += counts
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The table's arrays, for a snapshot."""
+        return {
+            "track_last_ts": self.last_ts.copy(),
+            "track_zone": self.zone.copy(),
+            "track_mean": self.mean.copy(),
+            "track_count": self.count.copy(),
+        }
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`to_arrays` saved (same slots and dimension)."""
+        self.last_ts = np.array(arrays["track_last_ts"], np.float64)
+        self.zone = np.array(arrays["track_zone"], np.int32)
+        self.mean = np.array(arrays["track_mean"], np.float32)
+        self.count = np.array(arrays["track_count"], np.int64)
+
+
+def layout(assignment: Assignment, ts: np.ndarray, *, least_width: int = 8) -> Layout:
+    """The ``[rounds, width]`` cell of each observation: round = its rank by time within
+    its track, column = its place within the round; both sizes rounded up to buckets."""
+    track = assignment.track
+    b = track.shape[0]
+    order = np.lexsort((ts, track))
+    sorted_track = track[order]
+    first = np.r_[True, sorted_track[1:] != sorted_track[:-1]]
+    group_start = np.maximum.accumulate(np.where(first, np.arange(b), 0))
+    rank = np.empty(b, np.int64)
+    rank[order] = np.arange(b) - group_start
+    column = np.empty(b, np.int64)
+    by_round = np.lexsort((track, rank))
+    sorted_rank = rank[by_round]
+    round_first = np.r_[True, sorted_rank[1:] != sorted_rank[:-1]]
+    round_start = np.maximum.accumulate(np.where(round_first, np.arange(b), 0))
+    column[by_round] = np.arange(b) - round_start
+    rounds = int(rank.max()) + 1 if b else 1
+    width = int(column.max()) + 1 if b else 1
+    return Layout(bucket(rounds, ROUND_BASE), bucket(width, WIDTH_BASE, least_width), rank, column)
