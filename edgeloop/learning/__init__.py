@@ -22,11 +22,13 @@ from edgeloop.learning._messages import (
     ParamsUpdate,
     RepairRequest,
 )
+from edgeloop.learning._repair import GibbsRepair, RepairStatistics
 
 __all__ = [
     # actors
     "FusionGroup",
     "Learner",
+    "GibbsRepair",
     # configuration
     "FusionConfig",
     "LearnerConfig",
@@ -43,6 +45,7 @@ __all__ = [
     # statistics and the pure association core
     "FusionStatistics",
     "LearnerStatistics",
+    "RepairStatistics",
     "Associator",
     "AssociatorCounts",
 ]

@@ -49,7 +49,10 @@ class LearnerConfig:
     ``zones`` and ``labels`` name camera slots, zone indices and species slots (an
     on-device label not in ``labels`` is "unknown"). ``sources`` maps each device to its
     twin's address, asked for missed events after a restart; ``steerable`` maps a camera
-    to the zones it can be pointed at.
+    to the zones it can be pointed at. With a ``prior`` (the core's ``Posterior``) the
+    filter runs under its posterior means and learns: streaming VB every ``learn_every``
+    seconds, camera-quality SVI every ``svi_every``, a Gibbs repair by the actor at
+    ``repair`` every ``repair_every``.
     """
 
     spec: Any
@@ -67,9 +70,13 @@ class LearnerConfig:
     store: str | None = None
     key: str = "learner"
     snapshot_every: float | None = 5.0
+    prior: Any = None
+    learn_every: float | None = None
+    svi_every: float | None = None
+    sweeps: int = 3
+    seed: int = 0
     repair: str | None = None
     repair_every: float = 5.0
-    repair_window: int = 256
     tracks: int = 1024
     tick: float = 1.0
     gate: float = 30.0
@@ -107,7 +114,11 @@ class LearnerConfig:
             _positive(name, getattr(self, name))
         _positive("snapshot_every", self.snapshot_every, allow_none=True)
         _positive("reconfigure_every", self.reconfigure_every, allow_none=True)
-        for name in ("tracks", "max_batch", "repair_window"):
+        _positive("learn_every", self.learn_every, allow_none=True)
+        _positive("svi_every", self.svi_every, allow_none=True)
+        if self.prior is None and (self.learn_every or self.svi_every or self.repair):
+            raise ConfigError("prior", "learning (learn_every, svi_every, repair) needs a prior")
+        for name in ("tracks", "max_batch", "sweeps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(name, f"expected an integer >= 1, got {value!r}")

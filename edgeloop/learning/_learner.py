@@ -45,6 +45,7 @@ from edgeloop.messages import Command, ConfigDesired, Event
 
 if TYPE_CHECKING:
     from edgeloop.learning._kernel import Kernel, Rows
+    from edgeloop.learning._learn import Trainer
     from edgeloop.store import Store
 
 __all__ = ["Learner", "LearnerStatistics"]
@@ -85,6 +86,10 @@ class LearnerStatistics:
     commands: int
     reconfigurations: int
     params_version: int
+    windows: int
+    svi_fits: int
+    repairs: int
+    stale_repairs: int
     tracks_started: int
     seq: dict[str, int]
 
@@ -120,9 +125,8 @@ class Learner(Actor):
         self._store: Store | None = None
         self._timers: dict[str, Timer] = {}
         self._actions: dict[str, int] = {}
-        self._window: collections.deque[tuple[Event, ...]] = collections.deque(
-            maxlen=config.repair_window
-        )
+        self._trainer: Trainer | None = None
+        self._repair_out = False
         self._pointed: dict[str, str] = {}
         self._latest = -math.inf
         self._counts: collections.Counter[str] = collections.Counter()
@@ -149,7 +153,16 @@ class Learner(Actor):
             )
             for t in config.traps
         ]
-        self._kernel = Kernel(config.dims, core.params(config.spec), config.tracks, traps)
+        if config.prior is not None:
+            from edgeloop.learning._learn import Trainer
+
+            self._trainer = Trainer(
+                config.dims, config.prior, seed=config.seed, sweeps=config.sweeps
+            )
+            params = self._trainer.params()
+        else:
+            params = core.params(config.spec)
+        self._kernel = Kernel(config.dims, params, config.tracks, traps)
         if config.store is not None:
             from edgeloop.store import Store
 
@@ -164,6 +177,8 @@ class Learner(Actor):
             self._counts["replay_requests"] += 1
         for job, every in (
             ("snapshot", config.snapshot_every if self._store is not None else None),
+            ("learn", config.learn_every),
+            ("svi", config.svi_every),
             ("repair", config.repair_every if config.repair is not None else None),
             ("reconfigure", config.reconfigure_every if config.steerable else None),
         ):
@@ -274,7 +289,8 @@ class Learner(Actor):
         self._counts["batches"] += 1
         self._counts["observations"] += len(batch)
         self._counts["events"] += sum(len(b) for b in batch)
-        self._window.extend(batch)
+        if self._trainer is not None:
+            self._trainer.keep(rows, ts)
         self._decide(actions, risks, p_target, p_protected)
 
     def _rows(
@@ -371,6 +387,12 @@ class Learner(Actor):
             self._flush()
             self._snapshot()
             self._schedule(job, self.config.snapshot_every or 1.0)
+        elif job == "learn":
+            self._learn()
+            self._schedule(job, self.config.learn_every or 1.0)
+        elif job == "svi":
+            self._fit_quality()
+            self._schedule(job, self.config.svi_every or 1.0)
         elif job == "repair":
             self._request_repair()
             self._schedule(job, self.config.repair_every)
@@ -394,6 +416,8 @@ class Learner(Actor):
             "tracks_started": self._tracks.started,
         }
         arrays = {**self._kernel.to_arrays(), **self._tracks.to_arrays()}
+        if self._trainer is not None:
+            arrays.update(self._trainer.to_arrays())
         data = encode_snapshot(header, arrays)
         try:
             version = self._store.put(self.config.key, data, self.system.clock.now())
@@ -414,6 +438,8 @@ class Learner(Actor):
             header, arrays = decode_snapshot(record.value)
             self._kernel.load_arrays(arrays)
             self._tracks.load_arrays(arrays)
+            if self._trainer is not None:
+                self._trainer.load_arrays(arrays)
         except (LearningError, KeyError, ValueError) as error:
             _log.error("learner_snapshot_unreadable", version=record.version, error=str(error))
             self._counts["snapshot_failures"] += 1
@@ -431,28 +457,54 @@ class Learner(Actor):
         self._restored = record.version
         _log.info("learner_restored", path=self.path, version=record.version)
 
-    def _request_repair(self) -> None:
+    def _learn(self) -> None:
+        """Streaming VB over the rows since the last window (not while a repair is out:
+        its answer replaces the last window, so nothing may be learnt on top of it)."""
         assert self._kernel is not None
-        assert self.config.repair is not None
-        if not self._window:
+        if self._trainer is None or self._repair_out:
             return
+        self._flush()
+        if self._trainer.learn(self._kernel.belief()):
+            self._adopt_posterior("learn")
+
+    def _fit_quality(self) -> None:
+        if self._trainer is not None and not self._repair_out and self._trainer.fit_quality():
+            self._adopt_posterior("svi")
+
+    def _request_repair(self) -> None:
+        assert self.config.repair is not None
+        trainer = self._trainer
+        if trainer is None or trainer.last is None or self._repair_out:
+            return
+        window = trainer.last
         request = RepairRequest(
             version=self._params_version,
-            spec=self.config.spec,
-            window=tuple(self._window),
+            base=window.base,
+            window=window.seqs,
+            assign=window.assign,
             reply_to=self.path,
         )
+        self._repair_out = True
         self._send(self.config.repair, request)
 
     def _adopt(self, update: ParamsUpdate) -> None:
-        assert self._kernel is not None
-        if update.version <= self._params_version:
-            self._counts["stale_params"] += 1
+        self._repair_out = False
+        if self._trainer is None or update.base_version != self._params_version:
+            self._counts["stale_repairs"] += 1
             return
         self._flush()  # the pending batch was sent under the old parameters
-        self._kernel.adopt(update.params)
-        self._params_version = update.version
-        _log.info("learner_adopted_params", path=self.path, version=update.version)
+        self._trainer.adopt(update.posterior)
+        self._adopt_posterior("repair")
+
+    def _adopt_posterior(self, why: str) -> None:
+        """Run the filter under the trainer's posterior from the next batch on (same
+        shapes: no recompilation)."""
+        assert self._kernel is not None
+        assert self._trainer is not None
+        self._kernel.adopt(self._trainer.params())
+        self._params_version += 1
+        self._counts[why] += 1
+        _log.info("learner_params", path=self.path, version=self._params_version, why=why)
 
     def _reconfigure(self) -> None:
         assert self._kernel is not None
@@ -506,6 +558,10 @@ class Learner(Actor):
             commands=counts["commands"],
             reconfigurations=counts["reconfigurations"],
             params_version=self._params_version,
+            windows=counts["learn"],
+            svi_fits=counts["svi"],
+            repairs=counts["repair"],
+            stale_repairs=counts["stale_repairs"],
             tracks_started=self._tracks.started,
             seq=self._ledger.last(),
         )

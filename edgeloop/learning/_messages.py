@@ -93,22 +93,24 @@ class GetBelief:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RepairRequest:
-    """From a Learner to its GibbsRepair: resample over ``window`` (the latest fused
-    observations, oldest first) starting from the parameters of ``version``, and send a
-    :class:`ParamsUpdate` to ``reply_to``."""
+    """From a Learner to its GibbsRepair: resample the tracks of ``window`` (the core's
+    ``ObsSeq`` [M, T]) from ``base`` (the posterior before the window), starting from the
+    species ``assign`` [M] the streaming learner gave them, and answer ``reply_to`` with
+    a :class:`ParamsUpdate`. ``version`` is the learner's parameter version it was cut at."""
 
     version: int
-    spec: Any
-    window: tuple[tuple[Event, ...], ...]
+    base: Any
+    window: Any
+    assign: Any
     reply_to: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ParamsUpdate:
-    """From a GibbsRepair to its Learner: parameters (the core's ``Params``) to use from
-    the next batch on; ``version`` counts up, and an older one than the learner's is
-    ignored."""
+    """From a GibbsRepair to its Learner: the repaired ``posterior`` (the core's
+    ``Posterior``) of the window cut at ``base_version``; a learner that has learnt since
+    drops it as stale (bounded staleness)."""
 
-    version: int
-    params: Any
+    base_version: int
+    posterior: Any
     sweeps: int = 0

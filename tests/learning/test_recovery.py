@@ -64,7 +64,7 @@ def test_a_crashed_learner_recovers_every_event_from_snapshot_and_twins(
         assert ref is not None
         return ref
 
-    def stats():  # noqa: ANN202 - a LearnerStatistics
+    def stats():
         return learner().ask(GetStatistics()).get(WAIT)
 
     publish(twins, range(1, 101))
