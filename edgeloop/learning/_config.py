@@ -84,7 +84,7 @@ class LearnerConfig:
     same_sigma: float = 12.0
     diff_sigma: float = 40.0
     max_batch: int = 4096
-    warm_shapes: tuple[tuple[int, int], ...] = ((1, 8), (2, 8), (1, 16))
+    warm_shapes: tuple[tuple[int, int], ...] = ((1, 16),)
 
     def __post_init__(self) -> None:
         dims = self.dims

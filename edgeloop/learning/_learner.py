@@ -291,7 +291,7 @@ class Learner(Actor):
         self._counts["events"] += sum(len(b) for b in batch)
         if self._trainer is not None:
             self._trainer.keep(rows, ts)
-        self._decide(actions, risks, p_target, p_protected)
+        self._decide(actions, risks, p_target, p_protected, batch)
 
     def _rows(
         self, batch: list[tuple[Event, ...]]
@@ -346,10 +346,21 @@ class Learner(Actor):
         return rows, ts, first_zone, mean
 
     def _decide(
-        self, actions: np.ndarray, risks: np.ndarray, p_target: np.ndarray, p_protected: np.ndarray
+        self,
+        actions: np.ndarray,
+        risks: np.ndarray,
+        p_target: np.ndarray,
+        p_protected: np.ndarray,
+        reports: list[tuple[Event, ...]],
     ) -> None:
         now = self.system.clock.now()
         batch = self._counts["batches"]
+        last: dict[str, int] = {}
+        if self.config.decisions_to:
+            for group in reports:
+                for report in group:
+                    if report.seq > last.get(report.device, 0):
+                        last[report.device] = report.seq
         for i, trap in enumerate(self.config.traps):
             action = int(actions[i])
             name: Action = "close" if action == 1 else "open"
@@ -368,6 +379,7 @@ class Learner(Actor):
                     expected_loss=float(risks[i][action]),
                     ts=now,
                     batch=batch,
+                    seq=last,
                 )
                 for address in self.config.decisions_to:
                     self._send(address, decision)

@@ -43,8 +43,10 @@ def bucket(n: int, base: int = 2, least: int = 1) -> int:
 
 ROUND_BASE = 4
 """Rounds are bucketed to powers of 4 (1, 4, 16, 64) ..."""
-WIDTH_BASE = 8
-"""... and widths to powers of 8 (8, 64, 512, 4096): a dozen shapes cover any traffic."""
+WIDTH_BASE = 4
+"""... and widths to powers of 4 from 16 (16, 64, 256, 1024, 4096): twenty shapes cover any
+traffic up to 4,096 observations a batch, with at most 4x padding (the filter's cost
+grows with the padded width)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,70 +119,62 @@ class TrackTable:
         if live.size:
             llr = self._log_ratio(emb, live)
             gated = self.adjacent[zone][:, self.zone[live]]
-            gated &= (ts[:, None] - self.last_ts[live][None, :]) <= self.gate
-            llr = np.where(gated, llr, -np.inf)
+            if float(ts.max()) - self.gate > float(self.last_ts[live].min()):
+                gated &= (ts[:, None] - self.last_ts[live][None, :]) <= self.gate
+            llr[~gated] = -np.inf
             best = np.argmax(llr, axis=1)
             ok = llr[np.arange(b), best] > 0.0
             track[ok] = live[best[ok]]
         start = track < 0
-        for i in np.flatnonzero(start):  # new animals: rare, matched one by one
-            track[i] = self._match_new(int(i), ts, zone, emb, track, start)
+        self._start_new(np.flatnonzero(start), ts, zone, emb, track)
         start = self._starts(track, ts, start)
         steps = self._steps(track, ts, start)
         self._update(track, ts, zone, emb)
         return Assignment(track, start, steps)
 
     def _log_ratio(self, emb: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        n = np.minimum(self.count[slots], self.memory).astype(np.float64)
+        """``[B, M]``: log p(emb | that track's animal) - log p(emb | another animal);
+        linear in the squared distance, so two array operations after one matmul."""
+        n = np.minimum(self.count[slots], self.memory).astype(np.float32)
+        n = np.maximum(n, 1.0)
         same = self._same_var * (1.0 + 1.0 / n)
         other = self._same_var / n + self._diff_var
-        means = self.mean[slots].astype(np.float64)
-        e = emb.astype(np.float64)
-        squared = (e * e).sum(1)[:, None] + (means * means).sum(1)[None, :] - 2.0 * e @ means.T
-        squared = np.maximum(squared, 0.0)
-        dims = emb.shape[1]
-        result: np.ndarray = 0.5 * (squared / other - squared / same) + 0.5 * dims * np.log(
-            other / same
-        )
+        slope = 0.5 * (1.0 / other - 1.0 / same)
+        offset = 0.5 * emb.shape[1] * np.log(other / same)
+        means = self.mean[slots]
+        e = emb.astype(np.float32, copy=False)
+        squared = (e * e).sum(1)[:, None] + (means * means).sum(1)[None, :]
+        squared -= 2.0 * (e @ means.T)
+        result: np.ndarray = squared * slope[None, :] + offset[None, :]
         return result
 
-    def _match_new(
+    def _start_new(
         self,
-        i: int,
+        unmatched: np.ndarray,
         ts: np.ndarray,
         zone: np.ndarray,
         emb: np.ndarray,
         track: np.ndarray,
-        start: np.ndarray,
-    ) -> int:
-        """A track for observation ``i`` that matched no live track: one started earlier
-        in this batch if it fits, else a fresh slot."""
-        earlier = np.flatnonzero(start[:i])
-        if earlier.size:
-            candidates = np.unique(track[earlier])
-            fits = [
-                c
-                for c in candidates
-                if self.adjacent[zone[i], zone[earlier][track[earlier] == c][-1]]
-                and self._new_fits(emb[i], emb[earlier][track[earlier] == c])
-            ]
-            if fits:
-                return int(fits[0])
-        slot = int(np.argmin(self.last_ts))
-        self.last_ts[slot] = ts[i]  # taken: the next new animal gets another slot
-        self.count[slot] = 0
-        self.mean[slot] = 0.0
-        self.started += 1
-        return slot
-
-    def _new_fits(self, vector: np.ndarray, group: np.ndarray) -> bool:
-        n = min(group.shape[0], self.memory)
-        same = self._same_var * (1.0 + 1.0 / n)
-        other = self._same_var / n + self._diff_var
-        squared = float(((vector - group.mean(axis=0)) ** 2).sum())
-        dims = vector.shape[0]
-        ratio = 0.5 * (squared / other - squared / same) + 0.5 * dims * math.log(other / same)
-        return bool(ratio > 0)
+    ) -> None:
+        """Start a track for the first unmatched observation, give it every later one
+        that fits it (vectorised), and repeat: one pass per new animal, not per report."""
+        dims = emb.shape[1]
+        same = self._same_var * 2.0  # two single observations of one animal
+        other = self._same_var + self._diff_var
+        offset = 0.5 * dims * math.log(other / same)
+        while unmatched.size:
+            first, rest = int(unmatched[0]), unmatched[1:]
+            slot = int(np.argmin(self.last_ts))
+            self.last_ts[slot] = ts[first]  # taken: the next new animal gets another slot
+            self.count[slot] = 0
+            self.mean[slot] = 0.0
+            self.started += 1
+            track[first] = slot
+            squared = ((emb[rest] - emb[first]) ** 2).sum(axis=1)
+            fits = 0.5 * (squared / other - squared / same) + offset > 0.0
+            fits &= self.adjacent[zone[rest], zone[first]]
+            track[rest[fits]] = slot
+            unmatched = rest[~fits]
 
     def _starts(self, track: np.ndarray, ts: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         """A fresh track starts at its earliest observation in the batch."""
@@ -214,9 +208,9 @@ class TrackTable:
         latest = order[np.r_[track[order][1:] != track[order][:-1], True]]  # in slot order
         self.last_ts[slots] = np.maximum(self.last_ts[slots], ts[latest])
         self.zone[slots] = zone[latest]
-        sums = np.zeros((slots.shape[0], emb.shape[1]), np.float64)
-        np.add.at(sums, inverse, emb)
+        by_slot = np.argsort(inverse, kind="stable")
         counts = np.bincount(inverse, minlength=slots.shape[0])
+        sums = np.add.reduceat(emb[by_slot].astype(np.float64), np.r_[0, np.cumsum(counts)[:-1]])
         n = np.minimum(self.count[slots], self.memory)
         self.mean[slots] = (self.mean[slots] * n[:, None] + sums) / (n + counts)[:, None]
         self.count[slots] += counts

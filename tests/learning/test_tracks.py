@@ -54,9 +54,9 @@ def test_rounds_hold_each_track_once() -> None:
     assert grid.round.tolist() == [2, 0, 1, 0]
     cells = set(zip(grid.round.tolist(), grid.column.tolist(), strict=True))
     assert len(cells) == 4
-    assert (grid.rounds, grid.width) == (4, 8)
+    assert (grid.rounds, grid.width) == (4, 4)  # least_width=1: widths 1, 4, 16, ...
     assert [bucket(n) for n in (0, 1, 3, 8, 9)] == [1, 1, 4, 8, 16]
-    assert [bucket(n, 8, 8) for n in (1, 9, 64, 65)] == [8, 64, 64, 512]
+    assert [bucket(n, 4, 8) for n in (1, 9, 16, 17)] == [16, 16, 16, 64]
 
 
 def test_the_ledger_takes_each_sequence_number_once_in_any_order() -> None:

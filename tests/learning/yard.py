@@ -56,7 +56,7 @@ def config(**overrides: object) -> LearnerConfig:
         "traps": (TrapConfig(device="trap-1", zone="trap", twin="/yard/trap-1"),),
         "tracks": 16,
         "snapshot_every": None,
-        "warm_shapes": ((1, 8),),
+        "warm_shapes": ((1, 16),),
     }
     base.update(overrides)
     return LearnerConfig(**base)  # type: ignore[arg-type]
@@ -80,7 +80,7 @@ def sighting(
     )
 
 
-TEST_SHAPES = (*tuple((rounds, 8) for rounds in (1, 4, 16, 64)), (1, 64), (4, 64))
+TEST_SHAPES = (*((rounds, 16) for rounds in (1, 4, 16, 64)), (1, 64), (4, 64))
 """The (rounds, width) buckets the tests' batches fall in."""
 
 
