@@ -41,10 +41,18 @@ def decode_snapshot(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         header = json.loads(arrays.pop(_HEADER).tobytes().decode())
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        zipfile.BadZipFile,
+        UnicodeDecodeError,
+    ) as error:
         msg = f"not a learner snapshot ({type(error).__name__}: {error}); start from the prior"
         raise LearningError(msg) from error
-    if not isinstance(header, dict) or header.get("format") != SNAPSHOT_FORMAT:
-        msg = f"snapshot format {header.get('format')!r} is not {SNAPSHOT_FORMAT}; start afresh"
+    found = header.get("format") if isinstance(header, dict) else None
+    if found != SNAPSHOT_FORMAT:
+        msg = f"snapshot format {found!r} is not {SNAPSHOT_FORMAT}; start from the prior"
         raise LearningError(msg)
     return header, arrays
