@@ -2,9 +2,9 @@
 
 ``update_throughput``
     events per second through a Learner actor: a sender thread tells a stream of camera
-    events (3 cameras, the same 64 animals throughout, a core-sized model) as fast as it can, and the figure
-    is events over the time until the learner has applied the last one (an ask that
-    flushes). Anchor: the raw jitted ``core.step`` applying the same number of
+    events (3 cameras, the same 64 animals throughout, a core-sized model) as fast as it
+    can, and the figure is events over the time until the learner has applied the last
+    one (an ask that flushes). Anchor: the raw jitted ``core.step`` applying the same number of
     observations in batches of one observation per animal, with the arrays prepared
     beforehand (no actor, no checks, no association, no decisions); goal: the actor
     keeps a quarter of that. ``update_throughput_target``: the same figure against the

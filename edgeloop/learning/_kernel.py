@@ -234,11 +234,15 @@ class Kernel:
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`to_arrays` saved."""
         fields = core.Params._fields
-        self.params = core.Params(**{k: jnp.asarray(arrays[f"params.{k}"]) for k in fields})
-        self.state = core.FilterState(
+        params = core.Params(**{k: jnp.asarray(arrays[f"params.{k}"]) for k in fields})
+        state = core.FilterState(
             belief=jnp.asarray(arrays["state.belief"]),
             log_evidence=jnp.asarray(arrays["state.log_evidence"]),
         )
+        if state.belief.shape != self.state.belief.shape:
+            msg = f"snapshot belief {state.belief.shape}, this learner {self.state.belief.shape}"
+            raise ValueError(msg)
+        self.params, self.state = params, state
 
     def adopt(self, params: core.Params) -> None:
         """Use new parameters from the next batch on (same shapes: no recompilation)."""

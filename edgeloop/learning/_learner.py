@@ -448,15 +448,19 @@ class Learner(Actor):
             return
         try:
             header, arrays = decode_snapshot(record.value)
-            self._kernel.load_arrays(arrays)
+            ledger = SeqLedger.from_json(header["ledger"])
+            missing = {"actions", "counts", "rejected", "latest", "params_version"} - set(header)
+            if missing:
+                raise LearningError(f"snapshot header lacks {sorted(missing)}")
+            self._kernel.load_arrays(arrays)  # each loads all its arrays or none
             self._tracks.load_arrays(arrays)
             if self._trainer is not None:
                 self._trainer.load_arrays(arrays)
-        except (LearningError, KeyError, ValueError) as error:
+        except (LearningError, KeyError, ValueError, TypeError, IndexError) as error:
             _log.error("learner_snapshot_unreadable", version=record.version, error=str(error))
             self._counts["snapshot_failures"] += 1
             return
-        self._ledger = SeqLedger.from_json(header["ledger"])
+        self._ledger = ledger
         self._actions = {k: int(v) for k, v in header["actions"].items()}
         self._counts.update(header["counts"])
         self._rejected.update(header["rejected"])
