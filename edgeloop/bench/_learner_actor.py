@@ -40,8 +40,9 @@ THROUGHPUT_TARGET = 100_000.0
 LATENCY_TARGET_MS = 2.0
 """Milliseconds (p99) the issue allows from event in to decision out at 1,000 events/s."""
 
-_SHAPES = ((1, 16),)
-"""Compiled in on_start; the rest compile in the unrecorded warm-up rounds."""
+_SHAPES = ((1, 16), (2, 16), (4, 16), (1, 32), (1, 64))
+"""Compiled in on_start (what paced traffic hits); the shapes of a flood compile in the
+unrecorded warm-up rounds."""
 _ANIMALS = 64
 _CAMERAS = ("cam-0", "cam-1", "cam-2")
 _ZONES = ("lawn", "porch", "trap", "shed")  # a ring: each zone is next to its neighbours

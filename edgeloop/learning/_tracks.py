@@ -41,12 +41,11 @@ def bucket(n: int, base: int = 2, least: int = 1) -> int:
     return size
 
 
-ROUND_BASE = 4
-"""Rounds are bucketed to powers of 4 (1, 4, 16, 64) ..."""
-WIDTH_BASE = 4
-"""... and widths to powers of 4 from 16 (16, 64, 256, 1024, 4096): twenty shapes cover any
-traffic up to 4,096 observations a batch, with at most 4x padding (the filter's cost
-grows with the padded width)."""
+ROUND_BASE = 2
+"""Rounds are bucketed to powers of two (1, 2, 4, ... 64) ..."""
+WIDTH_BASE = 2
+"""... and widths to powers of two from 16: padding costs filter work (at most 2x), and
+only the shapes a deployment's traffic hits are ever compiled (a handful)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -232,7 +231,7 @@ class TrackTable:
         self.count = np.array(arrays["track_count"], np.int64)
 
 
-def layout(assignment: Assignment, ts: np.ndarray, *, least_width: int = 8) -> Layout:
+def layout(assignment: Assignment, ts: np.ndarray, *, least_width: int = 16) -> Layout:
     """The ``[rounds, width]`` cell of each observation: round = its rank by time within
     its track, column = its place within the round; both sizes rounded up to buckets."""
     track = assignment.track

@@ -54,7 +54,7 @@ def test_rounds_hold_each_track_once() -> None:
     assert grid.round.tolist() == [2, 0, 1, 0]
     cells = set(zip(grid.round.tolist(), grid.column.tolist(), strict=True))
     assert len(cells) == 4
-    assert (grid.rounds, grid.width) == (4, 4)  # least_width=1: widths 1, 4, 16, ...
+    assert (grid.rounds, grid.width) == (4, 2)  # least_width=1: widths 1, 2, 4, ...
     assert [bucket(n) for n in (0, 1, 3, 8, 9)] == [1, 1, 4, 8, 16]
     assert [bucket(n, 4, 8) for n in (1, 9, 16, 17)] == [16, 16, 16, 64]
 
