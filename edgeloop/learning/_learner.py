@@ -127,6 +127,9 @@ class Learner(Actor):
         self._actions: dict[str, int] = {}
         self._trainer: Trainer | None = None
         self._repair_out = False
+        # False while a batch is half applied: a crash then must not be snapshotted, or
+        # the ledger would list events the filter never took in (the restart replays them)
+        self._consistent = True
         self._pointed: dict[str, str] = {}
         self._latest = -math.inf
         self._counts: collections.Counter[str] = collections.Counter()
@@ -186,13 +189,14 @@ class Learner(Actor):
                 self._schedule(job, every)
 
     def on_stop(self) -> None:
-        """Apply what is pending, take a last snapshot, close the store."""
+        """Apply what is pending, take a last snapshot, close the store (after a crash
+        in the middle of a batch: only close the store; the last snapshot stands)."""
         for timer in self._timers.values():
             timer.cancel()
         try:
-            if self._kernel is not None and self._pending:
+            if self._consistent and self._kernel is not None and self._pending:
                 self._flush()
-            if self._store is not None and self._kernel is not None:
+            if self._consistent and self._store is not None and self._kernel is not None:
                 self._snapshot()
         finally:
             if self._store is not None:
@@ -276,6 +280,7 @@ class Learner(Actor):
             return
         assert self._kernel is not None
         batch, self._pending = self._pending, []
+        self._consistent = False
         rows, ts, zone, emb = self._rows(batch)
         assignment = self._tracks.assign(ts, zone, emb)
         rows.track, rows.start, rows.steps = (
@@ -291,6 +296,7 @@ class Learner(Actor):
         self._counts["events"] += sum(len(b) for b in batch)
         if self._trainer is not None:
             self._trainer.keep(rows, ts)
+        self._consistent = True
         self._decide(actions, risks, p_target, p_protected, batch)
 
     def _rows(
