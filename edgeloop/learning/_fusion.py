@@ -43,6 +43,8 @@ class FusionStatistics:
     counts: AssociatorCounts
     rejected: dict[str, int]
     pending: int
+    undelivered: int
+    """Observations the downstream actor could not take (its mailbox stayed full)."""
 
 
 class FusionGroup(Actor):
@@ -60,6 +62,7 @@ class FusionGroup(Actor):
         self._rejected: collections.Counter[str] = collections.Counter()
         self._seen_at = math.nan  # the clock's time when the latest report arrived
         self._timer: Timer | None = None
+        self._undelivered = 0
 
     def on_start(self) -> None:
         self._arm()
@@ -85,6 +88,7 @@ class FusionGroup(Actor):
             counts=dataclasses.replace(self._associator.counts),
             rejected=dict(self._rejected),
             pending=self._associator.pending,
+            undelivered=self._undelivered,
         )
 
     def _report(self, event: Event) -> ObservationError | None:
@@ -120,13 +124,14 @@ class FusionGroup(Actor):
 
     def _emit(self, observations: list[FusedObservation]) -> None:
         for observation in observations:
-            if self.downstream.startswith("/"):
-                self.system.tell(self.downstream, observation)
-            else:
-                try:
+            try:
+                if self.downstream.startswith("/"):
+                    self.system.tell(self.downstream, observation)
+                else:
                     self.system.ref(self.downstream).tell(observation)
-                except EdgeloopError as error:
-                    _log.warning("fusion_send_failed", to=self.downstream, error=str(error))
+            except EdgeloopError as error:  # a full mailbox, a lost node: counted, logged
+                self._undelivered += 1
+                _log.warning("fusion_send_failed", to=self.downstream, error=str(error))
 
     def _reject(self, field: str, problem: str) -> ObservationError:
         self._rejected[field] += 1

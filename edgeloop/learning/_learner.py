@@ -90,6 +90,7 @@ class LearnerStatistics:
     svi_fits: int
     repairs: int
     stale_repairs: int
+    undelivered: int
     tracks_started: int
     seq: dict[str, int]
 
@@ -556,14 +557,17 @@ class Learner(Actor):
     # -- helpers ---------------------------------------------------------------------
 
     def _send(self, address: str, message: Any) -> None:
-        """Tell whatever actor holds ``address`` now (a dead letter if none does)."""
-        if address.startswith("/"):
-            self.system.tell(address, message)
-        else:
-            try:
+        """Tell whatever actor holds ``address`` now (a dead letter if none does). A
+        peer whose mailbox stays full, or an unreachable node, is counted and logged: it
+        must not stop the learner."""
+        try:
+            if address.startswith("/"):
+                self.system.tell(address, message)
+            else:
                 self.system.ref(address).tell(message)
-            except EdgeloopError as error:
-                _log.warning("learner_send_failed", to=address, error=str(error))
+        except EdgeloopError as error:
+            self._counts["undelivered"] += 1
+            _log.warning("learner_send_failed", to=address, error=str(error))
 
     def statistics(self) -> LearnerStatistics:
         """Counters since the first start (restored from snapshots)."""
@@ -584,6 +588,7 @@ class Learner(Actor):
             svi_fits=counts["svi"],
             repairs=counts["repair"],
             stale_repairs=counts["stale_repairs"],
+            undelivered=counts["undelivered"],
             tracks_started=self._tracks.started,
             seq=self._ledger.last(),
         )

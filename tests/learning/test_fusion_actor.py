@@ -3,9 +3,11 @@ time moves on without reports, bad reports are refused and counted."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from edgeloop.actors import ActorSystem
+from edgeloop.actors import Actor, ActorSystem, MailboxConfig
 from edgeloop.clock import VirtualClock
 from edgeloop.errors import ObservationError
 from edgeloop.learning import (
@@ -99,3 +101,37 @@ def test_bad_reports_are_refused_and_counted(virtual_system: ActorSystem) -> Non
     assert stats.rejected == {"device": 1, "embedding": 1, "message": 1}
     assert stats.pending == 0
     assert fusion.is_alive()
+
+
+class Stuck(Actor):
+    """Holds its first message until ``release`` is set, so its mailbox fills."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    def on_receive(self, message: object) -> None:
+        self.release.wait(WAIT)
+
+
+def test_a_full_downstream_mailbox_is_counted_not_fatal(virtual_system: ActorSystem) -> None:
+    """The learner's mailbox refuses: the group counts what it could not hand over."""
+    release = threading.Event()
+    stuck = virtual_system.spawn(
+        Stuck,
+        "/yard/out",
+        args={"release": release},
+        mailbox=MailboxConfig(capacity=1, overflow="fail"),
+    )
+    stuck.tell("hold")  # handled: blocks
+    wait_for(lambda: stuck.statistics().queue_depth == 0, what="the first message taken")
+    stuck.tell("fill")  # queued: the mailbox is now full
+    fusion = virtual_system.spawn(
+        FusionGroup, "/yard/fusion", args={"config": CONFIG, "downstream": "/yard/out"}
+    )
+    for seq in range(1, 4):
+        fusion.tell(sighting("cam-a", seq, seq * 10.0, "skunk", "lawn"))
+    stats = fusion.ask(GetStatistics()).get(WAIT)
+    release.set()
+    assert fusion.is_alive()
+    assert stats.counts.groups == 2
+    assert stats.undelivered == 2
