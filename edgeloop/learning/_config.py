@@ -45,7 +45,8 @@ def _positive(key: str, value: object, *, allow_none: bool = False) -> None:
 class LearnerConfig:
     """A Learner's configuration; checked when built (:class:`ConfigError` names the key).
 
-    ``spec`` and ``dims`` are the core's ``YardSpec`` and ``Dims``. ``cameras``,
+    ``spec`` and ``dims`` are the core's ``YardSpec`` (or its digested ``Params``) and
+    ``Dims``. ``cameras``,
     ``zones`` and ``labels`` name camera slots, zone indices and species slots (an
     on-device label not in ``labels`` is "unknown"). ``sources`` maps each device to its
     twin's address, asked for missed events after a restart; ``steerable`` maps a camera

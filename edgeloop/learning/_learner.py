@@ -165,7 +165,8 @@ class Learner(Actor):
             )
             params = self._trainer.params()
         else:
-            params = core.params(config.spec)
+            spec = config.spec
+            params = spec if isinstance(spec, core.Params) else core.params(spec)
         self._kernel = Kernel(config.dims, params, config.tracks, traps)
         if config.store is not None:
             from edgeloop.store import Store
