@@ -27,3 +27,27 @@ def test_importing_the_shells_does_not_load_jax() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_wire_messages_round_trip_as_tell_bodies() -> None:
+    """EventsSince, FusedObservation and Decision cross a link as Tell bodies."""
+    from edgeloop.learning import Decision, EventsSince, FusedObservation
+    from edgeloop.messages import decode_body, encode_body
+    from tests.learning.yard import sighting
+
+    messages = [
+        EventsSince(device="cam-a", after_seq=41, reply_to="/yard/learner"),
+        FusedObservation(group=3, ts=10.0, reports=(sighting("cam-a", 1, 10.0, "cat", "lawn"),)),
+        Decision(
+            trap="trap-1",
+            action="close",
+            p_target=0.99,
+            p_protected=0.001,
+            expected_loss=0.01,
+            ts=5.0,
+            batch=7,
+            seq={"cam-a": 41},
+        ),
+    ]
+    for message in messages:
+        assert decode_body(encode_body(message), type(message)) == message
