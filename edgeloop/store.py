@@ -145,16 +145,21 @@ class Store:
 
         return self._guarded("delete", remove)
 
-    def compact(self, *, keep_last: int = 1, before: float | None = None) -> int:
+    def compact(
+        self, *, keep_last: int = 1, before: float | None = None, key: str | None = None
+    ) -> int:
         """Drop versions nobody can ask for any more; how many were dropped.
 
         A version goes when it is not among the newest ``keep_last`` of its key and, if
         ``before`` is given, a newer version was stamped at or before ``before``. So every
         ``get(key, as_of=t)`` with ``t >= before`` answers as it did, and the newest
-        ``keep_last`` versions of every key stay readable by number.
+        ``keep_last`` versions of every key stay readable by number. ``key`` limits it to
+        one key (a store may be shared).
         """
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
             self._reject(f"keep_last must be an integer >= 1, got {keep_last!r}")
+        if key is not None:
+            self._check_key(key)
         # With no ``before``, any newer version supersedes: the cutoff is the largest time.
         cutoff = 1e308 if before is None else self._check_ts(before, "before")
 
@@ -165,8 +170,9 @@ class Store:
                     " (SELECT count(*) FROM records AS n WHERE n.key = r.key"
                     "  AND n.version > r.version) >= ?"
                     " AND EXISTS (SELECT 1 FROM records AS n WHERE n.key = r.key"
-                    "  AND n.version > r.version AND n.ts <= ?)",
-                    (keep_last, cutoff),
+                    "  AND n.version > r.version AND n.ts <= ?)"
+                    " AND (? IS NULL OR r.key = ?)",
+                    (keep_last, cutoff, key, key),
                 ).rowcount
             self._removed += count
             return int(count)

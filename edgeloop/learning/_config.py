@@ -71,6 +71,7 @@ class LearnerConfig:
     store: str | None = None
     key: str = "learner"
     snapshot_every: float | None = 5.0
+    keep_snapshots: int | None = 10
     prior: Any = None
     learn_every: float | None = None
     svi_every: float | None = None
@@ -114,6 +115,7 @@ class LearnerConfig:
         for name in ("tick", "gate", "embedding_scale", "repair_every", "high_rate"):
             _positive(name, getattr(self, name))
         _positive("snapshot_every", self.snapshot_every, allow_none=True)
+        _positive("keep_snapshots", self.keep_snapshots, allow_none=True)
         _positive("reconfigure_every", self.reconfigure_every, allow_none=True)
         _positive("learn_every", self.learn_every, allow_none=True)
         _positive("svi_every", self.svi_every, allow_none=True)

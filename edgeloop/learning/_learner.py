@@ -446,6 +446,11 @@ class Learner(Actor):
             _log.error("learner_snapshot_failed", path=self.path, error=str(error))
             return
         self._counts["snapshots"] += 1
+        if self.config.keep_snapshots is not None:  # the store would grow without bound
+            try:
+                self._store.compact(keep_last=self.config.keep_snapshots, key=self.config.key)
+            except EdgeloopError as error:  # old snapshots stay: harmless, logged
+                _log.warning("learner_compact_failed", path=self.path, error=str(error))
         _log.debug("learner_snapshot", path=self.path, version=version, bytes=len(data))
 
     def _restore(self) -> None:

@@ -108,7 +108,7 @@ def test_a_learner_starts_afresh_from_an_unreadable_snapshot(
     path = tmp_path / "learner.db"
     with Store(path) as store:
         store.put("learner", b"not a snapshot", 1.0)
-    cfg = config(store=str(path), snapshot_every=None)
+    cfg = config(store=str(path), snapshot_every=None, keep_snapshots=1)
     learner = system.spawn(Learner, "/yard/learner", args={"config": cfg}, start_timeout=60)
     learner.tell(sighting("cam-a", 1, 1.0, "skunk", "lawn"))
     stats = learner.ask(GetStatistics()).get(WAIT)
@@ -116,5 +116,5 @@ def test_a_learner_starts_afresh_from_an_unreadable_snapshot(
     assert stats.events == 1
     learner.stop()
     assert learner.wait_stopped(WAIT)
-    with Store(path) as store:  # the orderly stop left a good snapshot behind
-        assert store.get("learner").version == 2
+    with Store(path) as store:  # the orderly stop left a good snapshot, and only that
+        assert [r.version for r in store.history("learner")] == [2]

@@ -77,6 +77,16 @@ def test_compaction_keeps_every_answer_from_its_cutoff_on(store: Store) -> None:
     assert store.statistics().removed == 3
 
 
+def test_compaction_of_one_key_leaves_the_others(store: Store) -> None:
+    """compact(key=...) touches that key only: a store may be shared."""
+    for ts in (1.0, 2.0, 3.0):
+        store.put("mine", b"m", ts)
+        store.put("theirs", b"t", ts)
+    assert store.compact(key="mine") == 2
+    assert len(store.history("mine")) == 1
+    assert len(store.history("theirs")) == 3
+
+
 def test_versions_are_never_reused(store: Store) -> None:
     """After compaction or deletion a key's next version still counts up."""
     store.put("k", b"1", 1.0)
