@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from edgeloop.errors import LearningError
 from edgeloop.learning import core
 from edgeloop.learning._kernel import Rows
 from edgeloop.learning._tracks import bucket
@@ -104,7 +105,22 @@ class Trainer:
         return True
 
     def adopt(self, posterior: core.Posterior) -> None:
-        """A repaired posterior replaces the last window's streaming update."""
+        """A repaired posterior replaces the last window's streaming update.
+
+        Raises LearningError (and changes nothing) if it is not a posterior of this
+        model's shapes: it came from another actor, so it is input like any other."""
+        try:
+            shapes = [np.shape(a) for a in posterior]
+            params = core.params(core.spec_of(posterior, "mean"))
+        except (TypeError, ValueError, AttributeError) as error:
+            msg = f"not a posterior ({type(error).__name__}: {error}); the repair is dropped"
+            raise LearningError(msg) from error
+        finite = all(
+            bool(np.all(np.isfinite(np.asarray(a)))) for a in (params.trans, params.emb_loc)
+        )
+        if shapes != [np.shape(a) for a in self.posterior] or not finite:
+            msg = "the repaired posterior has other shapes or non-finite values; dropped"
+            raise LearningError(msg)
         self.posterior = posterior
         self.last = None
 

@@ -522,7 +522,11 @@ class Learner(Actor):
             self._counts["stale_repairs"] += 1
             return
         self._flush()  # the pending batch was sent under the old parameters
-        self._trainer.adopt(update.posterior)
+        try:
+            self._trainer.adopt(update.posterior)
+        except LearningError as error:
+            self._reject("posterior", str(error))
+            return
         self._adopt_posterior("repair")
 
     def _adopt_posterior(self, why: str) -> None:

@@ -82,3 +82,19 @@ def test_learning_without_a_prior_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         config(learn_every=5.0)
     assert caught.value.key == "prior"
+
+
+def test_a_bad_repaired_posterior_is_refused_and_the_filter_goes_on(system: ActorSystem) -> None:
+    """A ParamsUpdate that is not a posterior of this model: counted, dropped, harmless."""
+    from edgeloop.learning import ParamsUpdate
+
+    system.spawn(Inbox, "/yard/trap-1")
+    cfg = config(prior=yard_prior())
+    learner = system.spawn(Learner, "/yard/learner", args={"config": cfg}, start_timeout=SLOW)
+    learner.tell(ParamsUpdate(base_version=0, posterior="not a posterior"))
+    wrong_shape = yard_prior()._replace(crp=np.ones(7))
+    learner.tell(ParamsUpdate(base_version=0, posterior=wrong_shape))
+    learner.tell(sighting("cam-a", 1, 1.0, "skunk", "lawn"))
+    stats = learner.ask(GetStatistics(), timeout=SLOW).get()
+    assert stats.rejected == {"posterior": 2}
+    assert (stats.events, stats.params_version, stats.repairs) == (1, 0, 0)
