@@ -209,7 +209,7 @@ class Learner(Actor):
     def on_receive(self, message: Any) -> Any:
         kind = message.__class__
         if kind is Event:
-            return self._take((message,))
+            return self._take_one(message)
         if kind is _Flush:
             self._flush_queued = False
             self._flush()
@@ -232,42 +232,58 @@ class Learner(Actor):
             )
         return None
 
+    def _take_one(self, event: Event) -> LearningError | None:
+        """One camera's report: the common case, kept short (it runs per event)."""
+        problem = self._problem(event)
+        if problem is not None:
+            return self._reject(*problem)
+        if not self._ledger.take(event.device, event.seq):
+            self._counts["duplicates"] += 1
+            return None
+        self._pending.append((event,))
+        self._schedule_flush()
+        return None
+
     def _take(self, reports: tuple[Event, ...]) -> LearningError | None:
-        error = self._check(reports)
-        if error is not None:
-            return self._reject(error.field, error.problem)
+        """The reports of one fused observation: all checked, the new ones kept."""
+        seen: set[str] = set()
+        for report in reports:
+            problem = self._problem(report)
+            if problem is None and report.device in seen:
+                problem = ("device", f"{report.device!r} reports twice in one group")
+            if problem is not None:
+                return self._reject(*problem)
+            seen.add(report.device)
         fresh = tuple(r for r in reports if self._ledger.take(r.device, r.seq))
         if len(fresh) < len(reports):
             self._counts["duplicates"] += len(reports) - len(fresh)
             if not fresh:
                 return None
         self._pending.append(fresh)
+        self._schedule_flush()
+        return None
+
+    def _schedule_flush(self) -> None:
         if len(self._pending) >= self.config.max_batch:
             self._flush()
         elif not self._flush_queued:
             self._flush_queued = True
             send_signal(self.ref, _FLUSH)
-        return None
 
-    def _check(self, reports: tuple[Event, ...]) -> ObservationError | None:
-        """The first thing wrong with these reports, or None (cheap: this is per event)."""
-        cameras = set()
-        for report in reports:
-            if report.__class__ is not Event:
-                return ObservationError("reports", f"expected Events, got {type(report).__name__}")
-            if report.device not in self._camera:
-                return ObservationError("device", f"{report.device!r} is not one of my cameras")
-            if report.device in cameras:
-                return ObservationError("device", f"{report.device!r} reports twice in one group")
-            cameras.add(report.device)
-            if report.zone not in self._zone:
-                return ObservationError("zone", f"{report.zone!r} is not a zone of the yard")
-            if len(report.embedding) != self._dim:
-                return ObservationError(
-                    "embedding", f"{len(report.embedding)} bytes, expected {self._dim}"
-                )
-            if not (0.0 <= report.score <= 1.0) or not math.isfinite(report.ts):
-                return ObservationError("score", "score must be in [0, 1] and ts finite")
+    def _problem(self, report: Event) -> tuple[str, str] | None:
+        """The field of ``report`` that is wrong and why, or None (cheap: per event)."""
+        if report.__class__ is not Event:
+            return "reports", f"expected Events, got {type(report).__name__}"
+        if report.device not in self._camera:
+            return "device", f"{report.device!r} is not one of my cameras"
+        if report.zone not in self._zone:
+            return "zone", f"{report.zone!r} is not a zone of the yard"
+        if len(report.embedding) != self._dim:
+            return "embedding", f"{len(report.embedding)} bytes, expected {self._dim}"
+        if not 0.0 <= report.score <= 1.0:
+            return "score", f"{report.score!r} is not in [0, 1]"
+        if not math.isfinite(report.ts):
+            return "ts", f"{report.ts!r} is not a finite time"
         return None
 
     def _reject(self, field: str, problem: str) -> LearningError:

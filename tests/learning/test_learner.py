@@ -11,7 +11,14 @@ import pytest
 from edgeloop.actors import ActorRef, ActorSystem
 from edgeloop.clock import VirtualClock
 from edgeloop.errors import ObservationError
-from edgeloop.learning import Decision, GetBelief, GetStatistics, Learner, LearnerConfig
+from edgeloop.learning import (
+    Decision,
+    FusedObservation,
+    GetBelief,
+    GetStatistics,
+    Learner,
+    LearnerConfig,
+)
 from edgeloop.messages import Command, ConfigDesired
 from tests.helpers import WAIT, wait_for
 from tests.learning.twins import Inbox
@@ -136,6 +143,18 @@ def test_two_animals_get_two_tracks_and_their_beliefs(yard) -> None:
                 config_version=1,
             ),
             "score",
+        ),
+        (sighting("cam-a", 1, float("nan"), "skunk", "trap"), "ts"),
+        (
+            FusedObservation(
+                group=1,
+                ts=1.0,
+                reports=(
+                    sighting("cam-a", 1, 1.0, "skunk", "trap"),
+                    sighting("cam-a", 2, 1.1, "skunk", "trap"),
+                ),
+            ),
+            "device",
         ),
         ("close the trap", "message"),
     ],
