@@ -111,7 +111,7 @@ def _run(
     *,
     cameras: int,
     dim: int,
-) -> tuple[core.FilterState, jax.Array, jax.Array, jax.Array, jax.Array]:
+) -> tuple[core.FilterState, jax.Array]:
     obs = _unpack(ints, floats, cameras, dim)
 
     def body(s: core.FilterState, row: core.ObsBatch) -> tuple[core.FilterState, None]:
@@ -125,7 +125,17 @@ def _run(
     p_p = jnp.einsum("nkz,tkz->tn", belief, protected)
     any_t = 1.0 - jnp.prod(jnp.where(live[None, :], 1.0 - p_t, 1.0), axis=1)
     any_p = 1.0 - jnp.prod(jnp.where(live[None, :], 1.0 - p_p, 1.0), axis=1)
-    return state, decisions.action, decisions.expected_loss, any_t, any_p
+    # one [T, 5] array (action, two expected losses, two probabilities): one transfer
+    summary = jnp.concatenate(
+        [
+            decisions.action[:, None].astype(jnp.float32),
+            decisions.expected_loss,
+            any_t[:, None],
+            any_p[:, None],
+        ],
+        axis=1,
+    )
+    return state, summary
 
 
 _run_jit = jax.jit(_run, static_argnames=("cameras", "dim"))
@@ -185,7 +195,7 @@ class Kernel:
         self, rows: Rows, grid: Layout, live: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         ints, floats = _grid(rows, grid, self.n_tracks)
-        self.state, actions, risks, p_t, p_p = _run_jit(
+        self.state, summary = _run_jit(
             self.params,
             self.state,
             ints,
@@ -197,8 +207,8 @@ class Kernel:
             cameras=self.dims.cameras,
             dim=self.dims.dim,
         )
-        host = jax.device_get((actions, risks, p_t, p_p))
-        return tuple(np.asarray(a) for a in host)  # type: ignore[return-value]
+        host = np.asarray(summary)
+        return host[:, 0].astype(np.int32), host[:, 1:3], host[:, 3], host[:, 4]
 
     def warm(self, shapes: Sequence[tuple[int, int]]) -> None:
         """Compile the batch step for each ``(rounds, width)`` now, with rows that change
