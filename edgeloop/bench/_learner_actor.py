@@ -42,7 +42,7 @@ LATENCY_TARGET_MS = 2.0
 
 _PACED_SHAPES = ((1, 16), (2, 16), (4, 16), (1, 32), (1, 64))
 """The (rounds, width) buckets paced traffic hits, compiled in on_start."""
-_FLOOD_SHAPES = tuple((r, w) for r in (1, 2, 4, 8, 16, 32, 64) for w in (64, 128))
+_FLOOD_SHAPES = tuple((r, w) for r in (1, 2, 4, 8, 16, 32, 64) for w in (64, 128, 256))
 """The buckets a flood of 64 animals' reports hits (a compilation in a timed round would
 be measured as seconds of stall)."""
 _ANIMALS = 64
