@@ -25,7 +25,12 @@ callers can catch either the precise or the generic type::
     ├── LinkError                           a link to a peer failed
     │   ├── PeerLostError                   no heartbeat within the liveness timeout
     │   └── AuthenticationError             the peer's key is unknown, revoked or missing
-    └── RemoteError                         a remote actor raised; .remote_type, .traceback
+    ├── RemoteError                         a remote actor raised; .remote_type, .traceback
+    └── DeviceError                         a request to a device (through its twin) failed
+        ├── DeviceAwayError                 the device has no link now; nothing was delivered
+        ├── DeviceTimeout (TimeoutError)    no answer from the device within the timeout
+        ├── DeviceRefusedError              the device answered no; .detail says why
+        └── FrameError                      a pulled frame did not arrive or is not the ref's
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
 Messages say what was wrong and what to do next.
@@ -57,6 +62,11 @@ __all__ = [
     "PeerLostError",
     "AuthenticationError",
     "RemoteError",
+    "DeviceError",
+    "DeviceAwayError",
+    "DeviceTimeout",
+    "DeviceRefusedError",
+    "FrameError",
     "EdgeloopInternalError",
 ]
 
@@ -194,6 +204,36 @@ class RemoteError(EdgeloopError):
         self.remote_message = message
         self.traceback = traceback
         super().__init__(f"remote {remote_type}: {message}")
+
+
+class DeviceError(EdgeloopError):
+    """A request to a device failed; ``device`` names it."""
+
+    def __init__(self, device: str, message: str) -> None:
+        self.device = device
+        super().__init__(message)
+
+
+class DeviceAwayError(DeviceError):
+    """The device has no ready link, so the request was not delivered; retry once it is back
+    (``DeviceUp``), or check the device agent is running and can reach the node."""
+
+
+class DeviceTimeout(DeviceError, TimeoutError):
+    """The device did not answer within the timeout; it may still act on the request."""
+
+
+class DeviceRefusedError(DeviceError):
+    """The device answered and refused (a failed command, a rejected config or head, a
+    trap in fault); ``detail`` is the device's reason."""
+
+    def __init__(self, device: str, message: str, detail: str = "") -> None:
+        self.detail = detail
+        super().__init__(device, message)
+
+
+class FrameError(DeviceError):
+    """A pulled frame did not arrive, or what arrived is not the frame its ref names."""
 
 
 class EdgeloopInternalError(Exception):

@@ -422,6 +422,47 @@ class FrameReady(_Message, frozen=True, kw_only=True, tag="frame_ready"):
             raise ValueError("a frame_ready carries exactly one of ref and error")
 
 
+# -- event history ---------------------------------------------------------------------
+#
+# What an actor that restarted (a learner after loading its snapshot) asks a device twin
+# for: the events it may have missed. They travel as actor messages (told or asked, or as
+# a Tell's body between nodes), not as link kinds, so they are not members of ``Message``.
+
+
+class EventsSince(msgspec.Struct, frozen=True, kw_only=True):
+    """Ask the twin of ``device`` for the events it still holds after ``after_seq`` (and,
+    if given, stamped at or after ``since_ts``, device time), at most ``limit`` of them.
+
+    Asked, the twin answers with an :class:`EventsBatch`; told with ``reply_to`` (an actor
+    address such as ``/yard/learner``), it tells the batch there.
+    """
+
+    device: Name
+    after_seq: Seq = 0
+    since_ts: Timestamp | None = None
+    limit: Annotated[int, Meta(ge=1, le=100_000)] = 10_000
+    reply_to: Address | None = None
+
+
+class EventsBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """The twin's answer to :class:`EventsSince`, oldest first.
+
+    ``complete`` is false when some asked-for events are no longer held (evicted from the
+    twin's buffer, or lost in a gap the device never filled): the asker must treat them as
+    missing. ``more`` is true when ``limit`` cut the batch short (ask again after the last
+    seq). ``delivered_seq`` is the highest sequence number the twin has delivered.
+    """
+
+    device: Name
+    events: tuple[Event, ...]
+    complete: bool
+    more: bool
+    delivered_seq: Seq
+
+
+__all__ += ["EventsSince", "EventsBatch"]
+
+
 # -- bulk lane -------------------------------------------------------------------------
 #
 # The bulk lane's messages (docs/bulk-lane.md). The handshake (offer, accept, ready)

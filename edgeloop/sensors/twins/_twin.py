@@ -1,0 +1,888 @@
+"""SensorTwin: the node's live copy of one device.
+
+One twin per device, supervised like any actor, registered with the node's
+:class:`~edgeloop.supervisor.DevicePort`. It turns the device's at-least-once event
+stream into an exactly-once, in-order one for its subscribers (a :class:`Sequencer`),
+acknowledges cumulatively (every ``ack_every`` events or ``ack_delay`` seconds, whichever
+comes first), keeps recent events for actors that restarted (``EventsSince``), holds the
+desired configuration and head against what the device reports (as IoT device twins
+do), and runs commands and frame pulls with timeouts and typed failures.
+
+Everything the twin waits for (acks, gaps, request deadlines) is a timer on the node's
+clock that sends the twin a signal, so its thread never sleeps or blocks, and a replay on
+a virtual clock times out the same way a live run does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from edgeloop.actors import Actor, ActorRefLike, Down, Future, send_signal, split_address
+from edgeloop.clock import Timer
+from edgeloop.errors import (
+    ConfigError,
+    DeviceAwayError,
+    DeviceError,
+    DeviceRefusedError,
+    DeviceTimeout,
+    FrameError,
+    MailboxFull,
+)
+from edgeloop.messages import (
+    Command,
+    CommandResult,
+    ConfigDesired,
+    ConfigReported,
+    ErrorReply,
+    Event,
+    EventAck,
+    EventsBatch,
+    EventsSince,
+    FrameReady,
+    FrameRequest,
+    HeadAck,
+    HeadUpdate,
+    Message,
+)
+from edgeloop.sensors.twins._buffer import EventBuffer
+from edgeloop.sensors.twins._frames import FramePuller, FrameSourceFactory, frame_mismatch
+from edgeloop.sensors.twins._requests import (
+    DEFAULT_TIMEOUT,
+    Configure,
+    GetState,
+    PullFrame,
+    PushHead,
+    ReplyTo,
+    RunCommand,
+    Subscribe,
+    TwinAnswer,
+    Unsubscribe,
+)
+from edgeloop.sensors.twins._sequencer import Sequencer
+from edgeloop.sensors.twins._state import TwinState, Versioned
+from edgeloop.supervisor import DeviceDown, DeviceMessage, DevicePort, DeviceUp, device_port
+
+__all__ = ["SensorTwin", "TWINS_SERVICE", "twin_states"]
+
+_log = structlog.get_logger("edgeloop.sensors.twins")
+
+TWINS_SERVICE = "twins"
+"""The key under which a node's twins are listed in ``ActorSystem.services``."""
+
+_NAME = re.compile(r"[A-Za-z0-9_.@:-]{1,128}")
+
+
+class _Due:
+    """A timer fired: ``what`` is ``ack``, ``gap`` or ``deadline`` (``key`` says which)."""
+
+    __slots__ = ("key", "what")
+
+    def __init__(self, what: str, key: Any = None) -> None:
+        self.what = what
+        self.key = key
+
+
+class _Fetched:
+    """The puller's outcome for request ``rid``."""
+
+    __slots__ = ("error", "frame", "rid")
+
+    def __init__(self, rid: int, frame: Any, error: BaseException | None) -> None:
+        self.rid = rid
+        self.frame = frame
+        self.error = error
+
+
+class _Request:
+    """One request in flight to the device: what to resend, and where its answer goes."""
+
+    __slots__ = ("deadline", "kind", "message", "reply_to", "request", "timer")
+
+    def __init__(
+        self, kind: str, request: Any, message: Message, reply_to: ReplyTo, timer: Timer
+    ) -> None:
+        self.kind = kind
+        self.request = request
+        self.message = message
+        self.reply_to = reply_to
+        self.timer = timer
+
+
+def _positive(key: str, value: Any, *, integer: bool = False) -> Any:
+    number = isinstance(value, int) or (not integer and isinstance(value, float))
+    if isinstance(value, bool) or not number or not value > 0:
+        what = "an integer" if integer else "a number of seconds"
+        raise ConfigError(key, f"expected {what} > 0, got {value!r}")
+    return value
+
+
+class SensorTwin(Actor):
+    """The twin of one device (a camera, by default).
+
+    ``subscribers`` are actor addresses (``/yard/fusion``, ``edge-b:/yard/fusion``) told
+    every event once, in order; more can ``Subscribe``. ``desired`` is the configuration
+    the node wants from the start. ``frames`` (a factory, or ``"module:name"``) gives the
+    twin its bulk-lane frame source; without one, frame pulls fail with ``FrameError``.
+    """
+
+    kind = "camera"
+
+    def __init__(
+        self,
+        device: str,
+        subscribers: Sequence[str] = (),
+        *,
+        desired: Mapping[str, Any] | None = None,
+        buffer_events: int = 10_000,
+        reorder_limit: int = 1024,
+        gap_timeout: float = 5.0,
+        ack_every: int = 32,
+        ack_delay: float = 0.02,
+        frames: FrameSourceFactory | str | None = None,
+    ) -> None:
+        if not isinstance(device, str) or not _NAME.fullmatch(device):
+            raise ConfigError(
+                "device", f"expected a device name of letters, digits and _.@:-, got {device!r}"
+            )
+        if isinstance(subscribers, str) or not all(isinstance(s, str) for s in subscribers):
+            raise ConfigError(
+                "subscribers", f"expected a list of actor addresses, got {subscribers!r}"
+            )
+        for index, address in enumerate(subscribers):
+            try:
+                split_address(address)
+            except ValueError as error:
+                raise ConfigError(f"subscribers[{index}]", str(error)) from None
+        if desired is not None and not isinstance(desired, Mapping):
+            raise ConfigError("desired", f"expected a table of settings, got {desired!r}")
+        self.device = device
+        self.buffer = EventBuffer(_positive("buffer_events", buffer_events, integer=True))
+        self.sequencer = Sequencer(_positive("reorder_limit", reorder_limit, integer=True))
+        self.gap_timeout = float(_positive("gap_timeout", gap_timeout))
+        self.ack_every = _positive("ack_every", ack_every, integer=True)
+        self.ack_delay = float(_positive("ack_delay", ack_delay))
+        self._frames_factory = frames
+        self._addresses: list[str] = list(subscribers)
+        self._refs: dict[int, ActorRefLike] = {}
+        self._remote: dict[str, ActorRefLike] = {}
+        self.counters: Counter[str] = Counter()
+        self.connected = False
+        self.desired_config: Versioned | None = None
+        self.reported_config: Versioned | None = None
+        self.desired_head: int | None = None
+        self.reported_head: int | None = None
+        self._initial = dict(desired) if desired is not None else None
+        self._head: HeadUpdate | None = None
+        self._pending: dict[tuple[str, int], _Request] = {}
+        self._refused_config: int | None = None
+        self._ids: itertools.count[int] = itertools.count(1)
+        self._unacked = 0
+        self._ack_timer: Timer | None = None
+        self._gap_timer: Timer | None = None
+        self._puller: FramePuller | None = None
+        self._port: DevicePort | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        # Ids unique across restarts of this twin, so a device that remembers a command
+        # id it has run never mistakes a new command for an old one.
+        self._ids = itertools.count(self.system.random.getrandbits(40) << 8)
+        if self._initial is not None:
+            self.desired_config = Versioned(0, self._initial)
+        self._port = device_port(self.system)
+        self._start_frames()
+        _directory(self.system)[self.device] = self
+        self._port.register(self.device, self.ref)
+
+    def on_stop(self) -> None:
+        if self._port is not None:
+            self._port.unregister(self.device, self.ref)
+        directory = _directory(self.system)
+        if directory.get(self.device) is self:
+            del directory[self.device]
+        for timer in (self._ack_timer, self._gap_timer):
+            if timer is not None:
+                timer.cancel()
+        if self.connected and self._unacked:
+            self._send_ack()
+        for key in list(self._pending):
+            entry = self._pending.pop(key)
+            entry.timer.cancel()
+            self._answer(
+                entry, None, DeviceError(self.device, f"the twin of {self.device} stopped")
+            )
+        if self._puller is not None:
+            self._puller.close()
+
+    def _start_frames(self) -> None:
+        factory = self._frames_factory
+        if factory is None:
+            return
+        if isinstance(factory, str):
+            from edgeloop.supervisor import resolve_start
+
+            factory = resolve_start(factory)
+        source = factory(self.device, self.system)
+        if source is not None:
+            self._puller = FramePuller(source, f"edgeloop:frames:{self.device}")
+
+    # -- messages ----------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        cls = message.__class__
+        if cls is DeviceMessage:
+            inner = message.message
+            if inner.__class__ is Event:
+                self._on_event(message.device, inner)
+            else:
+                self._on_device_message(message.device, inner)
+            return None
+        if cls is _Due:
+            self._on_due(message)
+        elif cls is DeviceUp:
+            self._on_up(message)
+        elif cls is DeviceDown:
+            self._on_down(message)
+        elif cls is EventsSince:
+            return self._events_since(message)
+        elif cls is GetState:
+            return self.state()
+        elif cls is _Fetched:
+            self._on_fetched(message)
+        elif cls is Subscribe:
+            self._subscribe(message.subscriber)
+        elif cls is Unsubscribe:
+            self._unsubscribe(message.subscriber)
+        elif cls is Down:
+            self._refs.pop(id(message.ref), None)
+        else:
+            return self._on_request(message)
+        return None
+
+    def _on_request(self, message: Any) -> Any:
+        if isinstance(message, RunCommand):
+            self._run_command(message.name, dict(message.args), message.timeout, message)
+        elif isinstance(message, Command):
+            self._run_command(message.name, dict(message.args), None, message)
+        elif isinstance(message, Configure):
+            self._configure(dict(message.settings), message.timeout, message)
+        elif isinstance(message, ConfigDesired):
+            self._configure(dict(message.settings), None, message)
+        elif isinstance(message, PushHead):
+            self._push_head(message.head, message.timeout, message)
+        elif isinstance(message, HeadUpdate):
+            self._push_head(message.head, None, message)
+        elif isinstance(message, PullFrame):
+            self._pull_frame(message)
+        else:
+            self._count_rejected("unknown_request", type(message).__name__)
+        return None
+
+    # -- events ------------------------------------------------------------------------
+
+    def _on_event(self, device: str, event: Event) -> None:
+        if event.device != self.device or device != self.device:
+            self._reject_from_device(
+                "wrong_device",
+                f"event of device {event.device!r} on the link of {device!r}, whose twin "
+                f"serves {self.device!r}; an event's device must be its sender's name",
+            )
+            return
+        self.reported_head = event.head_version
+        reported = self.reported_config
+        if reported is None or reported.version != event.config_version:
+            self.reported_config = Versioned(event.config_version)
+        offer = self.sequencer.offer(event)
+        if offer.deliver:
+            self._deliver(offer.deliver)
+        elif offer.opened_gap:
+            self._on_gap()
+        if self.sequencer.full:
+            self._skip_gap("the hold of events behind it is full")
+        self._unacked += 1
+        if self._unacked >= self.ack_every:
+            self._send_ack()
+        elif self._ack_timer is None:
+            self._ack_timer = self._after(self.ack_delay, _Due("ack"))
+
+    def _deliver(self, events: Sequence[Event]) -> None:
+        buffer = self.buffer
+        for event in events:
+            if buffer.append(event) is not None and buffer.evicted == 1:
+                _log.info(
+                    "twin_buffer_evicting",
+                    device=self.device,
+                    capacity=buffer.capacity,
+                    hint="EventsSince answers for older events say complete=false",
+                )
+        for target in self._targets():
+            try:
+                for event in events:
+                    target.tell(event)
+            except MailboxFull:
+                self._count_rejected("subscriber_full", target.path)
+
+    def _targets(self) -> list[ActorRefLike]:
+        targets: list[ActorRefLike] = []
+        system = self.system
+        for address in self._addresses:
+            node, path = split_address(address)
+            if node is None or node == system.name:
+                ref = system.lookup(path)
+                if ref is None:
+                    self.counters["subscriber_missing"] += 1
+                    continue
+                targets.append(ref)
+            else:
+                remote = self._remote.get(address)
+                if remote is None:
+                    remote = self._remote[address] = system.ref(address)
+                targets.append(remote)
+        targets.extend(self._refs.values())
+        return targets
+
+    def _on_gap(self) -> None:
+        missing = self.sequencer.missing
+        # An ack that does not move tells the device where the stream stopped; a device
+        # may resend from there at once instead of waiting for a reconnect.
+        self._send_ack()
+        if self._gap_timer is None and missing is not None:
+            self._gap_timer = self._after(self.gap_timeout, _Due("gap", missing))
+
+    def _skip_gap(self, why: str) -> None:
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+        gap, released = self.sequencer.skip_gap()
+        if gap is None:
+            return
+        _log.warning(
+            "events_lost",
+            device=self.device,
+            first=gap[0],
+            last=gap[1],
+            lost=gap[1] - gap[0] + 1,
+            why=why,
+        )
+        self._deliver(released)
+        self._send_ack()
+        if self.sequencer.missing is not None:
+            self._on_gap()
+
+    def _send_ack(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        self._unacked = 0
+        seq = self.sequencer.delivered
+        if seq is None:
+            return
+        if self._send(EventAck(device=self.device, seq=seq)):
+            self.counters["acks_sent"] += 1
+
+    def _events_since(self, request: EventsSince) -> EventsBatch:
+        if request.device != self.device:
+            self._count_rejected("wrong_device", f"EventsSince for {request.device}")
+            batch = EventsBatch(
+                device=request.device, events=(), complete=False, more=False, delivered_seq=0
+            )
+        else:
+            batch = self._batch(request)
+        if request.reply_to is not None:
+            try:
+                self.system.ref(request.reply_to).tell(batch)
+            except (LookupError, ValueError, MailboxFull) as error:
+                self._count_rejected("reply_failed", f"{request.reply_to}: {error}")
+        return batch
+
+    def _batch(self, request: EventsSince) -> EventsBatch:
+        buffer = self.buffer
+        after = request.after_seq
+        if request.since_ts is None:
+            events = buffer.after_seq(after, request.limit + 1)
+        else:
+            events = [e for e in buffer.since_time(request.since_ts, 10**9) if e.seq > after]
+            events = events[: request.limit + 1]
+        more = len(events) > request.limit
+        events = events[: request.limit]
+        seq = self.sequencer
+        delivered = seq.delivered or 0
+        # Complete unless something after ``after`` was evicted, lost in a gap, or came
+        # before this twin started (a fresh twin does not know what it never saw).
+        start = seq.started_at if seq.started_at is not None else delivered + 1
+        complete = buffer.evicted_through <= after and seq.counters.lost == 0 and start <= after + 1
+        if request.since_ts is not None and buffer.evicted and after < buffer.evicted_through:
+            complete = False
+        return EventsBatch(
+            device=self.device,
+            events=tuple(events),
+            complete=complete or delivered <= after,
+            more=more,
+            delivered_seq=delivered,
+        )
+
+    # -- link --------------------------------------------------------------------------
+
+    def _on_up(self, up: DeviceUp) -> None:
+        self.connected = True
+        self.counters["connects"] += 1
+        self._send_ack()
+        desired = self.desired_config
+        if desired is not None and desired.version == 0:
+            self._configure(dict(desired.settings), None, None)  # the initial config
+        elif (
+            desired is not None
+            and not self._config_in_effect()
+            and desired.version != self._refused_config
+        ):
+            settings = dict(desired.settings)
+            self._send(
+                ConfigDesired(device=self.device, version=desired.version, settings=settings)
+            )
+        if self._head is not None and self.reported_head != self._head.version:
+            self._send(self._head)
+        for entry in self._pending.values():
+            if entry.kind == "command":
+                self._send(entry.message)
+
+    def _on_down(self, down: DeviceDown) -> None:
+        self.connected = False
+        self.counters["disconnects"] += 1
+        _log.info("device_down", device=self.device, reason=down.reason)
+
+    def _config_in_effect(self) -> bool:
+        desired, reported = self.desired_config, self.reported_config
+        if desired is None:
+            return True
+        return reported is not None and reported.version == desired.version
+
+    def _send(self, message: Message) -> bool:
+        port = self._port
+        return port is not None and port.send(self.device, message)
+
+    def _after(self, delay: float, due: _Due) -> Timer:
+        ref = self.ref
+
+        def fire() -> None:
+            send_signal(ref, due)
+
+        return self.system.clock.call_later(delay, fire)
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _track(
+        self, kind: str, rid: int, request: Any, message: Message, timeout: float | None
+    ) -> None:
+        reply_to = getattr(request, "reply_to", None)
+        wait = timeout if timeout is not None else DEFAULT_TIMEOUT
+        timer = self._after(wait, _Due("deadline", (kind, rid)))
+        self._pending[kind, rid] = _Request(kind, request, message, reply_to, timer)
+
+    def _run_command(
+        self, name: str, args: dict[str, Any], timeout: float | None, request: Any
+    ) -> None:
+        refusal = self.refuse_command(name, args)
+        if refusal is not None:
+            self.counters["commands_refused"] += 1
+            reply_to = getattr(request, "reply_to", None)
+            self._reply(reply_to, request, None, refusal)
+            return
+        rid = next(self._ids)
+        command = Command(id=rid, device=self.device, name=name, args=args)
+        self.counters["commands_sent"] += 1
+        if not self.connected or not self._send(command):
+            self.counters["commands_away"] += 1
+            error = DeviceAwayError(
+                self.device,
+                f"device {self.device} has no link to the node, so command {name!r} was not "
+                "sent; retry once it is back (check that its agent runs and reaches the node)",
+            )
+            self._reply(getattr(request, "reply_to", None), request, None, error)
+            return
+        self._track("command", rid, request, command, timeout)
+
+    def refuse_command(self, name: str, args: Mapping[str, Any]) -> DeviceError | None:
+        """Why this twin will not send command ``name`` now (None: it will). Subclasses
+        refuse what their device cannot do (a trap in fault)."""
+        return None
+
+    def _configure(self, settings: dict[str, Any], timeout: float | None, request: Any) -> None:
+        known = max(
+            self.desired_config.version if self.desired_config else 0,
+            self.reported_config.version if self.reported_config else 0,
+        )
+        version = known + 1
+        if isinstance(request, ConfigDesired):
+            version = max(version, request.version)
+        self.desired_config = Versioned(version, settings)
+        message = ConfigDesired(device=self.device, version=version, settings=settings)
+        self.counters["configs_sent"] += 1
+        sent = self.connected and self._send(message)
+        if request is not None:
+            self._track("config", version, request, message, timeout)
+        if not sent:
+            self.counters["configs_deferred"] += 1  # sent on DeviceUp
+
+    def _push_head(self, head: bytes, timeout: float | None, request: Any) -> None:
+        import zlib
+
+        version = max(self.desired_head or 0, self.reported_head or 0) + 1
+        if isinstance(request, HeadUpdate):
+            version = max(version, request.version)
+        update = HeadUpdate(
+            device=self.device, version=version, head=head, checksum=zlib.crc32(head)
+        )
+        self.desired_head = version
+        self._head = update
+        self.counters["heads_sent"] += 1
+        sent = self.connected and self._send(update)
+        self._track("head", version, request, update, timeout)
+        if not sent:
+            self.counters["heads_deferred"] += 1
+
+    def _pull_frame(self, request: PullFrame) -> None:
+        ref = request.ref
+        error: DeviceError | None = None
+        if ref.device != self.device:
+            error = FrameError(
+                self.device,
+                f"frame {ref.frame_id} belongs to {ref.device!r}; ask that device's twin",
+            )
+        elif self._puller is None:
+            error = FrameError(
+                self.device,
+                f"the twin of {self.device} has no bulk lane to pull frames over; give it a "
+                "frames= source",
+            )
+        if error is not None:
+            self.counters["frames_failed"] += 1
+            self._reply(request.reply_to, request, None, error)
+            return
+        rid = next(self._ids)
+        message = FrameRequest(id=rid, device=self.device, frame_id=ref.frame_id)
+        if not self.connected or not self._send(message):
+            self.counters["frames_failed"] += 1
+            away = DeviceAwayError(
+                self.device,
+                f"device {self.device} has no link to the node, so frame {ref.frame_id} "
+                "cannot be pulled now; retry once it is back",
+            )
+            self._reply(request.reply_to, request, None, away)
+            return
+        self.counters["frames_requested"] += 1
+        self._track("frame", rid, request, message, request.timeout)
+
+    def _on_device_message(self, device: str, message: Message) -> None:
+        cls = message.__class__
+        if cls is CommandResult:
+            self._on_command_result(message)  # type: ignore[arg-type]
+        elif cls is ConfigReported:
+            self._on_config_reported(message)  # type: ignore[arg-type]
+        elif cls is HeadAck:
+            self._on_head_ack(message)  # type: ignore[arg-type]
+        elif cls is FrameReady:
+            self._on_frame_ready(message)  # type: ignore[arg-type]
+        elif cls is ErrorReply:
+            self._on_error_reply(message)  # type: ignore[arg-type]
+        else:
+            self._count_rejected("unexpected_kind", type(message).__name__)
+        self.on_device_message(message)
+
+    def on_device_message(self, message: Message) -> None:
+        """A hook for subclasses: every non-event message, after the twin handled it."""
+
+    def _on_command_result(self, result: CommandResult) -> None:
+        entry = self._finish("command", result.id)
+        if entry is None:
+            self.counters["late_answers"] += 1
+            return
+        if result.ok:
+            self.counters["commands_ok"] += 1
+            self._answer(entry, result, None)
+        else:
+            self.counters["commands_failed"] += 1
+            name = entry.message.name  # type: ignore[union-attr]
+            error = DeviceRefusedError(
+                self.device,
+                f"device {self.device} refused command {name!r}: {result.detail or 'no reason'}",
+                result.detail,
+            )
+            self._answer(entry, None, error)
+
+    def _on_config_reported(self, report: ConfigReported) -> None:
+        desired = self.desired_config
+        if report.error is None:
+            self.reported_config = Versioned(report.version, dict(report.settings))
+        else:
+            self.counters["configs_refused"] += 1
+            self.reported_config = Versioned(report.version, dict(report.settings), report.error)
+            if desired is not None:
+                self._refused_config = desired.version
+            _log.warning("config_refused", device=self.device, error=report.error)
+        for kind, rid in list(self._pending):
+            if kind != "config":
+                continue
+            if report.error is not None and rid >= report.version:
+                entry = self._finish(kind, rid)
+                assert entry is not None
+                error = DeviceRefusedError(
+                    self.device,
+                    f"device {self.device} refused configuration version {rid}: "
+                    f"{report.error}; it still runs version {report.version}",
+                    report.error,
+                )
+                self._answer(entry, None, error)
+            elif report.error is None and rid <= report.version:
+                entry = self._finish(kind, rid)
+                assert entry is not None
+                self._answer(entry, report, None)
+
+    def _on_head_ack(self, ack: HeadAck) -> None:
+        if ack.ok:
+            self.reported_head = ack.version
+        else:
+            self.counters["heads_refused"] += 1
+            _log.warning("head_refused", device=self.device, version=ack.version, error=ack.error)
+            if self._head is not None and self._head.version == ack.version:
+                self._head = None  # do not push a refused head again on reconnect
+        entry = self._finish("head", ack.version)
+        if entry is None:
+            return
+        if ack.ok:
+            self._answer(entry, ack, None)
+        else:
+            error = DeviceRefusedError(
+                self.device,
+                f"device {self.device} refused head version {ack.version}: {ack.error}; it "
+                f"keeps running version {self.reported_head}",
+                ack.error or "",
+            )
+            self._answer(entry, None, error)
+
+    def _on_frame_ready(self, ready: FrameReady) -> None:
+        entry = self._pending.get(("frame", ready.id))
+        if entry is None:
+            self.counters["late_answers"] += 1
+            return
+        wanted = entry.request.ref
+        problem = ready.error
+        if ready.ref is not None:
+            problem = frame_mismatch(wanted, ready.ref)
+        if problem is not None:
+            self._finish("frame", ready.id)
+            self.counters["frames_failed"] += 1
+            error = FrameError(
+                self.device, f"device {self.device} cannot serve frame {wanted.frame_id}: {problem}"
+            )
+            self._answer(entry, None, error)
+            return
+        assert self._puller is not None
+        ref = self.ref
+        rid = ready.id
+
+        def done(frame: Any, error: BaseException | None) -> None:
+            if not send_signal(ref, _Fetched(rid, frame, error)) and frame is not None:
+                frame.release()  # the twin is gone: give the slot back
+
+        left = max(0.05, entry.request.timeout)
+        self._puller.pull(wanted, left, done)
+
+    def _on_fetched(self, fetched: _Fetched) -> None:
+        entry = self._finish("frame", fetched.rid)
+        if entry is None:
+            if fetched.frame is not None:
+                fetched.frame.release()  # its request timed out meanwhile
+            return
+        if fetched.error is not None:
+            self.counters["frames_failed"] += 1
+            error = FrameError(
+                self.device,
+                f"frame {entry.request.ref.frame_id} from {self.device} did not arrive intact: "
+                f"{fetched.error}",
+            )
+            self._answer(entry, None, error)
+            return
+        self.counters["frames_pulled"] += 1
+        self._answer(entry, fetched.frame, None)
+
+    def _on_error_reply(self, reply: ErrorReply) -> None:
+        self._count_rejected(f"device_error_{reply.code}", reply.message)
+        rid = reply.in_reply_to
+        entry = None
+        for kind in ("command", "frame"):
+            if entry is None and rid is not None:
+                entry = self._finish(kind, rid)
+        if entry is None:
+            return
+        error = DeviceRefusedError(
+            self.device, f"device {self.device} rejected the request: {reply.message}", reply.code
+        )
+        self._answer(entry, None, error)
+
+    def _on_due(self, due: _Due) -> None:
+        if due.what == "ack":
+            self._ack_timer = None
+            if self._unacked:
+                self._send_ack()
+        elif due.what == "gap":
+            self._gap_timer = None
+            if self.sequencer.missing == due.key:
+                self._skip_gap(f"not filled within {self.gap_timeout} s")
+            elif self.sequencer.missing is not None:
+                self._on_gap()
+        elif due.what == "deadline":
+            entry = self._pending.pop(due.key, None)
+            if entry is None:
+                return
+            self.counters[f"{entry.kind}s_timed_out"] += 1
+            what = _describe(entry)
+            error: DeviceError
+            if self.connected:
+                error = DeviceTimeout(
+                    self.device, f"device {self.device} did not answer {what} in time"
+                )
+            else:
+                error = DeviceAwayError(
+                    self.device,
+                    f"device {self.device} went away before it answered {what}; it gets the "
+                    "desired state again when it reconnects",
+                )
+            self._answer(entry, None, error)
+
+    def _finish(self, kind: str, rid: int) -> _Request | None:
+        entry = self._pending.pop((kind, rid), None)
+        if entry is not None:
+            entry.timer.cancel()
+        return entry
+
+    def _answer(self, entry: _Request, result: Any, error: BaseException | None) -> None:
+        self._reply(entry.reply_to, entry.request, result, error)
+
+    def _reply(
+        self, reply_to: ReplyTo, request: Any, result: Any, error: BaseException | None
+    ) -> None:
+        if reply_to is None:
+            if error is not None:
+                _log.warning("device_request_failed", device=self.device, error=str(error))
+            return
+        if isinstance(reply_to, Future):
+            if error is not None:
+                reply_to.try_set_exception(error)
+            elif not reply_to.try_set_result(result) and hasattr(result, "release"):
+                result.release()  # nobody waits for this frame any more
+            return
+        try:
+            reply_to.tell(TwinAnswer(self.device, request, result, error))
+        except MailboxFull:
+            self._count_rejected("reply_failed", reply_to.path)
+
+    # -- subscribers -------------------------------------------------------------------
+
+    def _subscribe(self, subscriber: ActorRefLike | str) -> None:
+        if isinstance(subscriber, str):
+            try:
+                split_address(subscriber)
+            except ValueError as error:
+                self._count_rejected("bad_subscriber", str(error))
+                return
+            if subscriber not in self._addresses:
+                self._addresses.append(subscriber)
+            return
+        if id(subscriber) not in self._refs:
+            self._refs[id(subscriber)] = subscriber
+            self.watch(subscriber)
+
+    def _unsubscribe(self, subscriber: ActorRefLike | str) -> None:
+        if isinstance(subscriber, str):
+            if subscriber in self._addresses:
+                self._addresses.remove(subscriber)
+            return
+        if self._refs.pop(id(subscriber), None) is not None:
+            self.unwatch(subscriber)
+
+    # -- bad input and state -----------------------------------------------------------
+
+    def _reject_from_device(self, reason: str, text: str) -> None:
+        self._count_rejected(reason, text)
+        self._send(ErrorReply(code=reason, message=text))
+
+    def _count_rejected(self, reason: str, detail: str) -> None:
+        self.counters[reason] += 1
+        count = self.counters[reason]
+        if count <= 10 or count % 1000 == 0:
+            _log.warning(
+                "twin_rejected", device=self.device, reason=reason, detail=detail, count=count
+            )
+
+    def statistics_counters(self) -> dict[str, int]:
+        """Every counter of this twin (its own, the sequencer's and the buffer's)."""
+        seq = self.sequencer.counters
+        counters = dict(self.counters)
+        counters.update(
+            received=seq.received,
+            delivered=seq.delivered,
+            duplicates=seq.duplicates,
+            lost=seq.lost,
+            gaps=seq.gaps,
+            held=self.sequencer.held,
+            buffered=len(self.buffer),
+            buffer_evicted=self.buffer.evicted,
+            pending=len(self._pending),
+        )
+        return counters
+
+    def state(self) -> TwinState:
+        """A snapshot of desired vs reported state and the counters."""
+        return TwinState(
+            device=self.device,
+            kind=self.kind,
+            connected=self.connected,
+            desired_config=self.desired_config,
+            reported_config=self.reported_config,
+            desired_head=self.desired_head,
+            reported_head=self.reported_head,
+            delivered_seq=self.sequencer.delivered,
+            counters=self.statistics_counters(),
+            extra=self.extra_state(),
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        """What a subclass adds to its state (a trap's position)."""
+        return {}
+
+
+def _describe(entry: _Request) -> str:
+    message = entry.message
+    if isinstance(message, Command):
+        return f"command {message.name!r}"
+    if isinstance(message, ConfigDesired):
+        return f"configuration version {message.version}"
+    if isinstance(message, HeadUpdate):
+        return f"head version {message.version}"
+    if isinstance(message, FrameRequest):
+        return f"the request for frame {message.frame_id}"
+    return type(message).__name__
+
+
+def _directory(system: Any) -> dict[str, SensorTwin]:
+    directory: dict[str, SensorTwin] | None = system.services.get(TWINS_SERVICE)
+    if directory is None:
+        directory = system.services.setdefault(TWINS_SERVICE, {})
+    return directory
+
+
+def twin_states(system: Any) -> dict[str, dict[str, Any]]:
+    """Every running twin's state as builtins, by device (for ``node status``).
+
+    Read from another thread without stopping the twins: each figure is current, the
+    set of them is not one atomic snapshot.
+    """
+    directory: Mapping[str, SensorTwin] = system.services.get(TWINS_SERVICE, {})
+    return {device: twin.state().to_json() for device, twin in sorted(dict(directory).items())}

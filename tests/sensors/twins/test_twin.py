@@ -1,0 +1,180 @@
+"""SensorTwin: exactly-once in-order delivery, acks, gaps, the buffer, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeloop.errors import FrameError
+from edgeloop.messages import (
+    ErrorReply,
+    EventAck,
+    EventsBatch,
+    EventsSince,
+    FrameRef,
+)
+from edgeloop.sensors import GetState, TwinClient, TwinState, twin_states
+from tests.helpers import wait_for
+from tests.sensors.twins.conftest import Yard, event, make_yard
+
+
+def sync(yard: Yard, device: str = "cam-1") -> TwinState:
+    """The twin's state once it has handled everything sent to it so far."""
+    state: TwinState = yard.twin(device).ask(GetState()).get()
+    return state
+
+
+def acks(yard: Yard) -> list[int]:
+    return [m.seq for m in yard.wire.drain() if isinstance(m, EventAck)]
+
+
+def test_events_reach_subscribers_once_in_order_and_are_acked(yard: Yard) -> None:
+    yard.up("cam-1")
+    for seq in [1, 2, 3, 2, 1, 4, 5, 5]:
+        yard.port.inject("cam-1", event(seq))
+    assert [e.seq for e in yard.events(5)] == [1, 2, 3, 4, 5]
+    state = sync(yard)
+    assert state.delivered_seq == 5
+    assert state.counters["duplicates"] == 3
+    assert state.counters["received"] == 8
+    yard.clock.advance(0.05)  # the ack delay
+    sync(yard)
+    assert acks(yard)[-1] == 5
+    assert yard.seen.empty()
+
+
+def test_acks_are_cumulative_and_batched(yard: Yard) -> None:
+    yard.up("cam-1")
+    yard.wire.drain()
+    for seq in range(1, 70):
+        yard.port.inject("cam-1", event(seq))
+    sync(yard)
+    assert acks(yard) == [32, 64], "one ack per ack_every events"
+    yard.clock.advance(0.05)
+    sync(yard)
+    assert acks(yard) == [69], "the rest after ack_delay"
+
+
+def test_a_gap_waits_then_is_reported_lost_and_the_stream_goes_on(yard: Yard) -> None:
+    yard.up("cam-1")
+    for seq in (1, 2, 5, 6):
+        yard.port.inject("cam-1", event(seq))
+    assert [e.seq for e in yard.events(2)] == [1, 2]
+    state = sync(yard)
+    assert state.counters["held"] == 2
+    assert 2 in acks(yard), "an ack that does not move tells the device where it stopped"
+    yard.clock.advance(5.1)  # the gap timeout
+    assert [e.seq for e in yard.events(2)] == [5, 6]
+    state = sync(yard)
+    assert state.counters["lost"] == 2
+    assert state.counters["gaps"] == 1
+    yard.port.inject("cam-1", event(7))
+    assert yard.events(1)[0].seq == 7
+
+
+def test_a_gap_that_fills_in_time_loses_nothing(yard: Yard) -> None:
+    yard.up("cam-1")
+    for seq in (1, 3, 4, 2):
+        yard.port.inject("cam-1", event(seq))
+    assert [e.seq for e in yard.events(4)] == [1, 2, 3, 4]
+    yard.clock.advance(10.0)
+    assert sync(yard).counters["lost"] == 0
+
+
+def test_events_since_answers_from_the_buffer_and_says_when_it_is_incomplete() -> None:
+    for yard in make_yard([{"name": "cam-1", "buffer_events": 4}]):
+        yard.up("cam-1")
+        client = TwinClient(yard.twin("cam-1"))
+        for seq in range(1, 4):
+            yard.port.inject("cam-1", event(seq))
+        batch = client.events_since(1).get()
+        assert [e.seq for e in batch.events] == [2, 3]
+        assert batch.complete
+        assert not batch.more
+        for seq in range(4, 9):
+            yard.port.inject("cam-1", event(seq))
+        batch = client.events_since(2).get()
+        assert [e.seq for e in batch.events] == [5, 6, 7, 8]
+        assert not batch.complete, "3 and 4 were evicted"
+        assert sync(yard).counters["buffer_evicted"] == 4
+        limited = client.events_since(4, limit=2).get()
+        assert [e.seq for e in limited.events] == [5, 6]
+        assert limited.more
+        assert limited.complete
+        by_time = client.events_since(0, since_ts=1007.0).get()
+        assert [e.seq for e in by_time.events] == [7, 8]
+
+
+def test_events_since_told_with_reply_to_tells_the_batch(yard: Yard) -> None:
+    yard.up("cam-1")
+    yard.port.inject("cam-1", event(1))
+    assert yard.events(1)[0].seq == 1
+    yard.twin("cam-1").tell(EventsSince(device="cam-1", reply_to="/sink"))
+    batch = yard.seen.get(timeout=5)
+    assert isinstance(batch, EventsBatch)
+    assert [e.seq for e in batch.events] == [1]
+
+
+def test_bad_input_is_rejected_counted_answered_and_nothing_else_is_disturbed(
+    yard: Yard,
+) -> None:
+    yard.up("cam-1")
+    yard.port.inject("cam-1", event(1))
+    yard.port.inject("cam-1", event(2, device="trap-1"))  # another device's event
+    yard.port.inject("cam-1", EventAck(device="cam-1", seq=3))  # a kind devices never send
+    yard.twin("cam-1").tell("hello")  # not a request
+    batch = yard.twin("cam-1").ask(EventsSince(device="cam-9")).get()
+    assert batch.events == ()
+    assert not batch.complete
+    yard.port.inject("cam-1", event(2))
+    assert [e.seq for e in yard.events(2)] == [1, 2]
+    state = sync(yard)
+    assert state.counters["wrong_device"] == 2
+    assert state.counters["unexpected_kind"] == 1
+    assert state.counters["unknown_request"] == 1
+    replies = [m for m in yard.wire.drain() if isinstance(m, ErrorReply)]
+    assert [r.code for r in replies] == ["wrong_device"]
+    assert "trap-1" in replies[0].message
+    assert yard.twin("cam-1").statistics().restarts == 0
+
+
+def test_a_restarted_twin_picks_up_where_the_device_resends(yard: Yard) -> None:
+    yard.up("cam-1")
+    for seq in (1, 2, 3):
+        yard.port.inject("cam-1", event(seq))
+    yard.events(3)
+    old = yard.twin("cam-1")
+    old.kill()
+    wait_for(lambda: yard.node.lookup("/devices/cam-1") not in (None, old), what="restart")
+    wait_for(lambda: yard.port.route("cam-1") is yard.twin("cam-1"), what="re-registered")
+    # The device resends what was not acknowledged, then goes on.
+    for seq in (3, 4, 5):
+        yard.port.inject("cam-1", event(seq))
+    assert [e.seq for e in yard.events(3)] == [3, 4, 5]
+    state = sync(yard)
+    assert state.delivered_seq == 5
+    assert state.connected, "a twin that registers for a connected device is told DeviceUp"
+
+
+def test_twin_states_show_every_twin(yard: Yard) -> None:
+    yard.up("cam-1")
+    yard.port.inject("cam-1", event(1))
+    yard.events(1)
+    sync(yard)
+    states = twin_states(yard.node.system)
+    assert sorted(states) == ["cam-1", "trap-1"]
+    assert states["cam-1"]["counters"]["delivered"] == 1
+    assert states["trap-1"]["kind"] == "trap"
+    assert states["cam-1"]["connected"] is True
+
+
+def frame_ref(device: str = "cam-1") -> FrameRef:
+    return FrameRef(device=device, frame_id=1, shape=(2,), dtype="|u1", nbytes=2, checksum=0)
+
+
+def test_a_frame_pull_without_a_lane_fails_typed(yard: Yard) -> None:
+    yard.up("cam-1")
+    client = TwinClient(yard.twin("cam-1"))
+    with pytest.raises(FrameError, match="no bulk lane"):
+        client.pull_frame(frame_ref()).get()
+    with pytest.raises(FrameError, match="belongs to 'trap-1'"):
+        client.pull_frame(frame_ref("trap-1")).get()
