@@ -13,10 +13,11 @@ __all__ = ["TwinState", "Versioned"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Versioned:
-    """One side of desired vs reported: a version and, for configs, its settings."""
+    """One side of desired vs reported: a version and its settings (``None`` when only
+    the version is known, from an event) and, reported, why a desired one was refused."""
 
     version: int
-    settings: Params = dataclasses.field(default_factory=dict)
+    settings: Params | None = None
     error: str | None = None
 
 
@@ -26,8 +27,9 @@ class TwinState:
     the device to run (``desired_*``), what the device says it runs (``reported_*``,
     from its last ``ConfigReported``/``HeadAck`` and from every event), and the counters.
 
-    ``in_sync`` is true when the device runs the desired config and head (a refused
-    desired one counts as not in sync: ``reported_config.error`` says why).
+    ``in_sync`` is true when the device has reported the desired config in effect (its
+    version and settings, in a ``ConfigReported``) and runs the desired head; a refused
+    desired config is not in sync (``reported_config.error`` says why).
     """
 
     device: str
@@ -47,6 +49,7 @@ class TwinState:
             self.reported_config is not None
             and self.reported_config.error is None
             and self.reported_config.version == self.desired_config.version
+            and self.reported_config.settings == self.desired_config.settings
         )
         head_ok = self.desired_head is None or self.reported_head == self.desired_head
         return config_ok and head_ok

@@ -436,13 +436,13 @@ class SensorTwin(Actor):
         self._send_ack()
         desired = self.desired_config
         if desired is not None and desired.version == 0:
-            self._configure(dict(desired.settings), None, None)  # the initial config
+            self._configure(dict(desired.settings or {}), None, None)  # the initial config
         elif (
             desired is not None
             and not self._config_in_effect()
             and desired.version != self._refused_config
         ):
-            settings = dict(desired.settings)
+            settings = dict(desired.settings or {})
             self._send(
                 ConfigDesired(device=self.device, version=desired.version, settings=settings)
             )
@@ -461,7 +461,11 @@ class SensorTwin(Actor):
         desired, reported = self.desired_config, self.reported_config
         if desired is None:
             return True
-        return reported is not None and reported.version == desired.version
+        return (
+            reported is not None
+            and reported.version == desired.version
+            and reported.settings == desired.settings
+        )
 
     def _send(self, message: Message) -> bool:
         port = self._port
