@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -104,6 +105,7 @@ def event(seq: int, device: str = "cam-1", **extra: Any) -> Event:
     )
 
 
+@contextmanager
 def make_yard(devices: list[dict[str, Any]], **defaults: Any) -> Iterator[Yard]:
     clock = VirtualClock()
     seen: queue.Queue[Any] = queue.Queue()
@@ -125,4 +127,5 @@ def make_yard(devices: list[dict[str, Any]], **defaults: Any) -> Iterator[Yard]:
 
 @pytest.fixture
 def yard() -> Iterator[Yard]:
-    yield from make_yard([{"name": "cam-1"}, {"name": "trap-1", "kind": "trap"}])
+    with make_yard([{"name": "cam-1"}, {"name": "trap-1", "kind": "trap"}]) as started:
+        yield started

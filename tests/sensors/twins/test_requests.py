@@ -126,7 +126,7 @@ def test_an_actor_can_have_the_answer_told(yard: Yard) -> None:
 
 
 def test_desired_config_is_pushed_on_connect_and_reported_back() -> None:
-    for yard in make_yard([{"name": "cam-1", "desired": {"report_threshold": 0.6}}]):
+    with make_yard([{"name": "cam-1", "desired": {"report_threshold": 0.6}}]) as yard:
         reported: list[ConfigDesired] = []
 
         def device(name: str, message: Message) -> None:
@@ -284,7 +284,7 @@ def test_a_frame_is_pulled_by_ref_over_the_bulk_lane_and_checked() -> None:
     def frames(device: str, system: object) -> LaneFrames:
         return LaneFrames(receiver)
 
-    for yard in make_yard([{"name": "cam-1", "frames": frames}]):
+    with make_yard([{"name": "cam-1", "frames": frames}]) as yard:
         store = {7: FRAME, 8: FRAME[::-1].copy()}
         lie = ref_of(FRAME, 8)  # the ref says frame 8 is FRAME, but the device has another
 

@@ -81,7 +81,7 @@ def test_a_gap_that_fills_in_time_loses_nothing(yard: Yard) -> None:
 
 
 def test_events_since_answers_from_the_buffer_and_says_when_it_is_incomplete() -> None:
-    for yard in make_yard([{"name": "cam-1", "buffer_events": 4}]):
+    with make_yard([{"name": "cam-1", "buffer_events": 4}]) as yard:
         yard.up("cam-1")
         client = TwinClient(yard.twin("cam-1"))
         for seq in range(1, 4):
