@@ -328,6 +328,11 @@ class SensorTwin(Actor):
                     target.tell(event)
             except MailboxFull:
                 self._count_rejected("subscriber_full", target.path)
+        self.delivered(events)
+
+    def delivered(self, events: Sequence[Event]) -> None:
+        """A hook for subclasses: ``events`` were just delivered, in order, once each
+        (after the subscribers were told). Runs in the twin's thread: keep it quick."""
 
     def _targets(self) -> list[ActorRefLike]:
         targets: list[ActorRefLike] = []
