@@ -13,8 +13,11 @@ Three families travel on one link:
 - remote actors: ``Tell``, ``Ask``, ``Reply``, ``Failure``, ``Watch``, ``Unwatch``,
   ``DownNotice``, ``DeadLetterNotice``;
 - devices: ``Event``, ``EventAck``, ``Command``, ``CommandResult``, ``ConfigDesired``,
-  ``ConfigReported``, ``HeadUpdate``, ``HeadAck``, ``FrameRequest``, ``FrameReady`` (and
-  ``FrameRef``, the descriptor of a full frame, which travels inside them).
+  ``ConfigReported``, ``HeadUpdate``, ``HeadAck``, ``FrameRequest``, ``FrameReady``,
+  ``DeviceStatus`` (and ``FrameRef``, the descriptor of a full frame, which travels inside
+  them);
+- bulk lane: ``BulkOffer``, ``BulkAccept``, ``BulkReady`` (the lane's handshake, carried
+  on the link), ``BulkCredit``, ``BulkComplete``, ``BulkClose``.
 
 Constraints (non-negative ids, bounded strings, scores in [0, 1]) are checked when bytes
 are *decoded*, which is where untrusted input enters: msgspec does not check them when a
@@ -67,6 +70,7 @@ __all__ = [
     "HeadAck",
     "FrameRequest",
     "FrameReady",
+    "DeviceStatus",
     # unions and lookup
     "Message",
     "LinkMessage",
@@ -422,12 +426,39 @@ class FrameReady(_Message, frozen=True, kw_only=True, tag="frame_ready"):
             raise ValueError("a frame_ready carries exactly one of ref and error")
 
 
+class DeviceStatus(_Message, frozen=True, kw_only=True, tag="device_status"):
+    """A device's own report: what it holds and what it lost; sent when its link comes
+    up, when a loss counter moves, when its state changes, and every few seconds.
+
+    ``boot`` counts the device's starts. Events with a seq below ``oldest_seq`` that the
+    node has not acknowledged are gone for good (the outbox overflowed and dropped them:
+    skip the gap); ``next_seq`` is the seq the next event gets. ``outbox_dropped`` and
+    ``frames_evicted`` are cumulative. ``state`` is the device's mode (``ok`` for a camera;
+    ``open``, ``closed`` or ``fault`` for a trap), ``detail`` says why when it is a fault.
+    """
+
+    device: Name
+    ts: Timestamp
+    boot: Version
+    next_seq: Annotated[int, Meta(ge=1, le=_U63)]
+    oldest_seq: Annotated[int, Meta(ge=1, le=_U63)]
+    outbox_depth: Annotated[int, Meta(ge=0, le=_U63)]
+    outbox_dropped: Annotated[int, Meta(ge=0, le=_U63)]
+    frames_held: Annotated[int, Meta(ge=0, le=_U63)]
+    frames_evicted: Annotated[int, Meta(ge=0, le=_U63)]
+    head_version: Version
+    config_version: Version
+    state: Label = "ok"
+    detail: Text = ""
+    extra: Extra = {}
+
+
 # -- bulk lane -------------------------------------------------------------------------
 #
 # The bulk lane's messages (docs/bulk-lane.md). The handshake (offer, accept, ready)
-# travels wherever the caller carries it, the control link in a deployment; credits travel
-# on the lane's own control channel. They are not members of ``Message`` (the control
-# link's union): :func:`decode_bulk` reads them.
+# travels on the control link (they are members of ``Message``, so :func:`decode` reads
+# them); credits travel on the lane's own control channel, and a BulkComplete in the slot
+# header, where :func:`decode_bulk` reads them.
 
 BulkProviderName = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"\A[a-z][a-z0-9_]*\Z")]
 """A bulk provider's name: ``shm``, ``zmq``, ``verbs`` or ``fake``."""
@@ -573,8 +604,9 @@ DeviceMessage: TypeAlias = (
     | HeadAck
     | FrameRequest
     | FrameReady
+    | DeviceStatus
 )
-Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage
+Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage | BulkMessage
 """Every message that travels on a link, told apart by its ``kind``."""
 
 _TYPES: tuple[type[_Message], ...] = (
@@ -601,6 +633,13 @@ _TYPES: tuple[type[_Message], ...] = (
     HeadAck,
     FrameRequest,
     FrameReady,
+    DeviceStatus,
+    BulkOffer,
+    BulkAccept,
+    BulkReady,
+    BulkCredit,
+    BulkComplete,
+    BulkClose,
 )
 
 KINDS: Mapping[str, type[_Message]] = MappingProxyType(
