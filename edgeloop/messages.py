@@ -15,9 +15,7 @@ Three families travel on one link:
 - devices: ``Event``, ``EventAck``, ``Command``, ``CommandResult``, ``ConfigDesired``,
   ``ConfigReported``, ``HeadUpdate``, ``HeadAck``, ``FrameRequest``, ``FrameReady``,
   ``DeviceStatus`` (and ``FrameRef``, the descriptor of a full frame, which travels inside
-  them);
-- bulk lane: ``BulkOffer``, ``BulkAccept``, ``BulkReady`` (the lane's handshake, carried
-  on the link), ``BulkCredit``, ``BulkComplete``, ``BulkClose``.
+  them).
 
 Constraints (non-negative ids, bounded strings, scores in [0, 1]) are checked when bytes
 are *decoded*, which is where untrusted input enters: msgspec does not check them when a
@@ -456,9 +454,9 @@ class DeviceStatus(_Message, frozen=True, kw_only=True, tag="device_status"):
 # -- bulk lane -------------------------------------------------------------------------
 #
 # The bulk lane's messages (docs/bulk-lane.md). The handshake (offer, accept, ready)
-# travels on the control link (they are members of ``Message``, so :func:`decode` reads
-# them); credits travel on the lane's own control channel, and a BulkComplete in the slot
-# header, where :func:`decode_bulk` reads them.
+# travels wherever the caller carries it, the control link in a deployment; credits travel
+# on the lane's own control channel. They are not members of ``Message`` (the control
+# link's union): :func:`decode_bulk` reads them.
 
 BulkProviderName = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"\A[a-z][a-z0-9_]*\Z")]
 """A bulk provider's name: ``shm``, ``zmq``, ``verbs`` or ``fake``."""
@@ -606,7 +604,7 @@ DeviceMessage: TypeAlias = (
     | FrameReady
     | DeviceStatus
 )
-Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage | BulkMessage
+Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage
 """Every message that travels on a link, told apart by its ``kind``."""
 
 _TYPES: tuple[type[_Message], ...] = (
@@ -634,12 +632,6 @@ _TYPES: tuple[type[_Message], ...] = (
     FrameRequest,
     FrameReady,
     DeviceStatus,
-    BulkOffer,
-    BulkAccept,
-    BulkReady,
-    BulkCredit,
-    BulkComplete,
-    BulkClose,
 )
 
 KINDS: Mapping[str, type[_Message]] = MappingProxyType(

@@ -46,10 +46,9 @@ SAMPLES: list[m.BulkMessage] = [
 
 
 def test_samples_cover_every_bulk_kind():
-    """The samples include every bulk message kind, and the link carries each of them (the
-    handshake travels on the control link)."""
-    assert {m.kind_of(sample) for sample in SAMPLES} == set(m.BULK_KINDS)
-    assert set(m.BULK_KINDS) <= set(m.KINDS)
+    """The samples include every bulk message kind, and the kinds are distinct from the link's."""
+    assert {m.kind_of(sample) for sample in SAMPLES} == set(m.BULK_KINDS)  # type: ignore[arg-type]
+    assert not set(m.BULK_KINDS) & set(m.KINDS)
 
 
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda msg: type(msg).__name__)
@@ -58,8 +57,7 @@ def test_round_trip(message: m.BulkMessage):
     data = m.encode_bulk(message)
     assert m.decode_bulk(data) == message
     plain = msgpack.unpackb(data)
-    assert plain["kind"] == m.kind_of(message)
-    assert m.decode(data) == message
+    assert plain["kind"] == m.kind_of(message)  # type: ignore[arg-type]
     assert m.encode(message) == data  # type: ignore[arg-type]  # the link codec writes the same bytes
 
 
