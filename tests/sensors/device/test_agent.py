@@ -74,7 +74,8 @@ def test_desired_config_is_applied_and_a_bad_one_is_refused_with_the_old_kept(
         port.send("cam-2", ConfigDesired(device="cam-2", version=1, settings={"zones": ["yard"]}))
         wait_for(lambda: len(record.of(ConfigReported)) >= 2)
         applied = record.of(ConfigReported)[-1]
-        assert applied.version == 1 and applied.error is None
+        assert applied.version == 1
+        assert applied.error is None
         assert applied.settings["zones"] == ["yard"]
         wait_for(
             lambda: sum(e.config_version == 1 for e in record.events) > 20,
@@ -87,7 +88,8 @@ def test_desired_config_is_applied_and_a_bad_one_is_refused_with_the_old_kept(
         wait_for(lambda: len(record.of(ConfigReported)) >= 3)
         refused = record.of(ConfigReported)[-1]
         assert refused.version == 1, "the old configuration stays in effect"
-        assert refused.error is not None and "exposure" in refused.error
+        assert refused.error is not None
+        assert "exposure" in refused.error
         port.send("cam-2", ConfigDesired(device="cam-2", version=2, settings={"colour": 1}))
         wait_for(lambda: len(record.of(ConfigReported)) >= 4)
         assert "unknown setting" in (record.of(ConfigReported)[-1].error or "")
@@ -122,13 +124,16 @@ def test_a_trap_obeys_reports_and_refuses_while_in_fault(
         port.send("trap-1", Command(id=1, device="trap-1", name="close"))
         wait_for(lambda: record.of(CommandResult))
         closed = record.of(CommandResult)[-1]
-        assert closed.ok and closed.result == {"state": "closed"}
+        assert closed.ok
+        assert closed.result == {"state": "closed"}
         wait_for(lambda: any(s.state == "closed" for s in record.of(DeviceStatus)))
         port.send("trap-1", Command(id=2, device="trap-1", name="fault", args={"reason": "jam"}))
         port.send("trap-1", Command(id=3, device="trap-1", name="open"))
         wait_for(lambda: len(record.of(CommandResult)) == 3)
         refused = record.of(CommandResult)[-1]
-        assert refused.id == 3 and not refused.ok and "fault" in refused.detail
+        assert refused.id == 3
+        assert not refused.ok
+        assert "fault" in refused.detail
         wait_for(lambda: any(s.state == "fault" for s in record.of(DeviceStatus)))
         assert agent.statistics().state == "fault"
     assert catches.read_text().count("skunk") == 1
