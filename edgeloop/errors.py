@@ -18,6 +18,7 @@ callers can catch either the precise or the generic type::
     │   └── ChildRunningError               the operation needs a child that is not running
     ├── NodeError
     │   └── NodeFailedError                 the root supervisor escalated; the node stopped
+    ├── JournalError                        a device's on-disk journal cannot be read or written
     ├── ProtocolError                       bytes or a message broke the wire protocol
     │   ├── DecodeError (ValueError)        not a valid message; .reason, .field say why
     │   ├── VersionError                    a protocol version this side does not speak
@@ -54,6 +55,7 @@ __all__ = [
     "ChildRunningError",
     "NodeError",
     "NodeFailedError",
+    "JournalError",
     "ProtocolError",
     "DecodeError",
     "VersionError",
@@ -145,6 +147,11 @@ class NodeFailedError(NodeError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the node stopped because its root supervisor escalated: {reason}")
+
+
+class JournalError(EdgeloopError):
+    """A device agent cannot read or write its journal (the outbox kept on disk); the
+    message names the file and what to check."""
 
 
 class ProtocolError(EdgeloopError):

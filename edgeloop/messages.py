@@ -13,8 +13,9 @@ Three families travel on one link:
 - remote actors: ``Tell``, ``Ask``, ``Reply``, ``Failure``, ``Watch``, ``Unwatch``,
   ``DownNotice``, ``DeadLetterNotice``;
 - devices: ``Event``, ``EventAck``, ``Command``, ``CommandResult``, ``ConfigDesired``,
-  ``ConfigReported``, ``HeadUpdate``, ``HeadAck``, ``FrameRequest``, ``FrameReady`` (and
-  ``FrameRef``, the descriptor of a full frame, which travels inside them).
+  ``ConfigReported``, ``HeadUpdate``, ``HeadAck``, ``FrameRequest``, ``FrameReady``,
+  ``DeviceStatus`` (and ``FrameRef``, the descriptor of a full frame, which travels inside
+  them).
 
 Constraints (non-negative ids, bounded strings, scores in [0, 1]) are checked when bytes
 are *decoded*, which is where untrusted input enters: msgspec does not check them when a
@@ -67,6 +68,7 @@ __all__ = [
     "HeadAck",
     "FrameRequest",
     "FrameReady",
+    "DeviceStatus",
     # unions and lookup
     "Message",
     "LinkMessage",
@@ -422,6 +424,33 @@ class FrameReady(_Message, frozen=True, kw_only=True, tag="frame_ready"):
             raise ValueError("a frame_ready carries exactly one of ref and error")
 
 
+class DeviceStatus(_Message, frozen=True, kw_only=True, tag="device_status"):
+    """A device's own report: what it holds and what it lost; sent when its link comes
+    up, when a loss counter moves, when its state changes, and every few seconds.
+
+    ``boot`` counts the device's starts. Events with a seq below ``oldest_seq`` that the
+    node has not acknowledged are gone for good (the outbox overflowed and dropped them:
+    skip the gap); ``next_seq`` is the seq the next event gets. ``outbox_dropped`` and
+    ``frames_evicted`` are cumulative. ``state`` is the device's mode (``ok`` for a camera;
+    ``open``, ``closed`` or ``fault`` for a trap), ``detail`` says why when it is a fault.
+    """
+
+    device: Name
+    ts: Timestamp
+    boot: Version
+    next_seq: Annotated[int, Meta(ge=1, le=_U63)]
+    oldest_seq: Annotated[int, Meta(ge=1, le=_U63)]
+    outbox_depth: Annotated[int, Meta(ge=0, le=_U63)]
+    outbox_dropped: Annotated[int, Meta(ge=0, le=_U63)]
+    frames_held: Annotated[int, Meta(ge=0, le=_U63)]
+    frames_evicted: Annotated[int, Meta(ge=0, le=_U63)]
+    head_version: Version
+    config_version: Version
+    state: Label = "ok"
+    detail: Text = ""
+    extra: Extra = {}
+
+
 # -- event history ---------------------------------------------------------------------
 #
 # What an actor that restarted (a learner after loading its snapshot) asks a device twin
@@ -614,6 +643,7 @@ DeviceMessage: TypeAlias = (
     | HeadAck
     | FrameRequest
     | FrameReady
+    | DeviceStatus
 )
 Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage
 """Every message that travels on a link, told apart by its ``kind``."""
@@ -642,6 +672,7 @@ _TYPES: tuple[type[_Message], ...] = (
     HeadAck,
     FrameRequest,
     FrameReady,
+    DeviceStatus,
 )
 
 KINDS: Mapping[str, type[_Message]] = MappingProxyType(

@@ -1,6 +1,16 @@
-"""The device side of the loop as the node sees it: device twins (and, as they land, the
-device agent, the simulated yard and the on-device head)."""
+"""Sensors: device agents, device twins, the simulated yard and its on-device heads.
 
+The device side (:mod:`edgeloop.sensors.device`: the agents cameras and traps run) and
+the node side (:mod:`edgeloop.sensors.twins`: one supervised twin per device) speak only
+through :mod:`edgeloop.messages`, over a link.
+"""
+
+from edgeloop.sensors.device import (
+    DeviceAgent,
+    DeviceConfig,
+    DeviceCore,
+    load_device,
+)
 from edgeloop.sensors.twins import (
     MOVES,
     TWIN_KINDS,
@@ -24,6 +34,11 @@ from edgeloop.sensors.twins import (
 )
 
 __all__ = [
+    # device agents (edgeloop.sensors.device)
+    "DeviceAgent",
+    "DeviceConfig",
+    "DeviceCore",
+    "load_device",
     # twins (edgeloop.sensors.twins)
     "SensorTwin",
     "ActuatorTwin",

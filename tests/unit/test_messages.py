@@ -85,6 +85,21 @@ SAMPLES: list[m.Message] = [
     m.FrameRequest(id=11, device="cam-1", frame_id=42),
     m.FrameReady(id=11, ref=FRAME),
     m.FrameReady(id=12, error="frame 41 was evicted"),
+    m.DeviceStatus(
+        device="trap-1",
+        ts=12.5,
+        boot=2,
+        next_seq=40,
+        oldest_seq=31,
+        outbox_depth=9,
+        outbox_dropped=3,
+        frames_held=120,
+        frames_evicted=7,
+        head_version=1,
+        config_version=2,
+        state="fault",
+        detail="jammed",
+    ),
 ]
 
 
@@ -107,7 +122,7 @@ def test_samples_cover_every_kind():
 
 def test_kinds_are_unique_short_snake_case_tags():
     """Each class has its own tag, a short snake_case word."""
-    assert len(set(m.KINDS.values())) == len(m.KINDS) == 23
+    assert len(set(m.KINDS.values())) == len(m.KINDS) == 24
     for kind, cls in m.KINDS.items():
         assert kind.isidentifier()
         assert kind.islower()
