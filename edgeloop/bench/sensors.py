@@ -277,7 +277,7 @@ class _ZmqSide(_Side):
                         break
                     message = decode(payload)
                     if message.__class__ is Event:
-                        hit(message)  # type: ignore[arg-type]
+                        hit(message)
         finally:
             stop.close(linger=0)
 

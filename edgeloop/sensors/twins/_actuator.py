@@ -4,7 +4,8 @@ A :class:`SensorTwin` (a trap also reports events: what it caught) that adds the
 mechanism's reported state, taken from whatever the device says: a command's result, its
 reported configuration, or an event's ``extra``. While the device reports a fault, the
 twin refuses to send ``open``/``close`` (a typed ``DeviceRefusedError``, at once) rather
-than let a decision wait for a timeout; other commands (``reset``) still go through.
+than let a decision wait for a timeout; other commands (``status``, clearing the fault)
+still go through.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgeloop.errors import DeviceError, DeviceRefusedError
-from edgeloop.messages import CommandResult, ConfigReported, Event, Message
+from edgeloop.messages import CommandResult, ConfigReported, DeviceStatus, Event, Message
 from edgeloop.sensors.twins._twin import SensorTwin
 
 __all__ = ["ActuatorTwin", "MOVES"]
@@ -28,7 +29,8 @@ def reported_state(value: Any) -> tuple[str | None, str | None]:
     """``(state, fault)`` a device reported in a result, settings or extra, if any.
 
     A state is a string under ``state`` (or ``position``), or the value itself when it is
-    a string; a fault is a non-empty ``fault`` string (or ``fault = true``).
+    a string; a fault is a non-empty ``fault`` string (or ``fault = true``) when the state
+    is ``fault`` or absent.
     """
     if isinstance(value, str):
         return value, ("fault" if value == "fault" else None)
@@ -42,6 +44,8 @@ def reported_state(value: Any) -> tuple[str | None, str | None]:
         fault = None
     if state == "fault" and fault is None:
         fault = "fault"
+    if state is not None and state != "fault":
+        fault = None
     return state, fault
 
 
@@ -60,16 +64,21 @@ class ActuatorTwin(SensorTwin):
             return DeviceRefusedError(
                 self.device,
                 f"trap {self.device} reports a fault ({self.fault}), so it will not {name}; "
-                "clear the fault (a 'reset' command, or fix the mechanism) first",
+                "clear the fault first (fix the mechanism; a simulated trap takes the command "
+                "'fault' with on=false)",
                 self.fault,
             )
         return None
 
     def on_device_message(self, message: Message) -> None:
-        if isinstance(message, CommandResult) and message.ok:
-            self._note(message.result)
-        elif isinstance(message, CommandResult) and message.detail.startswith("fault"):
-            self.fault = message.detail
+        if isinstance(message, DeviceStatus):
+            self._note({"state": message.state, "fault": message.detail})
+        elif isinstance(message, CommandResult):
+            state, _ = reported_state(message.result)
+            if state == "fault":
+                self._note({"state": state, "fault": message.detail or "fault"})
+            elif message.ok:
+                self._note(message.result)
         elif isinstance(message, ConfigReported):
             self._note(dict(message.settings))
 
@@ -84,8 +93,8 @@ class ActuatorTwin(SensorTwin):
         state, fault = reported_state(value)
         if state is None and fault is None:
             return
-        if state is not None:
-            self.position = state
+        if state is not None and state != "fault":
+            self.position = state  # a device that reports a position is out of its fault
         self.fault = fault
 
     def extra_state(self) -> dict[str, Any]:

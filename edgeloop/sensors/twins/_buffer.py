@@ -53,6 +53,14 @@ class EventBuffer:
             return old
         return None
 
+    def clear(self) -> None:
+        """Forget every event (the device renumbered its events: old numbers mean
+        nothing now); counted as evicted."""
+        if self._events:
+            self.evicted += len(self._events)
+            self.evicted_through = self._events[-1].seq
+            self._events.clear()
+
     def after_seq(self, seq: int, limit: int) -> list[Event]:
         """Up to ``limit`` events with a sequence number above ``seq``, in order."""
         events = self._events

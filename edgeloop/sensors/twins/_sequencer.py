@@ -117,6 +117,21 @@ class Sequencer:
         self.delivered = last
         return gap, self._release()
 
+    def skip_to(self, first_held: int) -> tuple[int, tuple[Event, ...]]:
+        """The device holds nothing below ``first_held`` any more: count every missing
+        number below it lost; returns how many, and the events now deliverable."""
+        if self.delivered is None or first_held <= self.delivered + 1:
+            return 0, ()
+        below = sorted(seq for seq in self._held if seq < first_held)
+        lost = first_held - 1 - self.delivered - len(below)
+        out = [self._held.pop(seq) for seq in below]
+        self.delivered = first_held - 1
+        self.counters.delivered += len(out)
+        if lost:
+            self.counters.lost += lost
+            self.counters.gaps += 1
+        return lost, (*out, *self._release())
+
     def _release(self) -> tuple[Event, ...]:
         out: list[Event] = []
         held = self._held

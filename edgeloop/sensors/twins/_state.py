@@ -27,9 +27,9 @@ class TwinState:
     the device to run (``desired_*``), what the device says it runs (``reported_*``,
     from its last ``ConfigReported``/``HeadAck`` and from every event), and the counters.
 
-    ``in_sync`` is true when the device has reported the desired config in effect (its
-    version and settings, in a ``ConfigReported``) and runs the desired head; a refused
-    desired config is not in sync (``reported_config.error`` says why).
+    ``in_sync`` is true when the device has reported the desired config in effect (every
+    desired setting has its value in a ``ConfigReported``) and runs the desired head; a
+    refused desired config is not in sync (``reported_config.error`` says why).
     """
 
     device: str
@@ -45,11 +45,12 @@ class TwinState:
 
     @property
     def in_sync(self) -> bool:
-        config_ok = self.desired_config is None or (
-            self.reported_config is not None
-            and self.reported_config.error is None
-            and self.reported_config.version == self.desired_config.version
-            and self.reported_config.settings == self.desired_config.settings
+        desired, reported = self.desired_config, self.reported_config
+        config_ok = desired is None or (
+            reported is not None
+            and reported.error is None
+            and reported.settings is not None
+            and all(reported.settings.get(k) == v for k, v in (desired.settings or {}).items())
         )
         head_ok = self.desired_head is None or self.reported_head == self.desired_head
         return config_ok and head_ok

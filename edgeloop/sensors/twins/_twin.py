@@ -39,6 +39,7 @@ from edgeloop.messages import (
     CommandResult,
     ConfigDesired,
     ConfigReported,
+    DeviceStatus,
     ErrorReply,
     Event,
     EventAck,
@@ -51,6 +52,7 @@ from edgeloop.messages import (
     Message,
 )
 from edgeloop.sensors.twins._buffer import EventBuffer
+from edgeloop.sensors.twins._desired import DesiredConfig
 from edgeloop.sensors.twins._frames import FramePuller, FrameSourceFactory, frame_mismatch
 from edgeloop.sensors.twins._requests import (
     DEFAULT_TIMEOUT,
@@ -65,7 +67,7 @@ from edgeloop.sensors.twins._requests import (
     Unsubscribe,
 )
 from edgeloop.sensors.twins._sequencer import Sequencer
-from edgeloop.sensors.twins._state import TwinState, Versioned
+from edgeloop.sensors.twins._state import TwinState
 from edgeloop.supervisor import DeviceDown, DeviceMessage, DevicePort, DeviceUp, device_port
 
 __all__ = ["SensorTwin", "TWINS_SERVICE", "twin_states"]
@@ -173,14 +175,11 @@ class SensorTwin(Actor):
         self._remote: dict[str, ActorRefLike] = {}
         self.counters: Counter[str] = Counter()
         self.connected = False
-        self.desired_config: Versioned | None = None
-        self.reported_config: Versioned | None = None
+        self.config = DesiredConfig(desired)
         self.desired_head: int | None = None
         self.reported_head: int | None = None
-        self._initial = dict(desired) if desired is not None else None
         self._head: HeadUpdate | None = None
         self._pending: dict[tuple[str, int], _Request] = {}
-        self._refused_config: int | None = None
         self._ids: itertools.count[int] = itertools.count(1)
         self._unacked = 0
         self._ack_timer: Timer | None = None
@@ -194,8 +193,6 @@ class SensorTwin(Actor):
         # Ids unique across restarts of this twin, so a device that remembers a command
         # id it has run never mistakes a new command for an old one.
         self._ids = itertools.count(self.system.random.getrandbits(40) << 8)
-        if self._initial is not None:
-            self.desired_config = Versioned(0, self._initial)
         self._port = device_port(self.system)
         self._start_frames()
         _directory(self.system)[self.device] = self
@@ -296,9 +293,11 @@ class SensorTwin(Actor):
             )
             return
         self.reported_head = event.head_version
-        reported = self.reported_config
-        if reported is None or reported.version != event.config_version:
-            self.reported_config = Versioned(event.config_version)
+        if not self.config.known:
+            self.config.report_version(event.config_version)
+            self._push_config()
+        else:
+            self.config.report_version(event.config_version)
         offer = self.sequencer.offer(event)
         if offer.deliver:
             self._deliver(offer.deliver)
@@ -439,18 +438,8 @@ class SensorTwin(Actor):
         self.connected = True
         self.counters["connects"] += 1
         self._send_ack()
-        desired = self.desired_config
-        if desired is not None and desired.version == 0:
-            self._configure(dict(desired.settings or {}), None, None)  # the initial config
-        elif (
-            desired is not None
-            and not self._config_in_effect()
-            and desired.version != self._refused_config
-        ):
-            settings = dict(desired.settings or {})
-            self._send(
-                ConfigDesired(device=self.device, version=desired.version, settings=settings)
-            )
+        self.config.link_changed()
+        self._push_config()
         if self._head is not None and self.reported_head != self._head.version:
             self._send(self._head)
         for entry in self._pending.values():
@@ -459,18 +448,9 @@ class SensorTwin(Actor):
 
     def _on_down(self, down: DeviceDown) -> None:
         self.connected = False
+        self.config.link_changed()
         self.counters["disconnects"] += 1
         _log.info("device_down", device=self.device, reason=down.reason)
-
-    def _config_in_effect(self) -> bool:
-        desired, reported = self.desired_config, self.reported_config
-        if desired is None:
-            return True
-        return (
-            reported is not None
-            and reported.version == desired.version
-            and reported.settings == desired.settings
-        )
 
     def _send(self, message: Message) -> bool:
         port = self._port
@@ -523,21 +503,48 @@ class SensorTwin(Actor):
         return None
 
     def _configure(self, settings: dict[str, Any], timeout: float | None, request: Any) -> None:
-        known = max(
-            self.desired_config.version if self.desired_config else 0,
-            self.reported_config.version if self.reported_config else 0,
-        )
-        version = known + 1
-        if isinstance(request, ConfigDesired):
-            version = max(version, request.version)
-        self.desired_config = Versioned(version, settings)
-        message = ConfigDesired(device=self.device, version=version, settings=settings)
-        self.counters["configs_sent"] += 1
-        sent = self.connected and self._send(message)
-        if request is not None:
-            self._track("config", version, request, message, timeout)
-        if not sent:
-            self.counters["configs_deferred"] += 1  # sent on DeviceUp
+        at_least = request.version if isinstance(request, ConfigDesired) else 0
+        self.config.want(settings, at_least)
+        rid = next(self._ids)
+        placeholder = ConfigDesired(device=self.device, version=at_least, settings=settings)
+        self._track("config", rid, request, placeholder, timeout)
+        if self.config.in_effect:
+            self._config_settled(None)  # the device runs these settings already
+        else:
+            self._push_config()
+
+    def _push_config(self) -> None:
+        """Send the desired configuration if it is due (the device connected and has
+        reported its version, and it runs something else)."""
+        if not self.connected:
+            return
+        message = self.config.to_send(self.device)
+        if message is not None and self._send(message):
+            self.counters["configs_sent"] += 1
+
+    def _config_settled(self, report: ConfigReported | None) -> None:
+        """Answer every pending configure: in effect, or refused."""
+        reported = self.config.reported
+        for kind, rid in list(self._pending):
+            if kind != "config":
+                continue
+            entry = self._finish(kind, rid)
+            assert entry is not None
+            if report is None or report.error is None:
+                settings = dict(reported.settings or {}) if reported is not None else {}
+                version = reported.version if reported is not None else 0
+                done = report or ConfigReported(
+                    device=self.device, version=version, settings=settings
+                )
+                self._answer(entry, done, None)
+            else:
+                error = DeviceRefusedError(
+                    self.device,
+                    f"device {self.device} refused the configuration: {report.error}; it "
+                    f"still runs version {report.version}",
+                    report.error,
+                )
+                self._answer(entry, None, error)
 
     def _push_head(self, head: bytes, timeout: float | None, request: Any) -> None:
         import zlib
@@ -598,6 +605,8 @@ class SensorTwin(Actor):
             self._on_head_ack(message)  # type: ignore[arg-type]
         elif cls is FrameReady:
             self._on_frame_ready(message)  # type: ignore[arg-type]
+        elif cls is DeviceStatus:
+            self._on_status(message)  # type: ignore[arg-type]
         elif cls is ErrorReply:
             self._on_error_reply(message)  # type: ignore[arg-type]
         else:
@@ -626,32 +635,62 @@ class SensorTwin(Actor):
             self._answer(entry, None, error)
 
     def _on_config_reported(self, report: ConfigReported) -> None:
-        desired = self.desired_config
-        if report.error is None:
-            self.reported_config = Versioned(report.version, dict(report.settings))
-        else:
+        config = self.config
+        config.report(report)
+        if report.error is not None:
             self.counters["configs_refused"] += 1
-            self.reported_config = Versioned(report.version, dict(report.settings), report.error)
-            if desired is not None:
-                self._refused_config = desired.version
             _log.warning("config_refused", device=self.device, error=report.error)
-        for kind, rid in list(self._pending):
-            if kind != "config":
-                continue
-            if report.error is not None and rid >= report.version:
-                entry = self._finish(kind, rid)
-                assert entry is not None
-                error = DeviceRefusedError(
-                    self.device,
-                    f"device {self.device} refused configuration version {rid}: "
-                    f"{report.error}; it still runs version {report.version}",
-                    report.error,
+            self._config_settled(report)
+        elif config.in_effect:
+            self._config_settled(report)
+        else:
+            self._push_config()
+
+    def _on_status(self, status: DeviceStatus) -> None:
+        """The device's own report: versions, losses, what it still holds."""
+        self.reported_head = status.head_version
+        self.config.report_version(status.config_version)
+        counters = self.counters
+        for name, value in (
+            ("device_outbox_dropped", status.outbox_dropped),
+            ("device_frames_evicted", status.frames_evicted),
+        ):
+            if value > counters[name]:
+                _log.warning(name, device=self.device, total=value)
+            counters[name] = value
+        counters["device_boot"] = status.boot
+        counters["device_outbox_depth"] = status.outbox_depth
+        seq = self.sequencer
+        if seq.delivered is not None and status.next_seq - 1 < seq.delivered:
+            # The device numbers from below what was delivered: it lost its journal.
+            _log.warning(
+                "device_renumbered",
+                device=self.device,
+                delivered=seq.delivered,
+                next_seq=status.next_seq,
+            )
+            counters["device_renumbered"] += 1
+            self.sequencer = Sequencer(seq.reorder_limit, status.oldest_seq - 1)
+            self.sequencer.counters = seq.counters
+            self.buffer.clear()
+        elif seq.delivered is not None and status.oldest_seq > seq.delivered + 1:
+            lost, released = seq.skip_to(status.oldest_seq)
+            if lost:
+                _log.warning(
+                    "events_lost",
+                    device=self.device,
+                    first=status.oldest_seq - lost,
+                    last=status.oldest_seq - 1,
+                    lost=lost,
+                    why="the device dropped them (its outbox overflowed)",
                 )
-                self._answer(entry, None, error)
-            elif report.error is None and rid <= report.version:
-                entry = self._finish(kind, rid)
-                assert entry is not None
-                self._answer(entry, report, None)
+            if self._gap_timer is not None and seq.missing is None:
+                self._gap_timer.cancel()
+                self._gap_timer = None
+            if released:
+                self._deliver(released)
+            self._send_ack()
+        self._push_config()
 
     def _on_head_ack(self, ack: HeadAck) -> None:
         if ack.ok:
@@ -853,8 +892,8 @@ class SensorTwin(Actor):
             device=self.device,
             kind=self.kind,
             connected=self.connected,
-            desired_config=self.desired_config,
-            reported_config=self.reported_config,
+            desired_config=self.config.desired,
+            reported_config=self.config.reported,
             desired_head=self.desired_head,
             reported_head=self.reported_head,
             delivered_seq=self.sequencer.delivered,

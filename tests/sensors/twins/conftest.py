@@ -14,7 +14,7 @@ import pytest
 from edgeloop import ChildSpec, Node
 from edgeloop.actors import Actor
 from edgeloop.clock import VirtualClock
-from edgeloop.messages import Event, Message
+from edgeloop.messages import ConfigReported, DeviceStatus, Event, Message
 from edgeloop.sensors import Devices
 from tests.helpers import WAIT
 
@@ -80,14 +80,44 @@ class Yard:
         assert ref is not None, f"no twin for {device}"
         return ref
 
-    def up(self, device: str) -> None:
+    def up(self, device: str, *, config_version: int = 1, head_version: int = 1) -> None:
+        """The device's link comes up, and it reports itself as a device agent does."""
         self.port.on_peer(device, True)
+        self.port.inject(device, status(device, config_version, head_version))
+        self.port.inject(
+            device,
+            ConfigReported(device=device, version=config_version, settings=dict(SETTINGS)),
+        )
 
     def down(self, device: str) -> None:
         self.port.on_peer(device, False, reason="test")
 
     def events(self, n: int, timeout: float = WAIT) -> list[Event]:
         return [self.seen.get(timeout=timeout) for _ in range(n)]
+
+
+SETTINGS = {"report_mode": "thumbnails", "report_threshold": 0.5}
+"""What a simulated device reports as its configuration when it connects."""
+
+
+def status(
+    device: str, config_version: int = 1, head_version: int = 1, **fields: Any
+) -> DeviceStatus:
+    values: dict[str, Any] = {
+        "device": device,
+        "ts": 1.0,
+        "boot": 1,
+        "next_seq": 1,
+        "oldest_seq": 1,
+        "outbox_depth": 0,
+        "outbox_dropped": 0,
+        "frames_held": 0,
+        "frames_evicted": 0,
+        "head_version": head_version,
+        "config_version": config_version,
+    }
+    values.update(fields)
+    return DeviceStatus(**values)
 
 
 def event(seq: int, device: str = "cam-1", **extra: Any) -> Event:

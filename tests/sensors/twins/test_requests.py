@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import zlib
 
 import numpy as np
@@ -30,7 +29,7 @@ from edgeloop.messages import (
 from edgeloop.sensors import GetState, LaneFrames, TwinAnswer, TwinClient, TwinState
 from edgeloop.transport import bulk
 from tests.helpers import wait_for
-from tests.sensors.twins.conftest import Yard, event, make_yard
+from tests.sensors.twins.conftest import Yard, event, make_yard, status
 
 
 def state(yard: Yard, device: str) -> TwinState:
@@ -226,19 +225,21 @@ def test_a_head_is_pushed_acked_or_refused(yard: Yard) -> None:
 
 
 def test_a_trap_reports_its_position_and_refuses_to_move_in_fault(yard: Yard) -> None:
-    jammed = threading.Event()
+    jam: list[str] = []
 
     def trap(name: str, message: Message) -> None:
+        """As the trap agent answers: a result {"state": ...}; in fault, moves refused."""
         if not isinstance(message, Command):
             return
-        if message.name == "reset":
-            jammed.clear()
-            yard.port.inject(name, CommandResult(id=message.id, ok=True, result="open"))
-        elif jammed.is_set():
-            yard.port.inject(name, CommandResult(id=message.id, ok=False, detail="fault: jammed"))
+        if message.name == "fault":
+            jam[:] = [message.args.get("reason", "jammed")] if message.args.get("on") else []
+            state, ok, detail = ("fault" if jam else "open"), True, ""
+        elif jam:
+            state, ok, detail = "fault", False, f"trap {name} is in fault ({jam[0]})"
         else:
-            state = "closed" if message.name == "close" else "open"
-            yard.port.inject(name, CommandResult(id=message.id, ok=True, result={"state": state}))
+            state, ok, detail = ("closed" if message.name == "close" else "open"), True, ""
+        result = CommandResult(id=message.id, ok=ok, detail=detail, result={"state": state})
+        yard.port.inject(name, result)
 
     yard.wire.respond = trap
     yard.up("trap-1")
@@ -246,22 +247,40 @@ def test_a_trap_reports_its_position_and_refuses_to_move_in_fault(yard: Yard) ->
     client.command("close").get()
     assert state(yard, "trap-1").extra == {"position": "closed", "fault": None}
 
-    jammed.set()
-    with pytest.raises(DeviceRefusedError, match="jammed"):
-        client.command("open").get()
+    client.command("fault", {"on": True, "reason": "spring broken"}).get()
+    assert state(yard, "trap-1").extra["fault"] == "fault"
     yard.wire.drain()
     with pytest.raises(DeviceRefusedError, match="reports a fault") as caught:
-        client.command("close").get()
+        client.command("open").get()
     assert isinstance(caught.value, DeviceError)
     assert not [m for m in yard.wire.drain() if isinstance(m, Command)], "refused at the twin"
 
-    client.command("reset").get()
+    client.command("fault", {"on": False}).get()
     assert state(yard, "trap-1").extra == {"position": "open", "fault": None}
     client.command("close").get()
 
-    yard.port.inject("trap-1", event(1, device="trap-1", fault="spring broken"))
-    assert state(yard, "trap-1").extra["fault"] == "spring broken"
+    yard.port.inject("trap-1", status("trap-1", state="fault", detail="jammed by a raccoon"))
+    assert state(yard, "trap-1").extra["fault"] == "jammed by a raccoon"
+    yard.port.inject("trap-1", status("trap-1", state="closed"))
+    assert state(yard, "trap-1").extra == {"position": "closed", "fault": None}
     assert state(yard, "trap-1").counters["commands_refused"] == 1
+
+
+def test_a_device_the_twin_thought_in_fault_can_still_refuse_itself(yard: Yard) -> None:
+    def trap(name: str, message: Message) -> None:
+        if isinstance(message, Command):
+            yard.port.inject(
+                name,
+                CommandResult(
+                    id=message.id, ok=False, detail="in fault (rust)", result={"state": "fault"}
+                ),
+            )
+
+    yard.wire.respond = trap
+    yard.up("trap-1")
+    with pytest.raises(DeviceRefusedError, match="rust"):
+        TwinClient(yard.twin("trap-1")).command("close").get()
+    assert state(yard, "trap-1").extra["fault"] == "in fault (rust)"
 
 
 FRAME = np.arange(64 * 48, dtype=np.uint8).reshape(64, 48)

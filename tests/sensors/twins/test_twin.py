@@ -14,7 +14,7 @@ from edgeloop.messages import (
 )
 from edgeloop.sensors import GetState, TwinClient, TwinState, twin_states
 from tests.helpers import wait_for
-from tests.sensors.twins.conftest import Yard, event, make_yard
+from tests.sensors.twins.conftest import Yard, event, make_yard, status
 
 
 def sync(yard: Yard, device: str = "cam-1") -> TwinState:
@@ -178,3 +178,31 @@ def test_a_frame_pull_without_a_lane_fails_typed(yard: Yard) -> None:
         client.pull_frame(frame_ref()).get()
     with pytest.raises(FrameError, match="belongs to 'trap-1'"):
         client.pull_frame(frame_ref("trap-1")).get()
+
+
+def test_a_device_status_reports_losses_and_skips_what_the_device_dropped(yard: Yard) -> None:
+    yard.up("cam-1")
+    for seq in (1, 2):
+        yard.port.inject("cam-1", event(seq))
+    yard.events(2)
+    # The outbox overflowed while the link was down: 3..6 are gone, 7 is the oldest held.
+    yard.port.inject("cam-1", status("cam-1", next_seq=9, oldest_seq=7, outbox_dropped=4))
+    yard.port.inject("cam-1", event(7))
+    yard.port.inject("cam-1", event(8))
+    assert [e.seq for e in yard.events(2)] == [7, 8], "no wait for a gap the device reported"
+    now = sync(yard)
+    assert now.counters["lost"] == 4
+    assert now.counters["device_outbox_dropped"] == 4
+    batch = TwinClient(yard.twin("cam-1")).events_since(0).get()
+    assert not batch.complete, "a learner asking from 0 learns that 3..6 are missing"
+
+
+def test_a_device_that_lost_its_numbering_is_followed(yard: Yard) -> None:
+    yard.up("cam-1")
+    for seq in (1, 2, 3):
+        yard.port.inject("cam-1", event(seq))
+    yard.events(3)
+    yard.port.inject("cam-1", status("cam-1", boot=2, next_seq=2, oldest_seq=1))
+    yard.port.inject("cam-1", event(1))
+    assert yard.events(1)[0].seq == 1, "a renumbered device's events are not duplicates"
+    assert sync(yard).counters["device_renumbered"] == 1
