@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
 
 from edgeloop.actors import ActorSystem
+from edgeloop.errors import EdgeloopError, LinkError, ProtocolError
 from edgeloop.messages import FrameRef
 
 __all__ = [
     "FrameSource",
     "FrameSourceFactory",
     "LaneFrames",
+    "LinkFrames",
+    "link_frames",
     "FramePuller",
+    "Pull",
     "frame_mismatch",
 ]
 
@@ -69,6 +74,76 @@ class LaneFrames:
             self.receiver.close()
 
 
+LANE_SLOT_SIZE = 1 << 20
+LANE_SLOTS = 4
+"""A twin's lane: four frames of up to 1 MiB in flight (a 256x256 camera frame is 64 KiB)."""
+
+
+class LinkFrames:
+    """A :class:`FrameSource` over the node's link to the device: it opens a bulk lane
+    from the device (``Endpoint.open_bulk_receiver``; the provider is chosen by the
+    handshake, ``shm`` on one host) on the first pull, and a new one after a failure."""
+
+    def __init__(
+        self,
+        device: str,
+        endpoint: Callable[[], Any],
+        config: Any = None,
+        *,
+        open_timeout: float = 5.0,
+    ) -> None:
+        self.device = device
+        self._endpoint = endpoint
+        self._config = config
+        self._open_timeout = open_timeout
+        self._lane: LaneFrames | None = None
+
+    def fetch(self, ref: FrameRef, timeout: float) -> Any:
+        lane = self._lane or self._open(self._open_timeout)
+        try:
+            return lane.fetch(ref, timeout)
+        except EdgeloopError as error:
+            if error.__class__ is not ProtocolError:  # not a wrong frame: the lane broke
+                self.close()
+            raise
+
+    def _open(self, timeout: float) -> LaneFrames:
+        from edgeloop.transport import bulk
+
+        endpoint = self._endpoint()
+        opener = getattr(endpoint, "open_bulk_receiver", None)
+        if opener is None:
+            msg = f"the node has no link that carries a bulk lane to {self.device}"
+            raise LinkError(msg)
+        config = (
+            self._config
+            if self._config is not None
+            else bulk.BulkConfig(slot_size=LANE_SLOT_SIZE, slot_count=LANE_SLOTS)
+        )
+        receiver = opener(self.device, config, timeout=timeout)
+        self._lane = LaneFrames(receiver)
+        _log.info("frame_lane_open", device=self.device, provider=receiver.provider)
+        return self._lane
+
+    def close(self) -> None:
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            lane.close()
+
+
+def link_frames(device: str, system: ActorSystem) -> LinkFrames:
+    """The default frame source of a twin: a bulk lane over the node's link to the device."""
+    return LinkFrames(device, lambda: node_endpoint(system))
+
+
+def node_endpoint(system: ActorSystem) -> Any:
+    """The endpoint of the node that ``system`` belongs to, or None without links."""
+    port = system.services.get("devices")
+    # The port keeps the node's endpoint (DevicePort.attach); it offers no public
+    # accessor yet, so read it here, in one place.
+    return getattr(port, "_endpoint", None)
+
+
 def frame_mismatch(wanted: FrameRef, offered: FrameRef) -> str | None:
     """How the device's FrameReady ref contradicts the one asked for, or None."""
     for field in ("device", "frame_id", "shape", "dtype", "nbytes", "checksum"):
@@ -82,6 +157,24 @@ def frame_mismatch(wanted: FrameRef, offered: FrameRef) -> str | None:
 
 _Done = Callable[[Any, BaseException | None], None]
 
+_SLICE = 0.1
+"""Seconds a fetch waits at a time, so that a pull given up on stops waiting soon."""
+
+
+class Pull:
+    """One fetch in the puller's queue; :meth:`cancel` makes it stop waiting."""
+
+    __slots__ = ("cancelled", "done", "ref", "timeout")
+
+    def __init__(self, ref: FrameRef, timeout: float, done: _Done) -> None:
+        self.ref = ref
+        self.timeout = timeout
+        self.done = done
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 class FramePuller:
     """One thread that runs a source's blocking fetches, one after another.
@@ -93,17 +186,24 @@ class FramePuller:
 
     def __init__(self, source: FrameSource, name: str) -> None:
         self.source = source
-        self._jobs: queue.SimpleQueue[tuple[FrameRef, float, _Done] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._jobs: queue.SimpleQueue[Pull | None] = queue.SimpleQueue()
+        self._name = name
+        self._thread: threading.Thread | None = None  # started by the first pull
 
-    def pull(self, ref: FrameRef, timeout: float, done: _Done) -> None:
-        self._jobs.put((ref, timeout, done))
+    def pull(self, ref: FrameRef, timeout: float, done: _Done) -> Pull:
+        """Fetch ``ref`` within ``timeout`` seconds, then call ``done``."""
+        job = Pull(ref, timeout, done)
+        self._jobs.put(job)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        return job
 
     def close(self, timeout: float = 5.0) -> None:
         """Finish the fetch in progress (at most its timeout), then close the source."""
-        self._jobs.put(None)
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout)
         try:
             self.source.close()
         except Exception as error:  # noqa: BLE001 - closing must not fail the twin's stop
@@ -114,10 +214,20 @@ class FramePuller:
             job = self._jobs.get()
             if job is None:
                 return
-            ref, timeout, done = job
-            try:
-                frame = self.source.fetch(ref, timeout)
-            except Exception as error:  # noqa: BLE001 - any failure fails the pull, not the thread
-                done(None, error)
-            else:
-                done(frame, None)
+            deadline = time.monotonic() + job.timeout
+            while not job.cancelled:
+                left = deadline - time.monotonic()
+                try:
+                    if left <= 0:
+                        msg = f"frame {job.ref.frame_id} did not arrive within {job.timeout} s"
+                        raise TimeoutError(msg)
+                    frame = self.source.fetch(job.ref, min(left, _SLICE))
+                except TimeoutError as error:
+                    if left > 0:
+                        continue
+                    job.done(None, error)
+                except Exception as error:  # noqa: BLE001 - any failure fails the pull, not the thread
+                    job.done(None, error)
+                else:
+                    job.done(frame, None)
+                break

@@ -53,7 +53,13 @@ from edgeloop.messages import (
 )
 from edgeloop.sensors.twins._buffer import EventBuffer
 from edgeloop.sensors.twins._desired import DesiredConfig
-from edgeloop.sensors.twins._frames import FramePuller, FrameSourceFactory, frame_mismatch
+from edgeloop.sensors.twins._frames import (
+    FramePuller,
+    FrameSourceFactory,
+    Pull,
+    frame_mismatch,
+    link_frames,
+)
 from edgeloop.sensors.twins._requests import (
     DEFAULT_TIMEOUT,
     Configure,
@@ -104,7 +110,7 @@ class _Fetched:
 class _Request:
     """One request in flight to the device: what to resend, and where its answer goes."""
 
-    __slots__ = ("deadline", "kind", "message", "reply_to", "request", "timer")
+    __slots__ = ("job", "kind", "message", "reply_to", "request", "timer")
 
     def __init__(
         self, kind: str, request: Any, message: Message, reply_to: ReplyTo, timer: Timer
@@ -114,6 +120,7 @@ class _Request:
         self.message = message
         self.reply_to = reply_to
         self.timer = timer
+        self.job: Pull | None = None  # a frame pull's fetch, cancelled if it fails first
 
 
 def _positive(key: str, value: Any, *, integer: bool = False) -> Any:
@@ -146,7 +153,7 @@ class SensorTwin(Actor):
         gap_timeout: float = 5.0,
         ack_every: int = 32,
         ack_delay: float = 0.02,
-        frames: FrameSourceFactory | str | None = None,
+        frames: FrameSourceFactory | str | None = link_frames,
     ) -> None:
         if not isinstance(device, str) or not _NAME.fullmatch(device):
             raise ConfigError(
@@ -210,8 +217,8 @@ class SensorTwin(Actor):
         if self.connected and self._unacked:
             self._send_ack()
         for key in list(self._pending):
-            entry = self._pending.pop(key)
-            entry.timer.cancel()
+            entry = self._finish(*key)
+            assert entry is not None
             self._answer(
                 entry, None, DeviceError(self.device, f"the twin of {self.device} stopped")
             )
@@ -594,6 +601,16 @@ class SensorTwin(Actor):
             return
         self.counters["frames_requested"] += 1
         self._track("frame", rid, request, message, request.timeout)
+        # The puller opens the lane (if it must) and waits for the frame meanwhile: a
+        # device writes the frame before it answers, and it needs the lane to write it.
+        twin = self.ref
+
+        def done(frame: Any, error: BaseException | None) -> None:
+            if not send_signal(twin, _Fetched(rid, frame, error)) and frame is not None:
+                frame.release()  # the twin is gone: give the slot back
+
+        assert self._puller is not None
+        self._pending["frame", rid].job = self._puller.pull(ref, request.timeout, done)
 
     def _on_device_message(self, device: str, message: Message) -> None:
         cls = message.__class__
@@ -730,17 +747,7 @@ class SensorTwin(Actor):
                 self.device, f"device {self.device} cannot serve frame {wanted.frame_id}: {problem}"
             )
             self._answer(entry, None, error)
-            return
-        assert self._puller is not None
-        ref = self.ref
-        rid = ready.id
-
-        def done(frame: Any, error: BaseException | None) -> None:
-            if not send_signal(ref, _Fetched(rid, frame, error)) and frame is not None:
-                frame.release()  # the twin is gone: give the slot back
-
-        left = max(0.05, entry.request.timeout)
-        self._puller.pull(wanted, left, done)
+        # Otherwise the frame is on its way: the puller hands it over (_Fetched).
 
     def _on_fetched(self, fetched: _Fetched) -> None:
         entry = self._finish("frame", fetched.rid)
@@ -752,7 +759,7 @@ class SensorTwin(Actor):
             self.counters["frames_failed"] += 1
             error = FrameError(
                 self.device,
-                f"frame {entry.request.ref.frame_id} from {self.device} did not arrive intact: "
+                f"frame {entry.request.ref.frame_id} could not be pulled from {self.device}: "
                 f"{fetched.error}",
             )
             self._answer(entry, None, error)
@@ -786,7 +793,7 @@ class SensorTwin(Actor):
             elif self.sequencer.missing is not None:
                 self._on_gap()
         elif due.what == "deadline":
-            entry = self._pending.pop(due.key, None)
+            entry = self._finish(*due.key)
             if entry is None:
                 return
             self.counters[f"{entry.kind}s_timed_out"] += 1
@@ -808,6 +815,8 @@ class SensorTwin(Actor):
         entry = self._pending.pop((kind, rid), None)
         if entry is not None:
             entry.timer.cancel()
+            if entry.job is not None:
+                entry.job.cancel()
         return entry
 
     def _answer(self, entry: _Request, result: Any, error: BaseException | None) -> None:

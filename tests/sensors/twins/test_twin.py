@@ -174,7 +174,7 @@ def frame_ref(device: str = "cam-1") -> FrameRef:
 def test_a_frame_pull_without_a_lane_fails_typed(yard: Yard) -> None:
     yard.up("cam-1")
     client = TwinClient(yard.twin("cam-1"))
-    with pytest.raises(FrameError, match="no bulk lane"):
+    with pytest.raises(FrameError, match="no link that carries a bulk lane"):
         client.pull_frame(frame_ref()).get()
     with pytest.raises(FrameError, match="belongs to 'trap-1'"):
         client.pull_frame(frame_ref("trap-1")).get()
