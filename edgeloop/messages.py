@@ -74,6 +74,7 @@ __all__ = [
     "LinkMessage",
     "RemoteMessage",
     "DeviceMessage",
+    "BulkLinkMessage",
     "Scalar",
     "Value",
     "KINDS",
@@ -453,10 +454,10 @@ class DeviceStatus(_Message, frozen=True, kw_only=True, tag="device_status"):
 
 # -- bulk lane -------------------------------------------------------------------------
 #
-# The bulk lane's messages (docs/bulk-lane.md). The handshake (offer, accept, ready)
-# travels wherever the caller carries it, the control link in a deployment; credits travel
-# on the lane's own control channel. They are not members of ``Message`` (the control
-# link's union): :func:`decode_bulk` reads them.
+# The bulk lane's messages (docs/bulk-lane.md). The handshake (offer, accept, ready), the
+# credits and the close travel on the control link (members of ``Message``; the endpoint
+# routes them to the lane); a lane made without a link carries them on its provider's own
+# channel, where :func:`decode_bulk` reads them. ``BulkComplete`` lives in a slot's header.
 
 BulkProviderName = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"\A[a-z][a-z0-9_]*\Z")]
 """A bulk provider's name: ``shm``, ``zmq``, ``verbs`` or ``fake``."""
@@ -702,7 +703,9 @@ DeviceMessage: TypeAlias = (
     | FrameReady
     | DeviceStatus
 )
-Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage
+BulkLinkMessage: TypeAlias = BulkOffer | BulkAccept | BulkReady | BulkCredit | BulkClose
+"""The bulk-lane messages that travel on the control link (all but the slot header)."""
+Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage | BulkLinkMessage
 """Every message that travels on a link, told apart by its ``kind``."""
 
 _TYPES: tuple[type[_Message], ...] = (
@@ -730,6 +733,11 @@ _TYPES: tuple[type[_Message], ...] = (
     FrameRequest,
     FrameReady,
     DeviceStatus,
+    BulkOffer,
+    BulkAccept,
+    BulkReady,
+    BulkCredit,
+    BulkClose,
 )
 
 KINDS: Mapping[str, type[_Message]] = MappingProxyType(
