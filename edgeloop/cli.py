@@ -359,6 +359,56 @@ def bench(
         benchmarks.print_table(result, Console() if sys.stdout.isatty() else Console(width=132))
 
 
+# -- devices and the simulated yard (edgeloop.sensors) ------------------------------------
+
+device_app = typer.Typer(help="Run a device agent (a camera or a trap).", no_args_is_help=True)
+sim_app = typer.Typer(help="Run simulated devices against a node.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+app.add_typer(sim_app, name="sim")
+
+
+def _until_signal() -> tuple[threading.Event, dict[signal.Signals, Any]]:
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    return stop, previous
+
+
+@device_app.command("run")
+def device_run(
+    device_file: Annotated[Path, typer.Argument(help="The device file (TOML) to run.")],
+    log_format: Annotated[LogFormat, typer.Option(help="Log lines as text or JSON.")] = (
+        LogFormat.console
+    ),
+    start_at: Annotated[
+        float | None,
+        typer.Option(help="Wall time (Unix seconds) of source time 0; a runner passes it."),
+    ] = None,
+) -> None:
+    """Run the device DEVICE_FILE describes until SIGINT/SIGTERM."""
+    from edgeloop.sensors.device import build_agent, load_device, run_agent
+
+    configure_logging(log_format)
+    try:
+        agent = build_agent(load_device(device_file), start_at=start_at)
+    except ConfigError as error:
+        _err.print(f"[red]error:[/] {device_file}: {error}")
+        raise typer.Exit(2) from None
+    stop, previous = _until_signal()
+    try:
+        code = run_agent(agent, stop)
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Entry point of the ``edgeloop`` console script."""
     app()

@@ -5,6 +5,8 @@ callers can catch either the precise or the generic type::
 
     EdgeloopError
     ├── ConfigError (ValueError)            an app file or spec is invalid; .key names where
+    │   └── ScenarioError                   a yard scenario file is invalid; .key names where
+    ├── HeadError (ValueError)              an on-device head is malformed or does not fit; .field
     ├── ActorError
     │   ├── ActorDeadError                  the actor stopped before it handled or replied
     │   │   └── PathNotFoundError (LookupError) no actor at that path (on that node)
@@ -42,6 +44,8 @@ from __future__ import annotations
 __all__ = [
     "EdgeloopError",
     "ConfigError",
+    "ScenarioError",
+    "HeadError",
     "ActorError",
     "ActorDeadError",
     "PathNotFoundError",
@@ -88,6 +92,21 @@ class ConfigError(EdgeloopError, ValueError):
         self.key = key
         self.problem = problem
         super().__init__(f"{key}: {problem}" if key else problem)
+
+
+class ScenarioError(ConfigError):
+    """A simulated-yard scenario (TOML) is invalid or unknown; ``key`` names where
+    (``cameras[1].zones[0]``), or is ``""`` for the whole file."""
+
+
+class HeadError(EdgeloopError, ValueError):
+    """An on-device head (``HeadSpec``) is malformed or does not fit this device (another
+    feature extractor or embedding size). ``field`` names the offending part; the device
+    keeps running its previous head."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class ActorError(EdgeloopError):

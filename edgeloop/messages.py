@@ -74,6 +74,7 @@ __all__ = [
     "LinkMessage",
     "RemoteMessage",
     "DeviceMessage",
+    "BulkLinkMessage",
     "Scalar",
     "Value",
     "KINDS",
@@ -494,10 +495,10 @@ __all__ += ["EventsSince", "EventsBatch"]
 
 # -- bulk lane -------------------------------------------------------------------------
 #
-# The bulk lane's messages (docs/bulk-lane.md). The handshake (offer, accept, ready)
-# travels wherever the caller carries it, the control link in a deployment; credits travel
-# on the lane's own control channel. They are not members of ``Message`` (the control
-# link's union): :func:`decode_bulk` reads them.
+# The bulk lane's messages (docs/bulk-lane.md). The handshake (offer, accept, ready), the
+# credits and the close travel on the control link (members of ``Message``; the endpoint
+# routes them to the lane); a lane made without a link carries them on its provider's own
+# channel, where :func:`decode_bulk` reads them. ``BulkComplete`` lives in a slot's header.
 
 BulkProviderName = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"\A[a-z][a-z0-9_]*\Z")]
 """A bulk provider's name: ``shm``, ``zmq``, ``verbs`` or ``fake``."""
@@ -626,6 +627,104 @@ __all__ += [  # the bulk block keeps its exports next to its definitions
 ]
 
 
+# -- on-device head --------------------------------------------------------------------
+#
+# What ``HeadUpdate.head`` carries: a prototype classifier with a novelty gate, compiled in
+# closed form by the learner (or built from the known classes at start). Not a member of
+# ``Message``: it travels as bytes inside a HeadUpdate; :func:`decode_head` reads them.
+
+HEAD_MAX_DIM = 64
+"""Longest embedding a head may score (its ``dim``)."""
+HEAD_MAX_LABELS = 64
+"""Most classes one head may hold."""
+HEAD_MAX_SIZE = 64 * 1024
+"""Largest encoded head :func:`decode_head` accepts (shipped heads are under 1 KB)."""
+
+_HeadFloat = Annotated[float, Meta(ge=-1e6, le=1e6)]  # the bounds also refuse NaN and inf
+_HeadScale = Annotated[float, Meta(gt=0.0, le=1e6)]
+
+
+class HeadSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """An on-device head: nearest whitened prototype (LDA-linear logits) plus a novelty gate.
+
+    A device scores the int8 embedding ``x`` (``dim`` values, read as numbers) of a
+    detection with it::
+
+        z       = whitening_scale * W @ x        W: int8, lower triangular, dim x dim
+        d_k     = |z - prototype_scale * p_k|^2  p_k: int8, one row per label
+        logit_k = biases[k] - d_k / 2            label = argmax, score = softmax maximum
+        novel   = min_k d_k > novelty_threshold
+
+    ``W`` (``chol(pooled covariance)^-1``) is packed row by row, only its lower triangle
+    (row ``i`` holds ``i + 1`` bytes), and ``prototypes`` is ``len(labels) x dim`` row by
+    row, both as signed bytes. ``extractor`` names the frozen feature extractor the
+    embeddings come from: a device refuses a head built for another one. Field checks run
+    on decode (as for messages); the cross-field ones also when a head is built in Python.
+    """
+
+    version: Version
+    extractor: Label
+    dim: Annotated[int, Meta(ge=1, le=HEAD_MAX_DIM)]
+    labels: Annotated[tuple[Label, ...], Meta(min_length=1, max_length=HEAD_MAX_LABELS)]
+    whitening: Annotated[bytes, Meta(max_length=HEAD_MAX_DIM * (HEAD_MAX_DIM + 1) // 2)]
+    whitening_scale: _HeadScale
+    prototypes: Annotated[bytes, Meta(max_length=HEAD_MAX_DIM * HEAD_MAX_LABELS)]
+    prototype_scale: _HeadScale
+    biases: Annotated[tuple[_HeadFloat, ...], Meta(max_length=HEAD_MAX_LABELS)]
+    novelty_threshold: Annotated[float, Meta(gt=0.0, le=1e12)]
+
+    def __post_init__(self) -> None:
+        k, d = len(self.labels), self.dim
+        if len(set(self.labels)) != k:
+            raise ValueError(f"labels must be distinct, got {list(self.labels)}")
+        if len(self.whitening) != d * (d + 1) // 2:
+            raise ValueError(
+                f"whitening holds {len(self.whitening)} bytes; a packed lower triangle of "
+                f"dim {d} holds {d * (d + 1) // 2}"
+            )
+        if len(self.prototypes) != k * d:
+            raise ValueError(
+                f"prototypes hold {len(self.prototypes)} bytes; {k} labels x dim {d} need {k * d}"
+            )
+        if len(self.biases) != k:
+            raise ValueError(f"biases hold {len(self.biases)} values for {k} labels; give one each")
+
+
+_HEAD_DECODER: msgspec.msgpack.Decoder[HeadSpec] = msgspec.msgpack.Decoder(HeadSpec)
+
+
+def encode_head(head: HeadSpec) -> bytes:
+    """The MessagePack bytes of ``head`` (a map with string keys), for ``HeadUpdate.head``."""
+    return _ENCODER.encode(head)
+
+
+def decode_head(data: _Buffer, *, max_size: int = HEAD_MAX_SIZE) -> HeadSpec:
+    """The head in ``data``, or a DecodeError saying why not (``field`` names the part)."""
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    if size > max_size:
+        raise DecodeError(
+            f"head of {size} bytes exceeds the limit of {max_size} bytes", reason="oversized"
+        )
+    try:
+        return _HEAD_DECODER.decode(data)
+    except _DECODE_FAILURES as exc:
+        error = _decode_error(exc, tag_field=None)
+        first = str(exc).split(" ", 1)[0]
+        if error.field == "$" and first in HeadSpec.__struct_fields__:  # a cross-field check
+            error.field = f"$.{first}"
+        raise error from exc
+
+
+__all__ += [  # the head block keeps its exports next to its definitions
+    "HeadSpec",
+    "HEAD_MAX_DIM",
+    "HEAD_MAX_LABELS",
+    "HEAD_MAX_SIZE",
+    "encode_head",
+    "decode_head",
+]
+
+
 # -- unions and lookup -----------------------------------------------------------------
 
 LinkMessage: TypeAlias = Hello | Welcome | Heartbeat | Close | ErrorReply
@@ -645,7 +744,9 @@ DeviceMessage: TypeAlias = (
     | FrameReady
     | DeviceStatus
 )
-Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage
+BulkLinkMessage: TypeAlias = BulkOffer | BulkAccept | BulkReady | BulkCredit | BulkClose
+"""The bulk-lane messages that travel on the control link (all but the slot header)."""
+Message: TypeAlias = LinkMessage | RemoteMessage | DeviceMessage | BulkLinkMessage
 """Every message that travels on a link, told apart by its ``kind``."""
 
 _TYPES: tuple[type[_Message], ...] = (
@@ -673,6 +774,11 @@ _TYPES: tuple[type[_Message], ...] = (
     FrameRequest,
     FrameReady,
     DeviceStatus,
+    BulkOffer,
+    BulkAccept,
+    BulkReady,
+    BulkCredit,
+    BulkClose,
 )
 
 KINDS: Mapping[str, type[_Message]] = MappingProxyType(

@@ -1,10 +1,22 @@
 """Sensors: device agents, device twins, the simulated yard and its on-device heads.
 
-The device side (:mod:`edgeloop.sensors.device`: the agents cameras and traps run) and
-the node side (:mod:`edgeloop.sensors.twins`: one supervised twin per device) speak only
-through :mod:`edgeloop.messages`, over a link.
+The device side (:mod:`edgeloop.sensors.device`: the agents cameras and traps run; the
+head runtime below is what a device runs on each detection's embedding;
+:mod:`edgeloop.sensors.world`: the simulated yard they observe) and the node side
+(:mod:`edgeloop.sensors.twins`: one supervised twin per device) speak only through
+:mod:`edgeloop.messages`, over a link.
 """
 
+from __future__ import annotations
+
+from edgeloop.sensors._head import (
+    Head,
+    HeadResult,
+    check_head,
+    compile_head,
+    fit_head,
+    load_head,
+)
 from edgeloop.sensors.device import (
     DeviceAgent,
     DeviceConfig,
@@ -19,6 +31,7 @@ from edgeloop.sensors.twins import (
     Devices,
     GetState,
     LaneFrames,
+    LinkFrames,
     PullFrame,
     PushHead,
     RunCommand,
@@ -34,6 +47,13 @@ from edgeloop.sensors.twins import (
 )
 
 __all__ = [
+    # the on-device head
+    "Head",
+    "HeadResult",
+    "check_head",
+    "load_head",
+    "compile_head",
+    "fit_head",
     # device agents (edgeloop.sensors.device)
     "DeviceAgent",
     "DeviceConfig",
@@ -59,4 +79,5 @@ __all__ = [
     "Versioned",
     "twin_states",
     "LaneFrames",
+    "LinkFrames",
 ]

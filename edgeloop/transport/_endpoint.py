@@ -12,6 +12,16 @@ violations are each rejected, counted by reason, answered with an ``ErrorReply``
 the sender can be reached (never in answer to an ``ErrorReply``, so that two sides can
 not keep answering each other), and logged at a bounded rate.
 
+Bulk lanes ride on the links: the endpoint routes the bulk messages (offer, accept,
+ready, credit, close) to its lanes instead of ``on_message``, and the frames travel on the
+lane's provider (shared memory, zero-copy ZeroMQ, RDMA)::
+
+    receiver = node.open_bulk_receiver("cam-1", bulk.BulkConfig())  # the ring owner
+    sender = device.open_bulk_sender("edge-a", bulk.BulkConfig())  # takes the offer
+
+Both block until the handshake is done (``timeout``, 5 s by default); see
+``edgeloop/transport/_lanes.py`` and ``docs/bulk-lane.md``.
+
 The hot paths (a data message on a ready link) skip the effect lists: the thread asks
 :meth:`Link.send_ready` / :meth:`Link.receive_data`, which consult the same state table,
 and puts the message on the wire or hands it to ``on_message`` itself; anything else
@@ -31,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol, Self, cast
+from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
 import structlog
 import zmq
@@ -53,8 +63,12 @@ from edgeloop.transport._effects import (
     Transmit,
     Violation,
 )
+from edgeloop.transport._lanes import BULK_LINK_KINDS, LaneTable
 from edgeloop.transport._protocol import Link
 from edgeloop.transport._state import LinkSide, LinkState
+
+if TYPE_CHECKING:
+    from edgeloop.transport.bulk import BulkConfig, Receiver, Sender
 
 __all__ = [
     "Endpoint",
@@ -257,6 +271,8 @@ class Endpoint:
     ``on_peer(event)`` every :class:`PeerUp`/:class:`PeerDown`; ``on_undelivered(peer,
     message, reason)`` gets what :meth:`send` accepted but the link dropped. All three run
     on the I/O thread: return quickly, never block (hand work to an actor with ``tell``).
+    Bulk-lane messages go to :meth:`open_bulk_receiver` / :meth:`open_bulk_sender`'s
+    lanes, never to ``on_message``.
     """
 
     def __init__(
@@ -296,6 +312,7 @@ class Endpoint:
         self._bound: tuple[str, ...] = ()
         self._trouble = _RateLimitedLog()
         self._poller = zmq.Poller()
+        self._lanes = LaneTable(self.send, self._count_rejected, self._rng)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -365,6 +382,28 @@ class Endpoint:
             self._wake()
         return True
 
+    def open_bulk_receiver(
+        self, peer: str, config: BulkConfig, *, timeout: float = 5.0
+    ) -> Receiver:
+        """Open a bulk lane from ``peer`` into a ring of this side's, over the link.
+
+        Sends ``BulkOffer`` and waits up to ``timeout`` seconds for the peer's
+        :meth:`open_bulk_sender` to accept; the frames then travel on the chosen
+        provider and the credits on this link. LinkError if the peer refuses or does
+        not answer in time, PeerLostError if there is no link to it. Blocks: call it
+        from the consumer's thread, never from a link callback.
+        """
+        return self._lanes.open_receiver(peer, config, timeout)
+
+    def open_bulk_sender(self, peer: str, config: BulkConfig, *, timeout: float = 5.0) -> Sender:
+        """Answer ``peer``'s next bulk-lane offer (waiting up to ``timeout`` seconds for
+        one) and attach to its ring: the lane's sender, its credits from this link.
+
+        ``config`` says which providers this side may use. LinkError when no offer
+        comes in time or no provider fits; blocks like :meth:`open_bulk_receiver`.
+        """
+        return self._lanes.open_sender(peer, config, timeout)
+
     def connected_peers(self) -> list[str]:
         """Peers whose link is ready now."""
         return [p for p, c in list(self._by_peer.items()) if c.link.state is LinkState.READY]
@@ -429,6 +468,7 @@ class Endpoint:
             for peer in list(self._by_peer):
                 self._notify(PeerDown(peer, "transport_lost"))
         self._by_peer.clear()
+        self._lanes.close()
 
     def _open(self) -> None:
         assert self._context is not None
@@ -686,6 +726,9 @@ class Endpoint:
         """Hand a data message from a ready link to the node, then send what it answered."""
         peer = conn.peer
         assert peer is not None  # data is taken only after a Ready
+        if type(message) in BULK_LINK_KINDS:
+            self._lanes.route(peer, message)
+            return
         try:
             self._on_message(peer, message)
         except Exception as error:  # noqa: BLE001 - a handler bug must not kill links
@@ -746,6 +789,9 @@ class Endpoint:
         )
         if socket is not None and identity is not None:
             self._route(socket, identity, messages.ErrorReply.from_error(error))
+
+    def _count_rejected(self, reason: str) -> None:
+        self._rejected[reason] += 1
 
     def _handler_failed(self, peer: str, error: Exception) -> None:
         self._rejected["handler_failed"] += 1
@@ -848,6 +894,9 @@ class Endpoint:
     def _deliver(self, conn: _Conn, message: object) -> None:
         peer = conn.link.peer
         assert peer is not None
+        if type(message) in BULK_LINK_KINDS:
+            self._lanes.route(peer, message)  # type: ignore[arg-type]
+            return
         try:
             self._on_message(peer, message)  # type: ignore[arg-type]
         except Exception as error:  # noqa: BLE001 - a handler bug must not kill the links
@@ -987,6 +1036,8 @@ class Endpoint:
                 _log.error("undelivered_handler_failed", peer=peer, exc_info=error)
 
     def _notify(self, event: PeerUp | PeerDown) -> None:
+        if isinstance(event, PeerDown):
+            self._lanes.peer_down(event.peer)
         if self._on_peer is not None:
             try:
                 self._on_peer(event)

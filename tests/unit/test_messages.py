@@ -100,6 +100,11 @@ SAMPLES: list[m.Message] = [
         state="fault",
         detail="jammed",
     ),
+    m.BulkOffer(lane=7, host_id="h", providers=("shm", "zmq"), slot_size=4096, slot_count=4),
+    m.BulkAccept(lane=7, host_id="h", provider="shm"),
+    m.BulkReady(lane=7, provider="shm", params={"segment": "edgeloop-bulk-00", "key": 1}),
+    m.BulkCredit(lane=7, slots=(0, 1)),
+    m.BulkClose(lane=7, reason="done"),
 ]
 
 
@@ -122,7 +127,7 @@ def test_samples_cover_every_kind():
 
 def test_kinds_are_unique_short_snake_case_tags():
     """Each class has its own tag, a short snake_case word."""
-    assert len(set(m.KINDS.values())) == len(m.KINDS) == 24
+    assert len(set(m.KINDS.values())) == len(m.KINDS) == 29
     for kind, cls in m.KINDS.items():
         assert kind.isidentifier()
         assert kind.islower()

@@ -17,10 +17,18 @@ from edgeloop.sensors.device._config import (
     load_device,
 )
 from edgeloop.sensors.device._core import Action, DeviceCore, PushFrame, ServeFrame
-from edgeloop.sensors.device._heads import Head, HeadLoader, NoHead, Verdict
+from edgeloop.sensors.device._heads import (
+    Head,
+    HeadLoader,
+    NoHead,
+    Scored,
+    Verdict,
+    yard_head_loader,
+)
 from edgeloop.sensors.device._journal import Journal, Recovered
 from edgeloop.sensors.device._outbox import Added, Outbox, OutboxStatistics, Overflow
 from edgeloop.sensors.device._ring import FrameRing, RingStatistics
+from edgeloop.sensors.device._run import build_agent, run_agent
 from edgeloop.sensors.device._settings import REPORT_MODES, CameraSettings, ReportMode
 from edgeloop.sensors.device._source import (
     Observation,
@@ -40,6 +48,8 @@ __all__ = [
     "SourceConfig",
     "TrapConfig",
     "load_device",
+    "build_agent",
+    "run_agent",
     # the pure core and its parts
     "DeviceCore",
     "Action",
@@ -63,6 +73,8 @@ __all__ = [
     "HeadLoader",
     "NoHead",
     "Verdict",
+    "Scored",
+    "yard_head_loader",
     "Observation",
     "ObservationSource",
     "SyntheticSource",

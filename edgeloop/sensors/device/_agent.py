@@ -98,12 +98,14 @@ class DeviceAgent:
         head_loader: HeadLoader | None = None,
         clock: Clock | None = None,
         start_at: float | None = None,
+        initial_head: bytes | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
         self._source = source
         self._trap_view = trap_view
         self._head_loader = head_loader
+        self._initial_head = initial_head
         self._clock = clock or MonotonicClock()
         self._own_clock = clock is None
         self._start_at = start_at
@@ -141,6 +143,7 @@ class DeviceAgent:
             journal=journal,
             state_file=StateFile(data / "state.msgpack" if data is not None else None),
             trap_view=self._trap_view,
+            initial_head=self._initial_head,
         )
         self._core = core
         if self._source is not None:

@@ -91,6 +91,7 @@ class DeviceCore:
         journal: Journal | None = None,
         state_file: StateFile | None = None,
         trap_view: TrapView | None = None,
+        initial_head: bytes | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -99,6 +100,8 @@ class DeviceCore:
         self._journal = journal
         self._state_file = state_file or StateFile(None)
         self._state = self._state_file.load()
+        if not self._state.head and initial_head:
+            self._state.head, self._state.head_version = initial_head, _head_version(initial_head)
         self._state.boot += 1
         self.boot = self._state.boot
         recovered = journal.recovered if journal is not None else Recovered([], 1, 0, 0, 0)
@@ -122,6 +125,7 @@ class DeviceCore:
         self.catch_log = CatchLog(config.trap.catches)
         self._frames = 0
         self._last_capture: float | None = None
+        self._last_frame: tuple[object, FrameRef | None] = (None, None)
         self._status_due: float | None = 0.0  # send one at the first chance
         self._status_sent = -1e18
         self._save()
@@ -234,7 +238,12 @@ class DeviceCore:
             self.counters["outside_zones"] += 1
             return []
         last = self._last_capture
-        if last is not None and observation.t - last < 1.0 / settings.frame_rate - 1e-9:
+        same_frame = last is not None and observation.t == last
+        if (
+            last is not None
+            and not same_frame
+            and observation.t - last < 1.0 / settings.frame_rate - 1e-9
+        ):
             self.counters["over_frame_rate"] += 1
             return []
         self._last_capture = observation.t
@@ -243,7 +252,7 @@ class DeviceCore:
             self.counters["not_reported"] += 1
             return []
         embedding = np.asarray(observation.embedding, dtype=np.int8)
-        verdict = self.head.classify(embedding)
+        verdict = self.head.score(embedding)
         if verdict.score < settings.threshold and not verdict.novel:
             self.counters["below_threshold"] += 1
             return []
@@ -289,9 +298,12 @@ class DeviceCore:
     def _keep_frame(self, observation: Observation, now: float) -> FrameRef | None:
         if observation.frame is None:
             return None
+        if observation.frame is self._last_frame[0]:  # another detection in the same frame
+            return self._last_frame[1]
         self._frames += 1
         frame_id = (self.boot << 32) | (self._frames & 0xFFFFFFFF)
         ref, evicted = self.ring.put(frame_id, observation.frame)
+        self._last_frame = (observation.frame, ref)
         if evicted:
             self._changed(now)
         return ref
@@ -478,6 +490,16 @@ class DeviceCore:
     def close(self) -> None:
         if self._journal is not None:
             self._journal.close()
+
+
+def _head_version(head: bytes) -> int:
+    """The version inside an encoded head (0 if it has none a loader could read)."""
+    from edgeloop.messages import decode_head
+
+    try:
+        return decode_head(head).version
+    except Exception:  # noqa: BLE001 (a bad factory head: the loader refuses it next)
+        return 0
 
 
 def _log_loss(event: str, device: str, total: int) -> None:

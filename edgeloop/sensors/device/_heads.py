@@ -1,10 +1,11 @@
 """What the agent needs of an on-device head: a version, and a verdict per embedding.
 
-The head's wire format and runtime live in ``edgeloop.sensors._head`` (``HeadSpec``); the
-agent only loads bytes into a :class:`Head` with a :data:`HeadLoader` and asks it for
-verdicts, so a device with another kind of head (or a test) passes its own loader. A
-loader raises (``HeadError``, ``DecodeError``, ``ValueError``) for bytes it cannot run;
-the agent then answers ``HeadAck(ok=False, error=...)`` and keeps its old head.
+The head's wire format and runtime live in ``edgeloop.sensors._head`` (``HeadSpec``,
+``load_head``); the agent only loads bytes into a :class:`Head` with a :data:`HeadLoader`
+and asks it to score embeddings, so a device with another kind of head passes its own
+loader. A loader raises (``HeadError``, ``DecodeError``, ``ValueError``) for bytes it
+cannot run; the agent then answers ``HeadAck(ok=False, error=...)`` and keeps its old
+head. :func:`yard_head_loader` is the loader of a camera in the simulated yard.
 """
 
 from __future__ import annotations
@@ -15,12 +16,25 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Verdict", "Head", "HeadLoader", "NoHead"]
+__all__ = ["Verdict", "Scored", "Head", "HeadLoader", "NoHead", "yard_head_loader"]
+
+
+class Scored(Protocol):
+    """A head's answer for one embedding: the label, its score in [0, 1], and whether the
+    embedding fits none of the head's classes (the novelty gate)."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def novel(self) -> bool: ...
 
 
 class Verdict(NamedTuple):
-    """A head's answer for one embedding: the label, its score in [0, 1], and whether the
-    embedding fits none of the head's classes (the novelty gate)."""
+    """A :class:`Scored` of the device's own making (before it has a head)."""
 
     label: str
     score: float
@@ -28,12 +42,12 @@ class Verdict(NamedTuple):
 
 
 class Head(Protocol):
-    """A loaded head the device runs."""
+    """A loaded head the device runs (``edgeloop.sensors.Head`` is one)."""
 
     @property
     def version(self) -> int: ...
 
-    def classify(self, embedding: npt.NDArray[np.int8]) -> Verdict: ...
+    def score(self, embedding: npt.NDArray[np.int8]) -> Scored: ...
 
 
 HeadLoader = Callable[[bytes], Head]
@@ -46,5 +60,16 @@ class NoHead:
 
     version = 0
 
-    def classify(self, embedding: npt.NDArray[np.int8]) -> Verdict:
+    def score(self, embedding: npt.NDArray[np.int8]) -> Verdict:
         return Verdict("unknown", 0.0, True)
+
+
+def yard_head_loader(extractor: str, dim: int) -> HeadLoader:
+    """A loader that runs heads built for ``extractor``'s ``dim``-value embeddings and
+    refuses any other with a HeadError naming the mismatch."""
+    from edgeloop.sensors._head import load_head
+
+    def load(data: bytes) -> Head:
+        return load_head(data, extractor=extractor, dim=dim)
+
+    return load

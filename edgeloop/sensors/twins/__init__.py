@@ -4,7 +4,13 @@ and ``Devices``, which starts one per device named in the app file."""
 from edgeloop.sensors.twins._actuator import MOVES, ActuatorTwin
 from edgeloop.sensors.twins._buffer import EventBuffer
 from edgeloop.sensors.twins._devices import TWIN_KINDS, Devices, twin_specs
-from edgeloop.sensors.twins._frames import FrameSource, FrameSourceFactory, LaneFrames
+from edgeloop.sensors.twins._frames import (
+    FrameSource,
+    FrameSourceFactory,
+    LaneFrames,
+    LinkFrames,
+    link_frames,
+)
 from edgeloop.sensors.twins._requests import (
     DEFAULT_TIMEOUT,
     Configure,
@@ -49,6 +55,8 @@ __all__ = [
     "FrameSource",
     "FrameSourceFactory",
     "LaneFrames",
+    "LinkFrames",
+    "link_frames",
     # pure cores
     "Sequencer",
     "SequencerCounters",

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal
 
@@ -32,7 +33,7 @@ from edgeloop.messages import BulkAccept, BulkOffer, BulkReady
 from edgeloop.transport.bulk._fake import FakeProvider
 from edgeloop.transport.bulk._lane import Receiver, Sender
 from edgeloop.transport.bulk._protocol import MAX_SLOTS, Geometry
-from edgeloop.transport.bulk._provider import Provider, SenderSetup
+from edgeloop.transport.bulk._provider import Provider, ReceiveSide, SenderSetup, SendSide
 from edgeloop.transport.bulk._shm import ShmProvider
 from edgeloop.transport.bulk._verbs import VerbsProvider
 from edgeloop.transport.bulk._verbs import probe as probe_verbs
@@ -220,9 +221,16 @@ def answer(offer: BulkOffer, config: BulkConfig) -> tuple[BulkAccept, SenderSetu
 
 
 def open_receiver(
-    offer: BulkOffer, accept: BulkAccept, config: BulkConfig
+    offer: BulkOffer,
+    accept: BulkAccept,
+    config: BulkConfig,
+    *,
+    wrap: Callable[[ReceiveSide], ReceiveSide] | None = None,
 ) -> tuple[Receiver, BulkReady]:
-    """Register the ring for the sender's choice; the receiver and its BulkReady."""
+    """Register the ring for the sender's choice; the receiver and its BulkReady.
+
+    ``wrap`` may replace the provider's side (a lane bound to a control link wraps it so
+    that credits travel on the link)."""
     if accept.lane != offer.lane or accept.provider not in offer.providers:
         raise ProtocolError(
             f"the sender accepted provider {accept.provider!r} on lane {accept.lane}, but "
@@ -233,6 +241,8 @@ def open_receiver(
     provider = make_provider(accept.provider, config)
     side = provider.listen(offer.lane, geometry, offer.memory, dict(accept.params))
     try:
+        if wrap is not None:
+            side = wrap(side)
         receiver = Receiver(side, offer.lane, geometry, verify=config.verify)
     except BaseException:
         side.close()
@@ -243,9 +253,15 @@ def open_receiver(
 
 
 def open_sender(
-    offer: BulkOffer, setup: SenderSetup, ready: BulkReady, config: BulkConfig
+    offer: BulkOffer,
+    setup: SenderSetup,
+    ready: BulkReady,
+    config: BulkConfig,
+    *,
+    wrap: Callable[[SendSide], SendSide] | None = None,
 ) -> Sender:
-    """Attach to the receiver's ring: the sender of the lane."""
+    """Attach to the receiver's ring: the sender of the lane (``wrap`` as in
+    :func:`open_receiver`)."""
     if ready.lane != offer.lane:
         setup.close()
         raise ProtocolError(
@@ -256,6 +272,8 @@ def open_sender(
     except BaseException:
         setup.close()
         raise
+    if wrap is not None:
+        side = wrap(side)
     return Sender(
         side, offer.lane, Geometry(offer.slot_size, offer.slot_count), checksums=config.checksums
     )
