@@ -174,10 +174,10 @@ def test_a_restarted_node_gets_everything_resent(tmp_path: Path) -> None:
     try:
         with yard_node(where, first, [{"name": "cam-n"}]):
             wait_for(lambda: first.count("cam-n") >= 30, timeout=WAIT, what="events streaming")
-        mark = device.mark()
-        device.wait_for_event("device_unlinked", after=mark)
+            mark = device.mark()
+        unlinked = device.wait_for_event("device_unlinked", after=mark)
         with yard_node(where, second, [{"name": "cam-n"}]) as node:
-            device.wait_for_event("device_linked", after=mark)
+            device.wait_for_event("device_linked", after=unlinked["_line"])
             wait_for(lambda: second.count("cam-n") >= 30, timeout=WAIT, what="resent and new")
             twin = state(node, "cam-n")
     finally:
