@@ -33,14 +33,22 @@ class SequencerCounters:
     gaps: int = 0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Offer:
     """What one offered event did: the events that are now deliverable (in order), and
-    whether the offered one was a duplicate (the device needs an ack) or opened a gap."""
+    whether the offered one was a duplicate (the device needs an ack) or opened a gap.
 
-    deliver: tuple[Event, ...]
-    duplicate: bool = False
-    opened_gap: bool = False
+    A plain slotted class, not a frozen dataclass: one is built per event, and a frozen
+    dataclass's ``__init__`` costs several times as much. Treat it as read-only.
+    """
+
+    __slots__ = ("deliver", "duplicate", "opened_gap")
+
+    def __init__(
+        self, deliver: tuple[Event, ...], duplicate: bool = False, opened_gap: bool = False
+    ) -> None:
+        self.deliver = deliver
+        self.duplicate = duplicate
+        self.opened_gap = opened_gap
 
 
 _NOTHING = Offer(())

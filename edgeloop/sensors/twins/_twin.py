@@ -249,11 +249,13 @@ class SensorTwin(DeviceRequests, Actor):
             )
             return
         self.reported_head = event.head_version
-        if not self.config.known:
-            self.config.report_version(event.config_version)
-            self._push_config()
-        else:
-            self.config.report_version(event.config_version)
+        config = self.config
+        reported = config.reported
+        if reported is None or reported.version != event.config_version:
+            first = not config.known
+            config.report_version(event.config_version)
+            if first:
+                self._push_config()
         offer = self.sequencer.offer(event)
         if offer.deliver:
             self._deliver(offer.deliver)
@@ -290,6 +292,8 @@ class SensorTwin(DeviceRequests, Actor):
         (after the subscribers were told). Runs in the twin's thread: keep it quick."""
 
     def _targets(self) -> list[ActorRefLike]:
+        if not self._addresses and not self._refs:
+            return []
         targets: list[ActorRefLike] = []
         system = self.system
         for address in self._addresses:
@@ -337,9 +341,8 @@ class SensorTwin(DeviceRequests, Actor):
             self._on_gap()
 
     def _send_ack(self) -> None:
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
+        # A running ack timer is left to fire (it acks only if something is unacked
+        # then): one timer per ack_delay, not one per ack, keeps the clock thread quiet.
         self._unacked = 0
         seq = self.sequencer.delivered
         if seq is None:
