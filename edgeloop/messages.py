@@ -459,12 +459,13 @@ class DeviceStatus(_Message, frozen=True, kw_only=True, tag="device_status"):
 # a Tell's body between nodes), not as link kinds, so they are not members of ``Message``.
 
 
-class EventsSince(msgspec.Struct, frozen=True, kw_only=True):
+class EventsSince(msgspec.Struct, frozen=True, kw_only=True, tag="events_since"):
     """Ask the twin of ``device`` for the events it still holds after ``after_seq`` (and,
     if given, stamped at or after ``since_ts``, device time), at most ``limit`` of them.
 
-    Asked, the twin answers with an :class:`EventsBatch`; told with ``reply_to`` (an actor
-    address such as ``/yard/learner``), it tells the batch there.
+    Asked, the twin answers with an :class:`EventsBatch`. Told with ``reply_to`` (an actor
+    address such as ``/yard/learner``), it tells those events there again, oldest first,
+    as it told them live (the asker drops what it already has).
     """
 
     device: Name
@@ -474,7 +475,7 @@ class EventsSince(msgspec.Struct, frozen=True, kw_only=True):
     reply_to: Address | None = None
 
 
-class EventsBatch(msgspec.Struct, frozen=True, kw_only=True):
+class EventsBatch(msgspec.Struct, frozen=True, kw_only=True, tag="events_batch"):
     """The twin's answer to :class:`EventsSince`, oldest first.
 
     ``complete`` is false when some asked-for events are no longer held (evicted from the

@@ -215,6 +215,11 @@ class SensorTwin(DeviceRequests, Actor):
             self._unsubscribe(message.subscriber)
         elif cls is Down:
             self._refs.pop(id(message.ref), None)
+        elif _is_events_since(message):
+            request = EventsSince(
+                device=message.device, after_seq=message.after_seq, reply_to=message.reply_to
+            )
+            return self._events_since(request)
         else:
             return self._on_request(message)
         return None
@@ -359,10 +364,16 @@ class SensorTwin(DeviceRequests, Actor):
         else:
             batch = self._batch(request)
         if request.reply_to is not None:
+            # Told: the events go again to reply_to, oldest first, as live ones do, so a
+            # restarted learner takes them in on its usual path (and drops what it has).
             try:
-                self.system.ref(request.reply_to).tell(batch)
+                target = self.system.ref(request.reply_to)
+                for event in batch.events:
+                    target.tell(event)
             except (LookupError, ValueError, MailboxFull) as error:
                 self._count_rejected("reply_failed", f"{request.reply_to}: {error}")
+            else:
+                self.counters["events_replayed"] += len(batch.events)
         return batch
 
     def _batch(self, request: EventsSince) -> EventsBatch:
@@ -579,6 +590,17 @@ class SensorTwin(DeviceRequests, Actor):
     def extra_state(self) -> dict[str, Any]:
         """What a subclass adds to its state (a trap's position)."""
         return {}
+
+
+def _is_events_since(message: Any) -> bool:
+    """Whether ``message`` is an ``events_since`` request of another module's own Struct
+    (the learner's), told apart by its wire tag: the sibling packages share no code."""
+    config = getattr(message.__class__, "__struct_config__", None)
+    return (
+        config is not None
+        and config.tag == "events_since"
+        and all(hasattr(message, f) for f in ("device", "after_seq", "reply_to"))
+    )
 
 
 def _directory(system: Any) -> dict[str, SensorTwin]:

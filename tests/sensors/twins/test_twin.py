@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from edgeloop.errors import FrameError
 from edgeloop.messages import (
     ErrorReply,
     EventAck,
-    EventsBatch,
     EventsSince,
     FrameRef,
 )
@@ -104,14 +104,31 @@ def test_events_since_answers_from_the_buffer_and_says_when_it_is_incomplete() -
         assert [e.seq for e in by_time.events] == [7, 8]
 
 
-def test_events_since_told_with_reply_to_tells_the_batch(yard: Yard) -> None:
+def test_events_since_told_with_reply_to_tells_the_events_again(yard: Yard) -> None:
     yard.up("cam-1")
-    yard.port.inject("cam-1", event(1))
-    assert yard.events(1)[0].seq == 1
-    yard.twin("cam-1").tell(EventsSince(device="cam-1", reply_to="/sink"))
-    batch = yard.seen.get(timeout=5)
-    assert isinstance(batch, EventsBatch)
-    assert [e.seq for e in batch.events] == [1]
+    for seq in (1, 2, 3):
+        yard.port.inject("cam-1", event(seq))
+    assert [e.seq for e in yard.events(3)] == [1, 2, 3]
+    yard.twin("cam-1").tell(EventsSince(device="cam-1", after_seq=1, reply_to="/sink"))
+    assert yard.events(2) == [event(2), event(3)]
+    assert sync(yard).counters["events_replayed"] == 2
+
+
+class LearnersEventsSince(msgspec.Struct, frozen=True, kw_only=True, tag="events_since"):
+    """Another package's own request, as the learner defines it: the same wire tag."""
+
+    device: str
+    after_seq: int
+    reply_to: str
+
+
+def test_an_events_since_of_another_package_is_understood_by_its_tag(yard: Yard) -> None:
+    yard.up("cam-1")
+    for seq in (1, 2):
+        yard.port.inject("cam-1", event(seq))
+    yard.events(2)
+    yard.twin("cam-1").tell(LearnersEventsSince(device="cam-1", after_seq=0, reply_to="/sink"))
+    assert [e.seq for e in yard.events(2)] == [1, 2]
 
 
 def test_bad_input_is_rejected_counted_answered_and_nothing_else_is_disturbed(
