@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+from typing import Any
+
 import msgspec
 import pytest
 
+from edgeloop.actors import Actor, MailboxConfig
 from edgeloop.errors import FrameError
 from edgeloop.messages import (
+    Command,
+    CommandResult,
     ErrorReply,
     EventAck,
     EventsSince,
     FrameRef,
+    Message,
 )
-from edgeloop.sensors import GetState, TwinClient, TwinState, twin_states
+from edgeloop.sensors import GetState, Subscribe, TwinClient, TwinState, twin_states
 from tests.helpers import wait_for
-from tests.sensors.twins.conftest import Yard, event, make_yard, status
+from tests.sensors.twins.conftest import Collector, Yard, event, make_yard, status
 
 
 def sync(yard: Yard, device: str = "cam-1") -> TwinState:
@@ -223,3 +231,64 @@ def test_a_device_that_lost_its_numbering_is_followed(yard: Yard) -> None:
     yard.port.inject("cam-1", event(1))
     assert yard.events(1)[0].seq == 1, "a renumbered device's events are not duplicates"
     assert sync(yard).counters["device_renumbered"] == 1
+
+
+def test_a_subscriber_by_ref_gets_events_until_it_stops(yard: Yard) -> None:
+    seen: queue.Queue[Any] = queue.Queue()
+    extra = yard.node.system.spawn(Collector, "/extra", args={"out": seen})
+    twin = yard.twin("cam-1")
+    twin.tell(Subscribe(extra))
+    twin.tell(Subscribe("not an address"))  # refused, counted, nothing else disturbed
+    yard.up("cam-1")
+    yard.port.inject("cam-1", event(1))
+    assert seen.get(timeout=5).seq == 1
+    extra.stop()
+    assert extra.wait_stopped(5)
+    yard.port.inject("cam-1", event(2))
+    assert [e.seq for e in yard.events(2)] == [1, 2], "the other subscriber is undisturbed"
+    now = sync(yard)
+    assert now.counters["bad_subscriber"] == 1
+    assert now.counters["delivered"] == 2
+
+
+class Slow(Actor):
+    """A subscriber that holds its thread until released."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+
+    def on_receive(self, message: Any) -> Any:
+        self.gate.wait(5)
+        return None
+
+
+def test_a_full_subscriber_loses_events_counted_and_the_twin_goes_on(yard: Yard) -> None:
+    gate = threading.Event()
+    slow = yard.node.system.spawn(
+        Slow, "/slow", args={"gate": gate}, mailbox=MailboxConfig(capacity=2, overflow="fail")
+    )
+    yard.twin("cam-1").tell(Subscribe(slow))
+    yard.up("cam-1")
+    for seq in range(1, 7):
+        yard.port.inject("cam-1", event(seq))
+    assert [e.seq for e in yard.events(6)] == [1, 2, 3, 4, 5, 6]
+    now = sync(yard)
+    gate.set()
+    assert now.counters["subscriber_full"] >= 1
+    assert now.counters["delivered"] == 6
+    slow.stop()
+    assert slow.wait_stopped(5)
+
+
+def test_a_command_told_by_an_actor_is_sent_and_its_outcome_counted(yard: Yard) -> None:
+    def trap(name: str, message: Message) -> None:
+        if isinstance(message, Command):
+            yard.port.inject(
+                name, CommandResult(id=message.id, ok=True, result={"state": "closed"})
+            )
+
+    yard.wire.respond = trap
+    yard.up("trap-1")
+    yard.twin("trap-1").tell(Command(id=1, device="trap-1", name="close"))
+    wait_for(lambda: sync(yard, "trap-1").counters.get("commands_ok") == 1, what="the result")
+    assert sync(yard, "trap-1").extra["position"] == "closed"
