@@ -15,6 +15,7 @@ a virtual clock times out the same way a live run does.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections import Counter
@@ -67,7 +68,7 @@ from edgeloop.sensors.twins._sequencer import Sequencer
 from edgeloop.sensors.twins._state import TwinState
 from edgeloop.supervisor import DeviceDown, DeviceMessage, DevicePort, DeviceUp, device_port
 
-__all__ = ["SensorTwin", "TWINS_SERVICE", "twin_states"]
+__all__ = ["SensorTwin", "TWINS_SERVICE", "STATUS_SERVICE", "twin_states"]
 
 _log = structlog.get_logger("edgeloop.sensors.twins")
 
@@ -603,10 +604,16 @@ def _is_events_since(message: Any) -> bool:
     )
 
 
+STATUS_SERVICE = "status:twins"
+"""Where the twins offer ``node status`` a section of their own: a callable answering
+:func:`twin_states` (the node's status reads ``status:*`` services, when it does)."""
+
+
 def _directory(system: Any) -> dict[str, SensorTwin]:
     directory: dict[str, SensorTwin] | None = system.services.get(TWINS_SERVICE)
     if directory is None:
         directory = system.services.setdefault(TWINS_SERVICE, {})
+        system.services.setdefault(STATUS_SERVICE, functools.partial(twin_states, system))
     return directory
 
 

@@ -190,6 +190,7 @@ def test_twin_states_show_every_twin(yard: Yard) -> None:
     assert states["cam-1"]["counters"]["delivered"] == 1
     assert states["trap-1"]["kind"] == "trap"
     assert states["cam-1"]["connected"] is True
+    assert yard.node.system.services["status:twins"]() == twin_states(yard.node.system)
 
 
 def frame_ref(device: str = "cam-1") -> FrameRef:
