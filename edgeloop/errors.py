@@ -33,6 +33,7 @@ callers can catch either the precise or the generic type::
         ├── DeviceAwayError                 the device has no link now; nothing was delivered
         ├── DeviceTimeout (TimeoutError)    no answer from the device within the timeout
         ├── DeviceRefusedError              the device answered no; .detail says why
+        ├── InvalidRequestError (ValueError) a request to a twin is malformed; nothing was sent
         └── FrameError                      a pulled frame did not arrive or is not the ref's
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
@@ -72,6 +73,7 @@ __all__ = [
     "DeviceAwayError",
     "DeviceTimeout",
     "DeviceRefusedError",
+    "InvalidRequestError",
     "FrameError",
     "EdgeloopInternalError",
 ]
@@ -256,6 +258,12 @@ class DeviceRefusedError(DeviceError):
     def __init__(self, device: str, message: str, detail: str = "") -> None:
         self.detail = detail
         super().__init__(device, message)
+
+
+class InvalidRequestError(DeviceError, ValueError):
+    """A request to a twin could not become a valid message (a bad setting value, a head
+    that is not bytes, a timeout that is not a positive number); nothing was sent. The
+    message names the bad value; fix the request and send it again."""
 
 
 class FrameError(DeviceError):

@@ -20,11 +20,13 @@ import structlog
 from edgeloop.actors import ActorRef, Future, send_signal
 from edgeloop.clock import Timer
 from edgeloop.errors import (
+    DecodeError,
     DeviceAwayError,
     DeviceError,
     DeviceRefusedError,
     DeviceTimeout,
     FrameError,
+    InvalidRequestError,
     MailboxFull,
 )
 from edgeloop.messages import (
@@ -34,16 +36,26 @@ from edgeloop.messages import (
     ConfigReported,
     ErrorReply,
     FrameReady,
+    FrameRef,
     FrameRequest,
     HeadAck,
     HeadUpdate,
     Message,
+    validate,
 )
 from edgeloop.sensors.twins._desired import DesiredConfig
 from edgeloop.sensors.twins._frames import FramePuller, Pull, frame_mismatch
-from edgeloop.sensors.twins._requests import DEFAULT_TIMEOUT, PullFrame, ReplyTo, TwinAnswer
+from edgeloop.sensors.twins._requests import (
+    DEFAULT_TIMEOUT,
+    Configure,
+    PullFrame,
+    PushHead,
+    ReplyTo,
+    RunCommand,
+    TwinAnswer,
+)
 
-__all__ = ["DeviceRequests", "Due", "Fetched", "Request", "describe"]
+__all__ = ["DeviceRequests", "Due", "Fetched", "Request", "describe", "invalid_request"]
 
 _log = structlog.get_logger("edgeloop.sensors.twins")
 
@@ -396,6 +408,45 @@ class DeviceRequests:
             entry = self._finish(*key)
             assert entry is not None
             self._answer(entry, None, error)
+
+
+def invalid_request(device: str, request: Any) -> InvalidRequestError | None:
+    """Why ``request`` cannot go to ``device`` as a valid message, or None.
+
+    Checked as the device would decode it (:func:`~edgeloop.messages.validate`), before
+    anything is sent, so a bad value fails its requester instead of the link.
+    """
+    try:
+        timeout = getattr(request, "timeout", DEFAULT_TIMEOUT)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < 1e6
+        ):
+            msg = f"timeout must be a positive number of seconds, got {timeout!r}"
+            raise ValueError(msg)
+        if isinstance(request, RunCommand):
+            validate(Command(id=0, device=device, name=request.name, args=dict(request.args)))
+        elif isinstance(request, Configure):
+            validate(ConfigDesired(device=device, version=0, settings=dict(request.settings)))
+        elif isinstance(request, PushHead):
+            head: object = request.head  # a request's fields are unchecked until here
+            if not isinstance(head, bytes):
+                msg = f"a head is bytes (HeadSpec), got {type(head).__name__}"
+                raise TypeError(msg)
+            validate(HeadUpdate(device=device, version=0, head=request.head, checksum=0))
+        elif isinstance(request, PullFrame):
+            ref: object = request.ref
+            if not isinstance(ref, FrameRef):
+                msg = f"a frame pull needs a FrameRef, got {type(ref).__name__}"
+                raise TypeError(msg)
+            validate(FrameRequest(id=0, device=device, frame_id=request.ref.frame_id))
+        elif isinstance(request, Command | ConfigDesired | HeadUpdate):
+            validate(request)
+    except (DecodeError, TypeError, ValueError, AttributeError) as error:
+        what = type(request).__name__
+        return InvalidRequestError(device, f"invalid {what} for {device}: {error}")
+    return None
 
 
 def describe(entry: Request) -> str:

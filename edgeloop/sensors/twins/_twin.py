@@ -54,7 +54,13 @@ from edgeloop.sensors.twins._frames import (
     FrameSourceFactory,
     link_frames,
 )
-from edgeloop.sensors.twins._outbound import DeviceRequests, Due, Fetched, Request
+from edgeloop.sensors.twins._outbound import (
+    DeviceRequests,
+    Due,
+    Fetched,
+    Request,
+    invalid_request,
+)
 from edgeloop.sensors.twins._requests import (
     Configure,
     GetState,
@@ -226,6 +232,11 @@ class SensorTwin(DeviceRequests, Actor):
         return None
 
     def _on_request(self, message: Any) -> Any:
+        problem = invalid_request(self.device, message)
+        if problem is not None:
+            self._count_rejected("bad_request", str(problem))
+            self._reply(getattr(message, "reply_to", None), message, None, problem)
+            return None
         if isinstance(message, RunCommand):
             self._run_command(message.name, dict(message.args), message.timeout, message)
         elif isinstance(message, Command):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
+from typing import Any
 
 import numpy as np
 import pytest
 
+from edgeloop.actors import Future
 from edgeloop.errors import (
     DeviceAwayError,
     DeviceError,
     DeviceRefusedError,
     DeviceTimeout,
     FrameError,
+    InvalidRequestError,
 )
 from edgeloop.messages import (
     Command,
@@ -26,7 +30,17 @@ from edgeloop.messages import (
     HeadUpdate,
     Message,
 )
-from edgeloop.sensors import GetState, LaneFrames, TwinAnswer, TwinClient, TwinState
+from edgeloop.sensors import (
+    Configure,
+    GetState,
+    LaneFrames,
+    PullFrame,
+    PushHead,
+    RunCommand,
+    TwinAnswer,
+    TwinClient,
+    TwinState,
+)
 from edgeloop.transport import bulk
 from tests.helpers import wait_for
 from tests.sensors.twins.conftest import Yard, event, make_yard, status
@@ -106,8 +120,6 @@ def test_a_pending_command_is_resent_when_the_device_comes_back(yard: Yard) -> N
 
 
 def test_an_actor_can_have_the_answer_told(yard: Yard) -> None:
-    from edgeloop.sensors import RunCommand
-
     def device(name: str, message: Message) -> None:
         if isinstance(message, Command):
             yard.port.inject(name, CommandResult(id=message.id, ok=True))
@@ -330,3 +342,32 @@ def test_a_frame_is_pulled_by_ref_over_the_bulk_lane_and_checked() -> None:
         assert counters["frames_pulled"] == 1
         assert counters["frames_failed"] == 2
     sender.close()
+
+
+@pytest.mark.parametrize(
+    ("request_", "problem"),
+    [
+        (RunCommand("", timeout=1.0), "name"),
+        (RunCommand("pan", {"to": object()}), "RunCommand"),
+        (RunCommand("pan", timeout=-1.0), "timeout must be a positive"),
+        (Configure({"zones": {"nested": {"too": "deep"}}}), "settings"),
+        (PushHead("not bytes"), "a head is bytes"),  # type: ignore[arg-type]
+        (PullFrame("frame 7"), "needs a FrameRef"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_malformed_request_fails_typed_and_nothing_is_sent(
+    yard: Yard, request_: object, problem: str
+) -> None:
+    yard.up("cam-1")
+    state(yard, "cam-1")
+    yard.wire.drain()
+    future: Future[Any] = Future(None, "test")
+    yard.twin("cam-1").tell(dataclasses.replace(request_, reply_to=future))  # type: ignore[type-var]
+    error = future.exception(5)
+    assert isinstance(error, InvalidRequestError)
+    assert isinstance(error, ValueError)
+    assert problem in str(error)
+    now = state(yard, "cam-1")
+    assert now.counters["bad_request"] == 1
+    assert yard.wire.drain() == [], "nothing went to the device"
+    assert yard.twin("cam-1").statistics().restarts == 0
