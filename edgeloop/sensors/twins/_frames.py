@@ -199,11 +199,16 @@ class FramePuller:
             self._thread.start()
         return job
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Finish the fetch in progress (at most its timeout), then close the source."""
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop after the fetch in progress (cancel its pull first: it then stops within a
+        slice), then close the source; a thread still busy after ``timeout`` seconds (a
+        lane still opening) is left to end by itself, with the source it uses."""
         if self._thread is not None:
             self._jobs.put(None)
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                _log.warning("frame_puller_busy_at_stop", thread=self._name)
+                return
         try:
             self.source.close()
         except Exception as error:  # noqa: BLE001 - closing must not fail the twin's stop
