@@ -98,7 +98,8 @@ class SensorTwin(DeviceRequests, Actor):
     ``subscribers`` are actor addresses (``/yard/fusion``, ``edge-b:/yard/fusion``) told
     every event once, in order; more can ``Subscribe``. ``desired`` is the configuration
     the node wants from the start. ``frames`` (a factory, or ``"module:name"``) gives the
-    twin its bulk-lane frame source; without one, frame pulls fail with ``FrameError``.
+    twin its frame source: by default a bulk lane over the node's link to the device,
+    opened on the first pull; ``None``: frame pulls fail with ``FrameError``.
     """
 
     kind = "camera"
@@ -158,8 +159,8 @@ class SensorTwin(DeviceRequests, Actor):
     # -- lifecycle ---------------------------------------------------------------------
 
     def on_start(self) -> None:
-        # Ids unique across restarts of this twin, so a device that remembers a command
-        # id it has run never mistakes a new command for an old one.
+        # Ids apart across restarts of this twin (the node's generator moves on), so a
+        # device that remembers a command id never takes a new command for an old one.
         self._ids = itertools.count(self.system.random.getrandbits(40) << 8)
         self._port = device_port(self.system)
         self._start_frames()
