@@ -275,3 +275,45 @@ def test_a_frame_pulled_by_ref_arrives_intact_over_the_chosen_provider(tmp_path:
             assert opened[-1]["provider"] == "shm", "one host: the handshake picks shm"
         finally:
             device.kill()
+
+
+def test_a_trap_opens_closes_and_is_refused_at_the_twin_while_in_fault(tmp_path: Path) -> None:
+    seen = Seen()
+    where = address()
+    path = tmp_path / "trap-1.toml"
+    path.write_text(
+        "\n".join(
+            [
+                "[device]",
+                'name = "trap-1"',
+                'kind = "trap"',
+                f'node = "{where}"',
+                "[device.link]",
+                "heartbeat_interval = 0.1",
+                "liveness_timeout = 1.0",
+                "[device.trap]",
+                'zone = "porch"',
+            ]
+        )
+        + "\n"
+    )
+    with yard_node(where, seen, [{"name": "trap-1", "kind": "trap"}]) as node:
+        device = run_device(path)
+        try:
+            wait_for(lambda: state(node, "trap-1").connected, timeout=WAIT, what="linked")
+            trap = client(node, "trap-1")
+            assert trap.command("close", timeout=10).get().result == {"state": "closed"}
+            assert state(node, "trap-1").extra == {"position": "closed", "fault": None}
+            trap.command("fault", {"on": True, "reason": "spring broken"}, timeout=10).get()
+            wait_for(
+                lambda: state(node, "trap-1").extra["fault"] == "spring broken",
+                timeout=WAIT,
+                what="the fault reported",
+            )
+            with pytest.raises(DeviceRefusedError, match="reports a fault"):
+                trap.command("open", timeout=10).get(5)
+            trap.command("fault", {"on": False}, timeout=10).get()
+            wait_for(lambda: state(node, "trap-1").extra["fault"] is None, what="cleared")
+            assert trap.command("open", timeout=10).get().result == {"state": "open"}
+        finally:
+            device.kill()
