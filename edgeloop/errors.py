@@ -30,7 +30,7 @@ callers can catch either the precise or the generic type::
     │   └── AuthenticationError             the peer's key is unknown, revoked or missing
     ├── RemoteError                         a remote actor raised; .remote_type, .traceback
     └── DeviceError                         a request to a device (through its twin) failed
-        ├── DeviceAwayError                 the device has no link now; nothing was delivered
+        ├── DeviceAwayError                 the device has no link (or lost it before it answered)
         ├── DeviceTimeout (TimeoutError)    no answer from the device within the timeout
         ├── DeviceRefusedError              the device answered no; .detail says why
         ├── InvalidRequestError (ValueError) a request to a twin is malformed; nothing was sent
@@ -243,8 +243,9 @@ class DeviceError(EdgeloopError):
 
 
 class DeviceAwayError(DeviceError):
-    """The device has no ready link, so the request was not delivered; retry once it is back
-    (``DeviceUp``), or check the device agent is running and can reach the node."""
+    """The device has no ready link: the request was not sent, or the link went down before
+    the device answered. Retry once it is back (``DeviceUp``), or check that the device
+    agent runs and can reach the node."""
 
 
 class DeviceTimeout(DeviceError, TimeoutError):
