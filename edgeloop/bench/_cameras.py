@@ -31,7 +31,7 @@ import structlog
 import zmq
 
 from edgeloop.bench.sensors import camera_name
-from edgeloop.messages import Event
+from edgeloop.messages import DeviceStatus, Event
 from edgeloop.transport import Endpoint, EndpointConfig, LinkConfig, PeerAddress, PeerUp
 
 WAIT = 30.0
@@ -47,6 +47,22 @@ def event(device: str, seq: int, ts: float = 1.0) -> Event:
         label="skunk",
         score=0.87,
         embedding=bytes(range(32)),
+        head_version=1,
+        config_version=1,
+    )
+
+
+def _status(device: str) -> DeviceStatus:
+    return DeviceStatus(
+        device=device,
+        ts=1.0,
+        boot=1,
+        next_seq=1,
+        oldest_seq=1,
+        outbox_depth=0,
+        outbox_dropped=0,
+        frames_held=0,
+        frames_evicted=0,
         head_version=1,
         config_version=1,
     )
@@ -71,6 +87,8 @@ def _edgeloop_cameras(
         if not up.wait(WAIT):
             msg = f"camera {index} did not reach the node at {address}"
             raise RuntimeError(msg)
+        # As a device agent does when its link comes up: where its stream starts.
+        camera.send(node, _status(camera_name(index)))
     sends = [(lambda e, send=c.send: send(node, e)) for c in endpoints]
 
     def close() -> None:

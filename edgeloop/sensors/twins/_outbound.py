@@ -61,7 +61,8 @@ _log = structlog.get_logger("edgeloop.sensors.twins")
 
 
 class Due:
-    """A timer fired: ``what`` is ``ack``, ``gap`` or ``deadline`` (``key`` says which)."""
+    """A timer fired: ``what`` is ``ack``, ``gap``, ``settle`` or ``deadline`` (``key``
+    says which)."""
 
     __slots__ = ("key", "what")
 

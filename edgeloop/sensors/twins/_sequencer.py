@@ -9,7 +9,11 @@ up on by the shell (:meth:`Sequencer.skip_gap`, after the gap timeout or when th
 full): its sequence numbers are counted as lost, never silently.
 
 A fresh sequencer (a new twin, or a restarted node) knows nothing of earlier acks, so it
-starts from the first event it sees: the device only resends what nobody acknowledged.
+is *unanchored*: it holds what arrives until it learns where the stream starts
+(:meth:`Sequencer.anchor`): from the device's ``DeviceStatus`` (its oldest unacknowledged
+event), or, failing that, at the lowest number held once the shell stops waiting. Taking
+the first event seen as the start would drop, as duplicates, the lower-numbered events a
+device resends a moment later (those a crashed twin had not acknowledged).
 """
 
 from __future__ import annotations
@@ -93,9 +97,12 @@ class Sequencer:
         """Take one event; returns what became deliverable."""
         self.counters.received += 1
         seq = event.seq
-        if self.delivered is None:
-            self.delivered = seq - 1
-            self.started_at = seq
+        if self.delivered is None:  # unanchored: hold until the start is known
+            if seq in self._held:
+                self.counters.duplicates += 1
+                return _DUPLICATE
+            self._held[seq] = event
+            return Offer((), opened_gap=len(self._held) == 1)
         expected = self.delivered + 1
         if seq < expected or seq in self._held:
             self.counters.duplicates += 1
@@ -124,6 +131,29 @@ class Sequencer:
         self.counters.gaps += 1
         self.delivered = last
         return gap, self._release()
+
+    @property
+    def anchored(self) -> bool:
+        """Whether the sequencer knows where the stream starts."""
+        return self.delivered is not None
+
+    @property
+    def lowest_held(self) -> int | None:
+        return min(self._held) if self._held else None
+
+    def anchor(self, first: int) -> tuple[Event, ...]:
+        """Start the stream at ``first`` (the device's oldest unacknowledged event); held
+        events below it were acknowledged before (duplicates). Returns what is now
+        deliverable; does nothing once anchored."""
+        if self.delivered is not None:
+            return ()
+        below = [seq for seq in self._held if seq < first]
+        for seq in below:
+            del self._held[seq]
+        self.counters.duplicates += len(below)
+        self.delivered = first - 1
+        self.started_at = first
+        return self._release()
 
     def skip_to(self, first_held: int) -> tuple[int, tuple[Event, ...]]:
         """The device holds nothing below ``first_held`` any more: count every missing

@@ -153,6 +153,7 @@ class SensorTwin(DeviceRequests, Actor):
         self._unacked = 0
         self._ack_timer: Timer | None = None
         self._gap_timer: Timer | None = None
+        self._settle_timer: Timer | None = None
         self._puller: FramePuller | None = None
         self._port: DevicePort | None = None
 
@@ -173,7 +174,7 @@ class SensorTwin(DeviceRequests, Actor):
         directory = _directory(self.system)
         if directory.get(self.device) is self:
             del directory[self.device]
-        for timer in (self._ack_timer, self._gap_timer):
+        for timer in (self._ack_timer, self._gap_timer, self._settle_timer):
             if timer is not None:
                 timer.cancel()
         if self.connected and self._unacked:
@@ -274,13 +275,19 @@ class SensorTwin(DeviceRequests, Actor):
             config.report_version(event.config_version)
             if first:
                 self._push_config()
-        offer = self.sequencer.offer(event)
+        sequencer = self.sequencer
+        offer = sequencer.offer(event)
         if offer.deliver:
             self._deliver(offer.deliver)
-        elif offer.opened_gap:
+        elif offer.opened_gap and sequencer.anchored:
             self._on_gap()
-        if self.sequencer.full:
+        elif offer.opened_gap:
+            # A fresh twin waits for the device's status to say where the stream starts.
+            self._settle_timer = self._after(self.gap_timeout, Due("settle"))
+        if sequencer.full and sequencer.anchored:
             self._skip_gap("the hold of events behind it is full")
+        elif sequencer.full:
+            self._anchor(sequencer.lowest_held or event.seq, "the hold is full")
         self._unacked += 1
         if self._unacked >= self.ack_every:
             self._send_ack()
@@ -357,6 +364,20 @@ class SensorTwin(DeviceRequests, Actor):
         self._send_ack()
         if self.sequencer.missing is not None:
             self._on_gap()
+
+    def _anchor(self, first: int, why: str) -> None:
+        """Start the stream at ``first``: deliver what became deliverable, ack it."""
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        released = self.sequencer.anchor(first)
+        _log.info("twin_anchored", device=self.device, first=first, why=why)
+        if released:
+            self._deliver(released)
+        if self.sequencer.missing is not None:
+            self._on_gap()
+        else:
+            self._send_ack()
 
     def _send_ack(self) -> None:
         # A running ack timer is left to fire (it acks only if something is unacked
@@ -484,6 +505,8 @@ class SensorTwin(DeviceRequests, Actor):
             counters[name] = value
         counters["device_boot"] = status.boot
         counters["device_outbox_depth"] = status.outbox_depth
+        if not self.sequencer.anchored:
+            self._anchor(status.oldest_seq, "the device's status")
         seq = self.sequencer
         if seq.delivered is not None and status.next_seq - 1 < seq.delivered:
             # The device numbers from below what was delivered: it lost its journal.
@@ -527,6 +550,11 @@ class SensorTwin(DeviceRequests, Actor):
                 self._skip_gap(f"not filled within {self.gap_timeout} s")
             elif self.sequencer.missing is not None:
                 self._on_gap()
+        elif due.what == "settle":
+            self._settle_timer = None
+            lowest = self.sequencer.lowest_held
+            if not self.sequencer.anchored and lowest is not None:
+                self._anchor(lowest, f"no device status within {self.gap_timeout} s")
         elif due.what == "deadline":
             self._on_deadline(due.key)
 

@@ -29,14 +29,14 @@ def seqs(events: tuple[Event, ...]) -> list[int]:
 
 
 def test_in_order_events_pass_straight_through() -> None:
-    s = Sequencer()
+    s = Sequencer(delivered=0)
     assert [seqs(s.offer(event(n)).deliver) for n in (1, 2, 3)] == [[1], [2], [3]]
     assert s.delivered == 3
     assert s.counters.delivered == 3
 
 
 def test_duplicates_are_dropped_and_flagged_for_an_ack() -> None:
-    s = Sequencer()
+    s = Sequencer(delivered=0)
     s.offer(event(1))
     s.offer(event(2))
     offer = s.offer(event(1))
@@ -46,7 +46,7 @@ def test_duplicates_are_dropped_and_flagged_for_an_ack() -> None:
 
 
 def test_events_ahead_of_a_gap_wait_until_it_fills() -> None:
-    s = Sequencer()
+    s = Sequencer(delivered=0)
     s.offer(event(1))
     first = s.offer(event(3))
     assert first.opened_gap
@@ -60,7 +60,7 @@ def test_events_ahead_of_a_gap_wait_until_it_fills() -> None:
 
 
 def test_a_gap_given_up_on_is_counted_lost_and_the_rest_released() -> None:
-    s = Sequencer()
+    s = Sequencer(delivered=0)
     s.offer(event(1))
     for n in (5, 6, 9):
         s.offer(event(n))
@@ -75,15 +75,33 @@ def test_a_gap_given_up_on_is_counted_lost_and_the_rest_released() -> None:
     assert s.skip_gap() == (None, ())
 
 
-def test_a_fresh_sequencer_starts_where_the_device_resends() -> None:
+def test_a_fresh_sequencer_holds_everything_until_it_is_anchored() -> None:
     s = Sequencer()
-    assert seqs(s.offer(event(301)).deliver) == [301]
-    assert s.started_at == 301
-    assert s.offer(event(300)).duplicate
+    assert not s.anchored
+    first = s.offer(event(50))  # a live event, before the resend of what a crash lost
+    assert first.deliver == ()
+    assert first.opened_gap
+    for seq in (40, 41, 50):
+        s.offer(event(seq))
+    assert s.counters.duplicates == 1
+    assert s.lowest_held == 40
+    assert s.missing is None, "no gap before the start is known"
+    assert seqs(s.anchor(40)) == [40, 41], "the device's oldest unacknowledged is 40"
+    assert s.started_at == 40
+    assert s.missing == (42, 49)
+    assert s.anchor(1) == (), "anchoring happens once"
+
+
+def test_anchoring_above_held_events_counts_them_as_duplicates() -> None:
+    s = Sequencer()
+    for seq in (3, 4, 5):
+        s.offer(event(seq))
+    assert seqs(s.anchor(5)) == [5]
+    assert s.counters.duplicates == 2
 
 
 def test_the_hold_is_bounded() -> None:
-    s = Sequencer(reorder_limit=2)
+    s = Sequencer(reorder_limit=2, delivered=0)
     s.offer(event(1))
     s.offer(event(3))
     assert not s.full
@@ -102,7 +120,8 @@ def test_any_resend_and_local_reordering_delivers_each_event_once_in_order(
     n: int, resend_from: list[int], swaps: list[int]
 ) -> None:
     """A device streams 1..n, and after each of several reconnects resends everything from
-    some point; the link may swap neighbours. The twin delivers 1..n exactly once."""
+    some point; the link may swap neighbours; the twin learns where the stream starts
+    midway. It delivers 1..n exactly once, in order."""
     stream = list(range(1, n + 1))
     for start in resend_from:
         stream += list(range(min(start, n), n + 1))
@@ -112,11 +131,13 @@ def test_any_resend_and_local_reordering_delivers_each_event_once_in_order(
             stream[j], stream[j + 1] = stream[j + 1], stream[j]
     s = Sequencer(reorder_limit=len(stream) + 1)
     out: list[int] = []
-    first = stream[0]
-    for seq in stream:
+    for seq in stream[: len(stream) // 2]:  # some arrive before the start is known
         out += seqs(s.offer(event(seq)).deliver)
-    # A fresh twin starts at the first event it sees: everything from there arrives.
-    assert out == list(range(first, n + 1))
+    assert out == []
+    out += seqs(s.anchor(1))  # the device's status: its oldest unacknowledged is 1
+    for seq in stream[len(stream) // 2 :]:
+        out += seqs(s.offer(event(seq)).deliver)
+    assert out == list(range(1, n + 1))
     assert s.counters.lost == 0
 
 

@@ -52,6 +52,7 @@ def test_events_reach_subscribers_once_in_order_and_are_acked(yard: Yard) -> Non
 
 def test_acks_are_cumulative_and_batched(yard: Yard) -> None:
     yard.up("cam-1")
+    sync(yard)
     yard.wire.drain()
     for seq in range(1, 70):
         yard.port.inject("cam-1", event(seq))
@@ -171,13 +172,29 @@ def test_a_restarted_twin_picks_up_where_the_device_resends(yard: Yard) -> None:
     old.kill()
     wait_for(lambda: yard.node.lookup("/devices/cam-1") not in (None, old), what="restart")
     wait_for(lambda: yard.port.route("cam-1") is yard.twin("cam-1"), what="re-registered")
-    # The device resends what was not acknowledged, then goes on.
-    for seq in (3, 4, 5):
+    # Events in flight reach the new twin before the device's status says where its
+    # stream starts (3: the old twin had acked 2); the device then resends 3 and 4.
+    for seq in (5, 6):
         yard.port.inject("cam-1", event(seq))
-    assert [e.seq for e in yard.events(3)] == [3, 4, 5]
+    yard.port.inject("cam-1", status("cam-1", next_seq=7, oldest_seq=3))
+    for seq in (3, 4, 5, 6):
+        yard.port.inject("cam-1", event(seq))
+    assert [e.seq for e in yard.events(4)] == [3, 4, 5, 6]
     state = sync(yard)
-    assert state.delivered_seq == 5
+    assert state.delivered_seq == 6
     assert state.connected, "a twin that registers for a connected device is told DeviceUp"
+
+
+def test_a_fresh_twin_without_a_device_status_starts_at_the_lowest_event_held(
+    yard: Yard,
+) -> None:
+    yard.port.on_peer("cam-1", True)  # a device that sends no status
+    for seq in (12, 10, 11):
+        yard.port.inject("cam-1", event(seq))
+    sync(yard)
+    assert yard.seen.empty(), "held until the start is known"
+    yard.clock.advance(5.0)  # gap_timeout: the twin stops waiting for a status
+    assert [e.seq for e in yard.events(3)] == [10, 11, 12]
 
 
 def test_twin_states_show_every_twin(yard: Yard) -> None:
