@@ -166,6 +166,29 @@ def test_a_device_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     assert twin.counters["connects"] == 2
 
 
+def test_a_twin_killed_mid_stream_is_restarted_and_delivers_each_event_once(
+    tmp_path: Path,
+) -> None:
+    seen = Seen()
+    where = address()
+    path = device_file(tmp_path, "cam-t", where)
+    with yard_node(where, seen, [{"name": "cam-t"}]) as node:
+        device = run_device(path)
+        try:
+            wait_for(lambda: seen.count("cam-t") >= 30, timeout=WAIT, what="events streaming")
+            old = node.lookup("/devices/cam-t")
+            assert old is not None
+            old.kill()  # events in its mailbox are lost with it, unacknowledged
+            before = seen.count("cam-t")
+            wait_for(lambda: seen.count("cam-t") >= before + 40, timeout=WAIT, what="resumed")
+            twin = state(node, "cam-t")
+        finally:
+            device.kill()
+    seqs = seen.seqs("cam-t")
+    assert seqs == list(range(1, len(seqs) + 1)), "exactly once and in order across the crash"
+    assert twin.counters["lost"] == 0
+
+
 def test_a_restarted_node_gets_everything_resent(tmp_path: Path) -> None:
     first, second = Seen(), Seen()
     where = address()

@@ -156,6 +156,8 @@ class SensorTwin(DeviceRequests, Actor):
         self._settle_timer: Timer | None = None
         self._puller: FramePuller | None = None
         self._port: DevicePort | None = None
+        self._watermarks: dict[str, int] = {}
+        self._resume: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -165,6 +167,8 @@ class SensorTwin(DeviceRequests, Actor):
         self._ids = itertools.count(self.system.random.getrandbits(40) << 8)
         self._port = device_port(self.system)
         self._start_frames()
+        self._watermarks = _watermarks(self.system)
+        self._resume = self._watermarks.get(self.device)
         _directory(self.system)[self.device] = self
         self._port.register(self.device, self.ref)
 
@@ -295,6 +299,7 @@ class SensorTwin(DeviceRequests, Actor):
             self._ack_timer = self._after(self.ack_delay, Due("ack"))
 
     def _deliver(self, events: Sequence[Event]) -> None:
+        self._watermarks[self.device] = events[-1].seq
         buffer = self.buffer
         for event in events:
             if buffer.append(event) is not None and buffer.evicted == 1:
@@ -366,7 +371,10 @@ class SensorTwin(DeviceRequests, Actor):
             self._on_gap()
 
     def _anchor(self, first: int, why: str) -> None:
-        """Start the stream at ``first``: deliver what became deliverable, ack it."""
+        """Start the stream at ``first`` (or after what an earlier incarnation of this twin
+        delivered): deliver what became deliverable, ack it."""
+        if self._resume is not None and self._resume >= first:
+            first, why = self._resume + 1, f"{why}, after what this twin delivered before"
         if self._settle_timer is not None:
             self._settle_timer.cancel()
             self._settle_timer = None
@@ -506,6 +514,8 @@ class SensorTwin(DeviceRequests, Actor):
         counters["device_boot"] = status.boot
         counters["device_outbox_depth"] = status.outbox_depth
         if not self.sequencer.anchored:
+            if self._resume is not None and status.next_seq - 1 < self._resume:
+                self._resume = None  # the device renumbered while this twin was down
             self._anchor(status.oldest_seq, "the device's status")
         seq = self.sequencer
         if seq.delivered is not None and status.next_seq - 1 < seq.delivered:
@@ -647,6 +657,17 @@ def _is_events_since(message: Any) -> bool:
 STATUS_SERVICE = "status:twins"
 """Where the twins offer ``node status`` a section of their own: a callable answering
 :func:`twin_states` (the node's status reads ``status:*`` services, when it does)."""
+
+
+WATERMARKS_SERVICE = "twins:delivered"
+"""Where twins keep the last sequence number each delivered, by device: it outlives a
+twin's crash (as an ETS table with an heir outlives its owner in OTP), so a restarted
+twin does not deliver again what its previous incarnation delivered."""
+
+
+def _watermarks(system: Any) -> dict[str, int]:
+    marks: dict[str, int] = system.services.setdefault(WATERMARKS_SERVICE, {})
+    return marks
 
 
 def _directory(system: Any) -> dict[str, SensorTwin]:
