@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 import structlog
 
 from edgeloop.actors import Actor, ActorRefLike, Down, send_signal, split_address
@@ -398,6 +399,13 @@ class SensorTwin(DeviceRequests, Actor):
             self.counters["acks_sent"] += 1
 
     def _events_since(self, request: EventsSince) -> EventsBatch:
+        try:  # built in Python, a request's fields are unchecked until decoded as on a link
+            request = msgspec.msgpack.decode(msgspec.msgpack.encode(request), type=EventsSince)
+        except (msgspec.DecodeError, TypeError) as error:
+            self._count_rejected("bad_request", f"EventsSince: {error}")
+            return EventsBatch(
+                device=self.device, events=(), complete=False, more=False, delivered_seq=0
+            )
         if request.device != self.device:
             self._count_rejected("wrong_device", f"EventsSince for {request.device}")
             batch = EventsBatch(

@@ -151,12 +151,16 @@ def test_bad_input_is_rejected_counted_answered_and_nothing_else_is_disturbed(
     batch = yard.twin("cam-1").ask(EventsSince(device="cam-9")).get()
     assert batch.events == ()
     assert not batch.complete
+    bad = yard.twin("cam-1").ask(EventsSince(device="cam-1", after_seq="soon")).get()  # type: ignore[arg-type]
+    assert bad.events == ()
+    assert not bad.complete
     yard.port.inject("cam-1", event(2))
     assert [e.seq for e in yard.events(2)] == [1, 2]
     state = sync(yard)
     assert state.counters["wrong_device"] == 2
     assert state.counters["unexpected_kind"] == 1
     assert state.counters["unknown_request"] == 1
+    assert state.counters["bad_request"] == 1
     replies = [m for m in yard.wire.drain() if isinstance(m, ErrorReply)]
     assert [r.code for r in replies] == ["wrong_device"]
     assert "trap-1" in replies[0].message
