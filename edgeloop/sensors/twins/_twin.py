@@ -100,7 +100,7 @@ class SensorTwin(DeviceRequests, Actor):
     every event once, in order; more can ``Subscribe``. ``desired`` is the configuration
     the node wants from the start. ``frames`` (a factory, or ``"module:name"``) gives the
     twin its frame source: by default a bulk lane over the node's link to the device,
-    opened on the first pull; ``None``: frame pulls fail with ``FrameError``.
+    opened on the first pull; ``None`` or ``False``: frame pulls fail with ``FrameError``.
     """
 
     kind = "camera"
@@ -116,7 +116,7 @@ class SensorTwin(DeviceRequests, Actor):
         gap_timeout: float = 5.0,
         ack_every: int = 32,
         ack_delay: float = 0.02,
-        frames: FrameSourceFactory | str | None = link_frames,
+        frames: FrameSourceFactory | str | bool | None = link_frames,
     ) -> None:
         if not isinstance(device, str) or not _NAME.fullmatch(device):
             raise ConfigError(
@@ -133,6 +133,10 @@ class SensorTwin(DeviceRequests, Actor):
                 raise ConfigError(f"subscribers[{index}]", str(error)) from None
         if desired is not None and not isinstance(desired, Mapping):
             raise ConfigError("desired", f"expected a table of settings, got {desired!r}")
+        if frames not in (None, False) and not isinstance(frames, str) and not callable(frames):
+            raise ConfigError(
+                "frames", f"expected 'module:factory', false or a callable, got {frames!r}"
+            )
         self.device = device
         self.buffer = EventBuffer(_positive("buffer_events", buffer_events, integer=True))
         self.sequencer = Sequencer(_positive("reorder_limit", reorder_limit, integer=True))
@@ -190,7 +194,7 @@ class SensorTwin(DeviceRequests, Actor):
 
     def _start_frames(self) -> None:
         factory = self._frames_factory
-        if factory is None:
+        if isinstance(factory, bool) or factory is None:  # False: no frame pulls
             return
         if isinstance(factory, str):
             from edgeloop.supervisor import resolve_start

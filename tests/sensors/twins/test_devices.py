@@ -54,6 +54,7 @@ def test_an_app_file_starts_one_twin_per_device(tmp_path: Path) -> None:
         ([{"name": "cam-1", "subscribers": ["fusion"]}], "devices[0].subscribers[0]", "path"),
         ([{"name": "cam-1", "restart": "never"}], "devices[0].restart", "permanent"),
         ([{"name": "cam-1", "desired": 3}], "devices[0].desired", "table of settings"),
+        ([{"name": "cam-1", "frames": 3}], "devices[0].frames", "module:factory"),
     ],
 )
 def test_bad_device_tables_are_refused_by_key(devices: object, key: str, problem: str) -> None:
