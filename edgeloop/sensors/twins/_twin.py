@@ -133,7 +133,7 @@ class SensorTwin(DeviceRequests, Actor):
                 raise ConfigError(f"subscribers[{index}]", str(error)) from None
         if desired is not None and not isinstance(desired, Mapping):
             raise ConfigError("desired", f"expected a table of settings, got {desired!r}")
-        if frames not in (None, False) and not isinstance(frames, str) and not callable(frames):
+        if not (frames is None or frames is False or isinstance(frames, str) or callable(frames)):
             raise ConfigError(
                 "frames", f"expected 'module:factory', false or a callable, got {frames!r}"
             )
@@ -143,7 +143,7 @@ class SensorTwin(DeviceRequests, Actor):
         self.gap_timeout = float(_positive("gap_timeout", gap_timeout))
         self.ack_every = _positive("ack_every", ack_every, integer=True)
         self.ack_delay = float(_positive("ack_delay", ack_delay))
-        self._frames_factory = frames
+        self._frames_factory = None if frames is False or frames is None else frames
         self._addresses: list[str] = list(subscribers)
         self._refs: dict[int, ActorRefLike] = {}
         self._remote: dict[str, ActorRefLike] = {}
@@ -194,7 +194,7 @@ class SensorTwin(DeviceRequests, Actor):
 
     def _start_frames(self) -> None:
         factory = self._frames_factory
-        if isinstance(factory, bool) or factory is None:  # False: no frame pulls
+        if factory is None:
             return
         if isinstance(factory, str):
             from edgeloop.supervisor import resolve_start
