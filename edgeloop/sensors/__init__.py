@@ -1,28 +1,19 @@
 """Sensors: device agents, device twins, the simulated yard and its on-device heads.
 
 The device side (:mod:`edgeloop.sensors.device`: the agents cameras and traps run; the
-head runtime below is what a device runs on each detection's embedding;
-:mod:`edgeloop.sensors.world`: the simulated yard they observe) and the node side
-(:mod:`edgeloop.sensors.twins`: one supervised twin per device) speak only through
-:mod:`edgeloop.messages`, over a link.
+on-device head runtime; :mod:`edgeloop.sensors.world`: the simulated yard they observe)
+and the node side (:mod:`edgeloop.sensors.twins`: one supervised twin per device) speak
+only through :mod:`edgeloop.messages`, over a link.
+
+The device side's names load on first use: a node that only runs twins does not import
+the simulated yard (scikit-learn and its data) to start.
 """
 
 from __future__ import annotations
 
-from edgeloop.sensors._head import (
-    Head,
-    HeadResult,
-    check_head,
-    compile_head,
-    fit_head,
-    load_head,
-)
-from edgeloop.sensors.device import (
-    DeviceAgent,
-    DeviceConfig,
-    DeviceCore,
-    load_device,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from edgeloop.sensors.twins import (
     MOVES,
     TWIN_KINDS,
@@ -45,6 +36,17 @@ from edgeloop.sensors.twins import (
     twin_specs,
     twin_states,
 )
+
+if TYPE_CHECKING:
+    from edgeloop.sensors._head import (
+        Head,
+        HeadResult,
+        check_head,
+        compile_head,
+        fit_head,
+        load_head,
+    )
+    from edgeloop.sensors.device import DeviceAgent, DeviceConfig, DeviceCore, load_device
 
 __all__ = [
     # the on-device head
@@ -81,3 +83,23 @@ __all__ = [
     "LaneFrames",
     "LinkFrames",
 ]
+
+_LAZY = {
+    **dict.fromkeys(
+        ("Head", "HeadResult", "check_head", "load_head", "compile_head", "fit_head"),
+        "edgeloop.sensors._head",
+    ),
+    **dict.fromkeys(
+        ("DeviceAgent", "DeviceConfig", "DeviceCore", "load_device"), "edgeloop.sensors.device"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'edgeloop.sensors' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
