@@ -29,6 +29,7 @@ suites, over ``tcp://127.0.0.1``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import threading
@@ -299,6 +300,7 @@ class _ZmqSide(_Side):
 def run_sensors(quick: bool = False) -> SuiteResult:
     """Run the sensors suite (CI-sized when ``quick``)."""
     sizes = QUICK if quick else FULL
+    load_before = os.getloadavg()[0]
     most = max(CAMERAS)
     ours = _EdgeloopSide(most)
     try:
@@ -321,6 +323,8 @@ def run_sensors(quick: bool = False) -> SuiteResult:
             "latency_events_per_round": sizes.latency_events,
             "burst": BURST,
             "latency_pace_s": PACE,
+            # Other work on the machine moves these figures more than anything measured.
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
     )
 
