@@ -82,3 +82,16 @@ def test_a_node_whose_device_table_is_bad_does_not_start(tmp_path: Path) -> None
     app.write_text(textwrap.dedent(APP).replace('kind = "trap"', 'kind = "drone"'))
     with pytest.raises(NodeError, match=r"devices\[2\]\.kind"):
         Node.from_app(app).start()
+
+
+def test_a_device_is_added_and_removed_at_run_time(tmp_path: Path) -> None:
+    app = tmp_path / "yard.toml"
+    app.write_text(textwrap.dedent(APP))
+    with Node.from_app(app) as node:
+        devices = node.supervisor("/devices")
+        (spec,) = twin_specs([{"name": "cam-9", "kind": "camera"}], ["/devices"])
+        devices.start_child(spec)
+        assert "cam-9" in node.devices.devices()
+        devices.terminate_child("cam-9")
+        devices.delete_child("cam-9")
+        assert "cam-9" not in node.devices.devices(), "a stopped twin unregisters"
