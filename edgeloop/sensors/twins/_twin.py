@@ -378,12 +378,27 @@ class SensorTwin(DeviceRequests, Actor):
     def _anchor(self, first: int, why: str) -> None:
         """Start the stream at ``first`` (or after what an earlier incarnation of this twin
         delivered): deliver what became deliverable, ack it."""
-        if self._resume is not None and self._resume >= first:
-            first, why = self._resume + 1, f"{why}, after what this twin delivered before"
+        resume = self._resume
+        if resume is not None and resume >= first:
+            first, why = resume + 1, f"{why}, after what this twin delivered before"
         if self._settle_timer is not None:
             self._settle_timer.cancel()
             self._settle_timer = None
         released = self.sequencer.anchor(first)
+        if resume is not None and first > resume + 1:
+            # Between what the last incarnation delivered and where the stream now
+            # starts: events that died with it and that the device no longer holds.
+            counters = self.sequencer.counters
+            counters.lost += first - resume - 1
+            counters.gaps += 1
+            _log.warning(
+                "events_lost",
+                device=self.device,
+                first=resume + 1,
+                last=first - 1,
+                lost=first - resume - 1,
+                why="lost with the twin's last incarnation; the device no longer holds them",
+            )
         _log.info("twin_anchored", device=self.device, first=first, why=why)
         if released:
             self._deliver(released)

@@ -1,9 +1,10 @@
 """Exactly once, in order, at the twin, whatever an at-least-once device does.
 
 A simulated device (acks from the wire, an outbox of what is unacknowledged) streams,
-resends, reconnects and reports its status in an order hypothesis chooses, while the
-twin may be killed and restarted by its supervisor: the subscriber must see 1..N, each
-once, in order.
+resends, reconnects, overflows its outbox and reports its status in an order hypothesis
+chooses, while the twin may be killed and restarted by its supervisor: the subscriber
+sees every event the device did not drop, each once, in order, and what it dropped before
+delivery is counted lost.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ OPS = st.lists(
         st.tuples(st.just("reconnect"), st.just(0)),
         st.tuples(st.just("status"), st.just(0)),
         st.tuples(st.just("kill"), st.just(0)),
+        st.tuples(st.just("overflow"), st.integers(1, 10)),
     ),
     min_size=1,
     max_size=12,
@@ -38,6 +40,20 @@ class Device:
         self.yard = yard
         self.next = 1
         self.acked = 0
+        self.oldest = 1  # the oldest event still in the outbox (older ones: acked or dropped)
+        self.dropped: set[int] = set()
+
+    @property
+    def first_held(self) -> int:
+        return max(self.acked + 1, self.oldest)
+
+    def overflow(self, n: int) -> None:
+        """The outbox overflowed: its ``n`` oldest unacknowledged events are gone."""
+        self.take_acks()
+        first = self.first_held
+        gone = range(first, min(self.next, first + n))
+        self.dropped.update(gone)
+        self.oldest = first + len(gone)
 
     def take_acks(self) -> None:
         for message in self.yard.wire.drain():
@@ -52,13 +68,19 @@ class Device:
     def resend(self, drop_tail: int = 0) -> None:
         """Go back N: everything unacknowledged again (maybe not the newest yet)."""
         self.take_acks()
-        for seq in range(self.acked + 1, max(self.acked + 1, self.next - drop_tail)):
+        for seq in range(self.first_held, max(self.first_held, self.next - drop_tail)):
             self.yard.port.inject("cam-1", event(seq))
 
     def status(self) -> None:
         self.take_acks()
         self.yard.port.inject(
-            "cam-1", status("cam-1", next_seq=self.next, oldest_seq=self.acked + 1)
+            "cam-1",
+            status(
+                "cam-1",
+                next_seq=self.next,
+                oldest_seq=self.first_held,
+                outbox_dropped=len(self.dropped),
+            ),
         )
 
 
@@ -84,6 +106,8 @@ def test_every_event_reaches_the_subscriber_once_in_order(ops: list[tuple[str, i
                 device.resend()
             elif op == "status":
                 device.status()
+            elif op == "overflow":
+                device.overflow(arg)
             elif op == "kill":
                 old = yard.twin("cam-1")
                 old.kill()
@@ -105,4 +129,11 @@ def test_every_event_reaches_the_subscriber_once_in_order(ops: list[tuple[str, i
             item = yard.seen.get_nowait()
             if isinstance(item, Event):
                 got.append(item.seq)
-        assert got == list(range(1, device.next))
+        assert got == sorted(set(got)), "in order, each once"
+        every = set(range(1, device.next))
+        assert every - device.dropped <= set(got) <= every, "nothing the device kept is lost"
+        counters = sync(yard).counters
+        assert counters["lost"] <= len(every - set(got))
+        assert counters.get("device_outbox_dropped", 0) == len(device.dropped), (
+            "what the device dropped is reported at the twin"
+        )
