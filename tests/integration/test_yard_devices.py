@@ -294,9 +294,8 @@ def test_a_frame_pulled_by_ref_arrives_intact_over_the_chosen_provider(tmp_path:
             assert zlib.crc32(data.tobytes()) == ref.checksum
             assert descriptor.frame_id == ref.frame_id
             assert state(node, "cam-f").counters["frames_pulled"] == 1
-            opened = [r for r in device.events() if r.get("event") == "bulk_lane_open"]
-            assert opened
-            assert opened[-1]["provider"] == "shm", "one host: the handshake picks shm"
+            opened = device.wait_for_event("bulk_lane_open")
+            assert opened["provider"] == "shm", "one host: the handshake picks shm"
         finally:
             device.kill()
 
