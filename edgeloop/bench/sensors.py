@@ -13,10 +13,10 @@ Results (the ratio is always ``edgeloop / anchor``):
     (goal: ratio >= 0.5, the link suite's goal for a bare tell);
 ``event_latency_p50``, ``event_latency_p99``
     microseconds from a camera's ``send`` of one event until its twin has delivered it
-    (device -> link -> port -> twin), one event at a time; the anchor is the one-way
-    DEALER -> ROUTER latency of the same Event over the same tcp loopback, the ROUTER's
-    thread decoding it and handing it to the waiting thread the same way (a
-    ``queue.SimpleQueue``); each round's percentile, median over rounds (goal: ratio <= 2).
+    (device -> link -> port -> twin), events paced so that none waits behind another;
+    the anchor is the one-way DEALER -> ROUTER latency of the same Event over the same
+    tcp loopback, taken when the ROUTER's thread has decoded it; each round's
+    percentile, median over rounds (goal: ratio <= 2).
 
 The node (or the anchor's ROUTER) runs in this process and the cameras in a child
 process (:mod:`edgeloop.bench._cameras`), as real cameras live apart from their node, so
