@@ -397,11 +397,10 @@ class DeviceAgent:
 
     def _open_lane(self, timeout: float) -> bulk.Sender | None:
         endpoint, node = self._endpoint, self._node
-        opener = getattr(endpoint, "open_bulk_sender", None)
-        if opener is None or node is None:
+        if endpoint is None or node is None:
             return None
         try:
-            sender: bulk.Sender = opener(
+            sender = endpoint.open_bulk_sender(
                 node, bulk.BulkConfig(provider=self.config.bulk_provider), timeout=timeout
             )
         except (LinkError, EdgeloopError, OSError) as error:
