@@ -144,6 +144,7 @@ class DeviceAgent:
             state_file=StateFile(data / "state.msgpack" if data is not None else None),
             trap_view=self._trap_view,
             initial_head=self._initial_head,
+            device_time=self.device_time,
         )
         self._core = core
         if self._source is not None:
@@ -292,12 +293,12 @@ class DeviceAgent:
             if self._next is None:
                 self._source_done = True
         while not self._stopping.is_set():
-            now = self.device_time()
+            now = self._clock.now()
             with self._lock:
                 self._take_inbox(core, now)
                 if self._stopping.is_set():
                     break
-                self._observe_due(core, now)
+                self._observe_due(core, now, self.device_time())
                 if self._connected:
                     self._send_all(core.pending_events(now))
                     self._send_all(core.tick(now))
@@ -329,10 +330,10 @@ class DeviceAgent:
             elif what == "stop":
                 return
 
-    def _observe_due(self, core: DeviceCore, now: float) -> None:
+    def _observe_due(self, core: DeviceCore, now: float, t: float) -> None:
         source = self._source
         budget = 256  # then let messages in: a device far behind catches up in slices
-        while self._next is not None and self._next.t <= now and budget:
+        while self._next is not None and self._next.t <= t and budget:
             observation = self._next
             if observation.t >= self._origin or self._start_at is None:
                 self._dispatch(core.observe(observation, now))
@@ -361,14 +362,14 @@ class DeviceAgent:
 
     def _wait(self, core: DeviceCore) -> None:
         """Sleep on the inbox until a message, the next observation or a deadline."""
-        now = self.device_time()
-        due = [now + _IDLE * self._speed]
+        now = self._clock.now()
+        due = [now + _IDLE]
         if self._next is not None:
-            due.append(self._next.t)
+            due.append(now + (self._next.t - self.device_time()) / self._speed)
         deadline = core.next_deadline()
         if deadline is not None and self._connected:
             due.append(deadline)
-        wait = max(0.0, (min(due) - now) / self._speed)
+        wait = max(0.0, min(due) - now)
         if wait <= 0 or self._peeked is not None:
             return
         try:
@@ -404,7 +405,7 @@ class DeviceAgent:
                 node, bulk.BulkConfig(provider=self.config.bulk_provider), timeout=timeout
             )
         except (LinkError, EdgeloopError, OSError) as error:
-            if "no bulk-lane offer" not in str(error):
+            if "no bulk-lane offer" not in str(error) and not self._stopping.is_set():
                 _log.warning("bulk_lane_failed", device=self.name, error=str(error)[:200])
             return None
         with self._lock:

@@ -112,7 +112,8 @@ class SourceConfig:
     and benchmarks) or ``yard`` (the simulated yard of a scenario)."""
 
     kind: Literal["synthetic", "yard"] = "synthetic"
-    seed: int = 0
+    seed: int | None = None
+    """The source's seed (``None``: 0 for a synthetic source, the scenario's for the yard)."""
     speed: float = 1.0
     scenario: str | None = None
     rate: float = 10.0
@@ -295,9 +296,12 @@ def _source(source: Mapping[str, Any]) -> SourceConfig:
     limit = source.get("limit")
     if limit is not None:
         limit = _int(source, "limit", "device.source", 0, 0)
+    seed = source.get("seed")
+    if seed is not None:
+        seed = _int(source, "seed", "device.source", 0, 0)
     return SourceConfig(
         kind=kind,
-        seed=_int(source, "seed", "device.source", 0, 0),
+        seed=seed,
         speed=_float(source, "speed", "device.source", 1.0),
         scenario=scenario,
         rate=_float(source, "rate", "device.source", 10.0),

@@ -1,9 +1,10 @@
 """Everything a device decides, with no sockets and no threads.
 
 :class:`DeviceCore` takes observations, messages from the node, link changes and ``now``
-(seconds on the device's source scale) in, and returns what to send (messages) and what
-its frame server should do (:class:`ServeFrame`, :class:`PushFrame`). The agent shell
-(``_agent.py``) owns the link, the threads and the clock; this module owns the rules:
+(monotonic seconds of the agent's clock, for timeouts and intervals) in, and returns
+what to send (messages) and what its frame server should do (:class:`ServeFrame`,
+:class:`PushFrame`). The agent shell (``_agent.py``) owns the link, the threads and the
+clock; this module owns the rules:
 
 - numbering, journalling and resending events (the outbox);
 - keeping full frames (the ring) and answering frame requests;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,8 +94,10 @@ class DeviceCore:
         state_file: StateFile | None = None,
         trap_view: TrapView | None = None,
         initial_head: bytes | None = None,
+        device_time: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
+        self._device_time = device_time or (lambda: 0.0)
         self.name = config.name
         self.counters: collections.Counter[str] = collections.Counter()
         self._head_loader = head_loader
@@ -210,11 +214,15 @@ class DeviceCore:
         if self._status_due is None:
             self._status_due = max(now, self._status_sent + _STATUS_GAP)
 
+    def device_time(self) -> float:
+        """Now on the source's scale (simulated seconds): what reports are stamped with."""
+        return self._device_time()
+
     def status(self, now: float) -> DeviceStatus:
         ring = self.ring.statistics()
         return DeviceStatus(
             device=self.name,
-            ts=max(0.0, now),
+            ts=max(0.0, self.device_time()),
             boot=self.boot,
             next_seq=self.outbox.next_seq,
             oldest_seq=self.outbox.oldest_seq,
@@ -468,12 +476,13 @@ class DeviceCore:
                     "through config_desired",
                 )
             ]
-        occupants = self._trap_view.occupants(now) if self._trap_view is not None else ()
+        t = self.device_time()
+        occupants = self._trap_view.occupants(t) if self._trap_view is not None else ()
         before = self.trap.state
-        outcome = self.trap.command(command.name, command.args, now, occupants)
+        outcome = self.trap.command(command.name, command.args, t, occupants)
         if outcome.catch is not None:
             self.catch_log.write(outcome.catch)
-            _log.info("trap_caught", device=self.name, t=now, caught=list(outcome.catch.caught))
+            _log.info("trap_caught", device=self.name, t=t, caught=list(outcome.catch.caught))
         if self.trap.state != before:
             self._changed(now)
             self._status_due = now  # a trap's state change is news at once

@@ -4,8 +4,10 @@ run it until told to stop (the body of ``edgeloop device run``)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -16,6 +18,9 @@ from edgeloop.sensors.device._heads import yard_head_loader
 from edgeloop.sensors.device._settings import CameraSettings
 from edgeloop.sensors.device._source import ObservationSource, SyntheticSource, TrapView
 from edgeloop.sensors.device._yard import YardCamera, YardTrap, camera_reach
+
+if TYPE_CHECKING:
+    from edgeloop.sensors.world import World
 
 __all__ = ["build_agent", "run_agent"]
 
@@ -33,16 +38,14 @@ def build_agent(config: DeviceConfig, *, start_at: float | None = None) -> Devic
         if config.kind == "camera":
             settings = config.settings
             source = SyntheticSource(
-                seed=source_config.seed,
+                seed=source_config.seed or 0,
                 rate=source_config.rate,
                 zones=settings.zones,
                 limit=source_config.limit,
             )
         return DeviceAgent(config, source=source, start_at=start_at)
-    from edgeloop.sensors.world import World  # scikit-learn only for yard devices
-
     assert source_config.scenario is not None
-    world = World(source_config.scenario, source_config.seed)
+    world = _world(source_config.scenario, source_config.seed)
     if config.kind == "trap":
         trap: TrapView = YardTrap(world, config.trap.zone)
         return DeviceAgent(config, trap_view=trap, start_at=start_at)
@@ -62,6 +65,14 @@ def build_agent(config: DeviceConfig, *, start_at: float | None = None) -> Devic
         initial_head=encode_head(world.initial_head()),
         start_at=start_at,
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _world(scenario: str, seed: int | None) -> World:
+    """One world per scenario and seed in this process (agents run in one process share it)."""
+    from edgeloop.sensors.world import World  # scikit-learn only for yard devices
+
+    return World(scenario, seed)
 
 
 def run_agent(agent: DeviceAgent, stop: threading.Event) -> int:
