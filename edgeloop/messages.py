@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import re
 import traceback as _traceback
+import zlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar, cast, overload
@@ -674,8 +675,15 @@ def decode_head(data: _Buffer, *, max_size: int = HEAD_MAX_SIZE) -> HeadSpec:
         raise error from exc
 
 
+def head_update(device: str, head: HeadSpec) -> HeadUpdate:
+    """The HeadUpdate that pushes ``head`` to ``device``: its bytes, version and CRC-32."""
+    data = encode_head(head)
+    return HeadUpdate(device=device, version=head.version, head=data, checksum=zlib.crc32(data))
+
+
 __all__ += [  # the head block keeps its exports next to its definitions
     "HeadSpec",
+    "head_update",
     "HEAD_MAX_DIM",
     "HEAD_MAX_LABELS",
     "HEAD_MAX_SIZE",

@@ -21,6 +21,7 @@ from edgeloop.bench._report import Result, SuiteResult, check_goal, print_table,
 from edgeloop.bench.actors import run_actors
 from edgeloop.bench.bulk import run_bulk
 from edgeloop.bench.link import run_link
+from edgeloop.bench.world import run_world
 
 __all__ = [
     "SUITES",
@@ -39,6 +40,7 @@ SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
         "actors": run_actors,
         "bulk": run_bulk,
         "link": run_link,
+        "world": run_world,
     }
 )
 """Every suite by name: ``SUITES[name](quick)`` runs it."""
