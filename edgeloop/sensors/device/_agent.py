@@ -30,7 +30,7 @@ import structlog
 
 from edgeloop.clock import Clock, MonotonicClock
 from edgeloop.errors import EdgeloopError, LinkError
-from edgeloop.messages import FrameReady, Message
+from edgeloop.messages import FrameReady, FrameRef, Message
 from edgeloop.sensors.device._config import DeviceConfig
 from edgeloop.sensors.device._core import DeviceCore, PushFrame, ServeFrame
 from edgeloop.sensors.device._heads import HeadLoader
@@ -429,36 +429,41 @@ class DeviceAgent:
                 self._reply(FrameReady(id=job.request.id, error=error))
             return
         ref, frame = held
-        sender = self._sender or self._open_lane(_FRAME_SEND_TIMEOUT)
-        if sender is None:
-            if isinstance(job, ServeFrame):
-                error = (
-                    "no bulk lane is open: the node must offer one (BulkOffer) before it "
-                    "requests frames"
-                )
-                self._reply(FrameReady(id=job.request.id, error=error))
-            else:
+        if isinstance(job, PushFrame):  # a push never waits: no lane or no credit, skip it
+            if self._sender is None or not self._write(self._sender, ref, frame, 0.0):
                 self._count("frames_not_pushed")
             return
-        timeout = _FRAME_SEND_TIMEOUT if isinstance(job, ServeFrame) else 0.0
+        error = (
+            "no bulk lane is open: the node must offer one (BulkOffer) before it requests "
+            "frames"
+        )
+        for _attempt in range(2):  # a lane lost since the last frame: once more on a new one
+            sender = self._sender or self._open_lane(_FRAME_SEND_TIMEOUT)
+            if sender is None:
+                break
+            try:
+                if self._write(sender, ref, frame, _FRAME_SEND_TIMEOUT):
+                    self._reply(FrameReady(id=job.request.id, ref=ref))
+                    return
+                error = f"no credit on the bulk lane within {_FRAME_SEND_TIMEOUT} s"
+                break
+            except EdgeloopError as lost:
+                error = f"bulk lane lost: {lost}"
+        self._reply(FrameReady(id=job.request.id, error=error))
+
+    def _write(self, sender: bulk.Sender, ref: FrameRef, frame: Any, timeout: float) -> bool:
+        """Write one frame; False when no credit came in time. A lost lane is forgotten
+        (the next frame opens a new one) and its error raised."""
         try:
             bulk.send_frame(sender, ref, frame, timeout=timeout)
         except TimeoutError:
-            if isinstance(job, ServeFrame):
-                error = f"no credit on the bulk lane within {timeout} s: release held frames"
-                self._reply(FrameReady(id=job.request.id, error=error))
-            else:
-                self._count("frames_not_pushed")
-            return
-        except EdgeloopError as error:  # the lane is gone: the next job opens a new one
+            return False
+        except EdgeloopError as error:
             with self._lock:
                 self._sender = None
             sender.close()
             _log.warning("bulk_lane_lost", device=self.name, error=str(error)[:200])
-            if isinstance(job, ServeFrame):
-                self._reply(FrameReady(id=job.request.id, error=f"bulk lane lost: {error}"))
-            return
+            raise
         with self._lock:
             self._frames_sent += 1
-        if isinstance(job, ServeFrame):
-            self._reply(FrameReady(id=job.request.id, ref=ref))
+        return True

@@ -11,7 +11,7 @@ from itertools import count
 import numpy as np
 
 from edgeloop import Node
-from edgeloop.messages import DeviceStatus, FrameReady, FrameRequest
+from edgeloop.messages import ConfigDesired, DeviceStatus, FrameReady, FrameRequest
 from edgeloop.sensors.device import (
     CameraSettings,
     DeviceAgent,
@@ -83,5 +83,40 @@ def test_frames_pulled_by_ref_arrive_intact_and_evicted_ones_are_refused(
             stats = agent.statistics()
             assert stats.ring.held == 40
             assert stats.frames_sent == 2
+        finally:
+            receiver.close()
+
+
+def test_report_mode_full_pushes_each_reported_frame_unasked(
+    node_factory: Callable[..., Node],
+) -> None:
+    node = node_factory(["cam-p"])
+    config = DeviceConfig(
+        name="cam-p",
+        node=node_address(node),
+        reachable=("porch",),
+        initial=CameraSettings(zones=("porch",), frame_rate=60.0),
+        heartbeat_interval=0.1,
+        liveness_timeout=1.0,
+        source=SourceConfig(speed=1.0),
+    )
+    source = SyntheticSource(seed=6, zones=("porch",), rate=20.0)
+    port = node.devices
+    with DeviceAgent(config, source=source):
+        record = RECORDS["cam-p"]
+        wait_for(lambda: port.connected("cam-p"))
+        lane = bulk.BulkConfig(slot_size=1 << 16, slot_count=8)
+        receiver = node.endpoint.open_bulk_receiver("cam-p", lane, timeout=5.0)  # type: ignore[union-attr]
+        try:
+            desired = ConfigDesired(device="cam-p", version=1, settings={"report_mode": "full"})
+            port.send("cam-p", desired)
+            pushed: list[int] = []
+            while len(pushed) < 5:
+                with receiver.recv(timeout=5.0) as frame:  # checked against its CRC-32
+                    assert frame.frame_id is not None
+                    pushed.append(frame.frame_id)
+            wait_for(lambda: sum(e.config_version == 1 for e in record.events) >= 5)
+            full = [e.frame for e in record.events if e.config_version == 1]
+            assert [ref.frame_id for ref in full[:5] if ref is not None] == pushed
         finally:
             receiver.close()
