@@ -434,8 +434,7 @@ class DeviceAgent:
                 self._count("frames_not_pushed")
             return
         error = (
-            "no bulk lane is open: the node must offer one (BulkOffer) before it requests "
-            "frames"
+            "no bulk lane is open: the node must offer one (BulkOffer) before it requests frames"
         )
         for _attempt in range(2):  # a lane lost since the last frame: once more on a new one
             sender = self._sender or self._open_lane(_FRAME_SEND_TIMEOUT)
