@@ -53,7 +53,7 @@ from typing import Any, Literal
 from edgeloop.errors import ConfigError
 from edgeloop.sensors.device._outbox import Overflow
 from edgeloop.sensors.device._settings import CameraSettings
-from edgeloop.transport import LinkConfig
+from edgeloop.transport import LinkConfig, curve_required
 
 __all__ = ["DeviceConfig", "OutboxConfig", "SourceConfig", "TrapConfig", "load_device"]
 
@@ -159,6 +159,15 @@ class DeviceConfig:
             raise ConfigError("device.name", error.problem) from None
         if self.kind not in ("camera", "trap"):
             raise ConfigError("device.kind", f"expected 'camera' or 'trap', got {self.kind!r}")
+        if curve_required(self.node, self.security_mode, key="device.security.mode"):
+            for key, value in (("secret_key", self.secret_key), ("node_key", self.node_key)):
+                if value is None:
+                    raise ConfigError(
+                        f"device.security.{key}",
+                        f"{self.node!r} leaves this host, so the link uses CurveZMQ and needs "
+                        "the device's secret key file (`edgeloop keys generate NAME`) and the "
+                        "node's public key",
+                    )
 
     @property
     def settings(self) -> CameraSettings:

@@ -62,6 +62,23 @@ def test_a_bad_value_is_refused_naming_its_key(
     assert error.value.key == key
 
 
+def test_a_node_off_this_host_needs_curve_keys(tmp_path: Path) -> None:
+    path = tmp_path / "cam.toml"
+    path.write_text(GOOD.replace("tcp://127.0.0.1:5555", "tcp://10.1.2.3:5555"))
+    with pytest.raises(ConfigError) as error:
+        load_device(path)
+    assert error.value.key == "device.security.secret_key"
+    path.write_text(GOOD.replace("tcp://127.0.0.1:5555", "tcp://10.1.2.3:5555") + OFF)
+    with pytest.raises(ConfigError, match="only allowed on loopback"):
+        load_device(path)
+
+
+OFF = """
+[device.security]
+mode = "off"
+"""
+
+
 def test_a_missing_or_broken_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no device file"):
         load_device(tmp_path / "none.toml")
