@@ -425,6 +425,9 @@ def sim_yard(
     node_key: Annotated[
         str | None, typer.Option(help="The node's public key (file or Z85), for CurveZMQ.")
     ] = None,
+    keys: Annotated[
+        Path | None, typer.Option(help="Directory of each device's NAME.key_secret (CurveZMQ).")
+    ] = None,
     log_format: Annotated[LogFormat, typer.Option(help="Log lines as text or JSON.")] = (
         LogFormat.console
     ),
@@ -445,6 +448,7 @@ def sim_yard(
             speed=speed,
             run_dir=run_dir,
             node_key=node_key,
+            keys=keys,
         )
     except ConfigError as error:
         _err.print(f"[red]error:[/] {error}")

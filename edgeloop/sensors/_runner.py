@@ -53,8 +53,12 @@ def yard_devices(
     speed: float = 1.0,
     run_dir: Path | None = None,
     node_key: str | None = None,
+    keys: Path | None = None,
 ) -> list[DeviceConfig]:
-    """The device configs of every camera and trap of ``scenario`` (a name or a path)."""
+    """The device configs of every camera and trap of ``scenario`` (a name or a path).
+
+    ``keys`` is a directory holding each device's ``NAME.key_secret`` (CurveZMQ, with the
+    node's public key ``node_key``)."""
     loaded: Scenario = load_scenario(scenario)
     source = SourceConfig(
         kind="yard",
@@ -70,6 +74,7 @@ def yard_devices(
             kind="camera",
             data_dir=run_dir / camera.id if run_dir is not None else None,
             node_key=node_key,
+            secret_key=keys / f"{camera.id}.key_secret" if keys is not None else None,
             source=source,
         )
         for camera in loaded.cameras
@@ -81,6 +86,7 @@ def yard_devices(
             kind="trap",
             data_dir=run_dir / zone.id if run_dir is not None else None,
             node_key=node_key,
+            secret_key=keys / f"{zone.id}.key_secret" if keys is not None else None,
             source=source,
             trap=TrapConfig(zone=zone.id, catches=catches),
         )
@@ -158,12 +164,19 @@ class YardRunner:
         speed: float = 1.0,
         run_dir: Path | None = None,
         node_key: str | None = None,
+        keys: Path | None = None,
     ) -> YardRunner:
         """A runner for every device of ``scenario``; it lasts the scenario's duration."""
         if run_dir is None:
             run_dir = Path(tempfile.mkdtemp(prefix="edgeloop-yard-"))
         configs = yard_devices(
-            scenario, connect=connect, seed=seed, speed=speed, run_dir=run_dir, node_key=node_key
+            scenario,
+            connect=connect,
+            seed=seed,
+            speed=speed,
+            run_dir=run_dir,
+            node_key=node_key,
+            keys=keys,
         )
         duration = load_scenario(scenario).duration / speed
         return cls(configs, mode=mode, run_dir=run_dir, duration=duration)

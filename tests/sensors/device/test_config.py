@@ -89,7 +89,14 @@ def test_a_missing_or_broken_file_says_so(tmp_path: Path) -> None:
 
 
 def test_the_runner_writes_device_files_that_read_back(tmp_path: Path) -> None:
-    configs = yard_devices("calm", connect="tcp://127.0.0.1:5555", run_dir=tmp_path, speed=5.0)
+    configs = yard_devices(
+        "calm",
+        connect="tcp://127.0.0.1:5555",
+        run_dir=tmp_path,
+        speed=5.0,
+        keys=tmp_path / "keys",
+        node_key="edge.key",
+    )
     names = [c.name for c in configs]
     assert names == ["cam-gate", "cam-shed", "cam-garden", "cam-hedge", "trap-shed", "trap-garden"]
     for config in configs:
@@ -101,6 +108,8 @@ def test_the_runner_writes_device_files_that_read_back(tmp_path: Path) -> None:
         assert again.source == config.source
         assert again.data_dir == config.data_dir
         assert again.trap == config.trap
+        assert again.secret_key == tmp_path / "keys" / f"{config.name}.key_secret"
+        assert again.node_key == "edge.key"
 
 
 def test_device_run_refuses_a_bad_file_with_exit_code_2(tmp_path: Path) -> None:
