@@ -132,20 +132,29 @@ class DeviceAgent:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> DeviceAgent:
-        """Recover the journal and state, connect, and start the threads."""
+        """Recover the journal and state, connect, and start the threads (once: an agent
+        that stopped is done; build a new one, which recovers the same journal)."""
+        if self._core is not None:
+            raise EdgeloopError(f"device {self.name!r} was started already")
+        endpoint_config = self._endpoint_config()  # reads the key files: fail before the journal
         data = self.config.data_dir
         journal = None
         if data is not None:
             journal = Journal.open(data / "journal.bin", fsync=self.config.outbox.fsync)
-        core = DeviceCore(
-            self.config,
-            head_loader=self._head_loader,
-            journal=journal,
-            state_file=StateFile(data / "state.msgpack" if data is not None else None),
-            trap_view=self._trap_view,
-            initial_head=self._initial_head,
-            device_time=self.device_time,
-        )
+        try:
+            core = DeviceCore(
+                self.config,
+                head_loader=self._head_loader,
+                journal=journal,
+                state_file=StateFile(data / "state.msgpack" if data is not None else None),
+                trap_view=self._trap_view,
+                initial_head=self._initial_head,
+                device_time=self.device_time,
+            )
+        except BaseException:
+            if journal is not None:
+                journal.close()
+            raise
         self._core = core
         if self._source is not None:
             settings = core.settings
@@ -154,7 +163,7 @@ class DeviceAgent:
         if self._start_at is not None:
             self._origin = max(0.0, (time.time() - self._start_at) * self._speed)
         self._endpoint = Endpoint(
-            self._endpoint_config(),
+            endpoint_config,
             on_message=self._on_message,
             on_peer=self._on_peer,
         )

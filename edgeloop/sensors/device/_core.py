@@ -300,6 +300,7 @@ class DeviceCore:
             self._journal.event(added.event)
             if added.dropped:
                 self._journal.drop(self.outbox.dropped, self.outbox.oldest_seq)
+            self._compact()
         if added.dropped:
             self.counters["outbox_overflow"] += len(added.dropped)
             self._changed(now)
@@ -379,19 +380,25 @@ class DeviceCore:
         before = self.outbox.statistics().bad_acks
         if self.outbox.ack(ack.seq) and self._journal is not None:
             self._journal.ack(ack.seq)
-            if self._journal.should_compact():
-                self._journal.compact(
-                    self.outbox.pending(),
-                    next_seq=self.outbox.next_seq,
-                    acked=self.outbox.acked,
-                    dropped=self.outbox.dropped,
-                )
+            self._compact()
         if self.outbox.statistics().bad_acks > before:
             self.counters["bad_acks"] += 1
             _log.warning(
                 "ack_beyond_sent", device=self.name, seq=ack.seq, next_seq=self.outbox.next_seq
             )
         return []
+
+    def _compact(self) -> None:
+        """Rewrite the journal as what the outbox holds, once it has grown past its bound
+        (acks shrink the outbox; drop_oldest overflow replaces events)."""
+        journal = self._journal
+        if journal is not None and journal.should_compact():
+            journal.compact(
+                self.outbox.pending(),
+                next_seq=self.outbox.next_seq,
+                acked=self.outbox.acked,
+                dropped=self.outbox.dropped,
+            )
 
     def _reported(self, error: str | None = None) -> ConfigReported:
         settings: dict[str, Any] = self.settings.to_params() if self.trap is None else {}

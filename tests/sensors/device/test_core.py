@@ -3,6 +3,8 @@ counted, and disturbs nothing else; configuration versions; status after losses.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from edgeloop.messages import (
@@ -23,6 +25,7 @@ from edgeloop.sensors.device import (
     CameraSettings,
     DeviceConfig,
     DeviceCore,
+    Journal,
     Observation,
     OutboxConfig,
     ServeFrame,
@@ -150,3 +153,25 @@ def test_overflow_and_evictions_bring_a_status_report_forward() -> None:
     assert status.frames_held == 2
     assert device.tick(0.7) == [], "one report per burst"
     assert [e.seq for e in device.pending_events(0.7)] == [1, 2]
+
+
+def test_with_drop_oldest_and_no_node_the_journal_stays_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "journal.bin"
+    device = DeviceCore(
+        DeviceConfig(
+            name="cam-1",
+            node="tcp://127.0.0.1:1",
+            reachable=("porch",),
+            initial=CameraSettings(zones=("porch",), frame_rate=60.0),
+            outbox=OutboxConfig(limit=20, overflow="drop_oldest"),
+        ),
+        journal=Journal.open(path, compact_bytes=8192),
+    )
+    for t in range(500):
+        device.observe(seen(t / 50), 0.0)
+    device.close()
+    assert path.stat().st_size < 3 * 8192
+    recovered = Journal.open(path).recovered
+    assert [e.seq for e in recovered.events] == list(range(481, 501))
+    assert recovered.dropped == 480
+    assert recovered.next_seq == 501
