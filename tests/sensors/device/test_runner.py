@@ -59,7 +59,7 @@ def test_a_scenario_in_one_process_streams_and_its_trap_records_a_catch(
 ) -> None:
     scenario = tmp_path / "tiny.toml"
     scenario.write_text(TINY)
-    names = [c.name for c in yard_devices(str(scenario), connect="x")]
+    names = [c.name for c in yard_devices(str(scenario), connect="tcp://127.0.0.1:1")]
     assert names == ["cam-lawn", "trap-lawn"]
     node = node_factory(names)
     runner = YardRunner.from_scenario(
