@@ -23,7 +23,7 @@ import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -200,10 +200,20 @@ class DeviceAgent:
             self._sender.close()
             self._sender = None
         if self._core is not None:
+            stats = self.statistics()
+            _log.info(
+                "device_stopped",
+                device=self.name,
+                events=stats.outbox.next_seq - 1,
+                unacked=stats.outbox.depth,
+                dropped=stats.outbox.dropped,
+                resent=stats.outbox.resent,
+                frames_evicted=stats.ring.evicted,
+                frames_sent=stats.frames_sent,
+            )
             self._core.close()
         if self._own_clock:
             self._clock.close()
-        _log.info("device_stopped", device=self.name)
 
     def __enter__(self) -> DeviceAgent:
         return self.start()
@@ -241,11 +251,6 @@ class DeviceAgent:
     def device_time(self) -> float:
         """Now, in source seconds (what events and status reports are stamped with)."""
         return self._origin + (self._clock.now() - self._t0) * self._speed
-
-    def call(self, fn: Callable[[DeviceCore], Any]) -> Any:
-        """Run ``fn(core)`` under the agent's lock (tests and tools that peek inside)."""
-        with self._lock:
-            return fn(self.core)
 
     # -- the endpoint's callbacks (its I/O thread: never block) ------------------------
 
