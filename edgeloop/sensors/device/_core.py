@@ -238,6 +238,12 @@ class DeviceCore:
             config_version=self.config_version,
             state=self.trap.state if self.trap is not None else "ok",
             detail=(self.trap.fault or "") if self.trap is not None else "",
+            extra={
+                "resent": self.outbox.statistics().resent,
+                "bad_acks": self.outbox.statistics().bad_acks,
+                "config_rejected": self.counters["config_rejected"],
+                "head_rejected": self.counters["head_rejected"],
+            },
         )
 
     # -- observations ------------------------------------------------------------------

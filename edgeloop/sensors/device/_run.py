@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from edgeloop.errors import ConfigError
 from edgeloop.messages import encode_head
 from edgeloop.sensors.device._agent import DeviceAgent
 from edgeloop.sensors.device._config import DeviceConfig
@@ -46,9 +47,24 @@ def build_agent(config: DeviceConfig, *, start_at: float | None = None) -> Devic
         return DeviceAgent(config, source=source, start_at=start_at)
     assert source_config.scenario is not None
     world = _world(source_config.scenario, source_config.seed)
+    scenario = world.scenario
     if config.kind == "trap":
+        traps = [z.id for z in scenario.zones if z.trap]
+        if config.trap.zone not in traps:
+            raise ConfigError(
+                "device.trap.zone",
+                f"scenario {scenario.name!r} has no trap zone {config.trap.zone!r} "
+                f"(it has {', '.join(traps) or 'none'})",
+            )
         trap: TrapView = YardTrap(world, config.trap.zone)
         return DeviceAgent(config, trap_view=trap, start_at=start_at)
+    cameras = [c.id for c in scenario.cameras]
+    if config.name not in cameras:
+        raise ConfigError(
+            "device.name",
+            f"scenario {scenario.name!r} has no camera {config.name!r}; a yard camera is "
+            f"named after one of its cameras: {', '.join(cameras)}",
+        )
     camera = YardCamera(world, config.name)
     reach = config.reachable or camera_reach(world, config.name)
     if config.initial is None:

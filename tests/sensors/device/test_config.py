@@ -8,7 +8,7 @@ import pytest
 
 from edgeloop.errors import ConfigError
 from edgeloop.sensors._runner import device_toml, yard_devices
-from edgeloop.sensors.device import CameraSettings, load_device
+from edgeloop.sensors.device import CameraSettings, build_agent, load_device
 from tests.integration.procs import Process
 
 GOOD = """
@@ -119,3 +119,20 @@ def test_device_run_refuses_a_bad_file_with_exit_code_2(tmp_path: Path) -> None:
     code, _ = device.finish(timeout=30)
     assert code == 2
     assert any("device.outbox.limit" in line for line in device.seen)
+
+
+def test_a_yard_device_must_be_one_of_the_scenario_s(tmp_path: Path) -> None:
+    yard = GOOD.replace('kind = "synthetic"', 'kind = "yard"\nscenario = "calm"')
+    path = tmp_path / "cam.toml"
+    path.write_text(yard)
+    with pytest.raises(ConfigError) as error:
+        build_agent(load_device(path))
+    assert error.value.key == "device.name"
+    assert "cam-shed" in str(error.value)
+    trap = (
+        yard.replace("[device]\n", '[device]\nkind = "trap"\n') + '[device.trap]\nzone = "porch"\n'
+    )
+    path.write_text(trap)
+    with pytest.raises(ConfigError) as error:
+        build_agent(load_device(path))
+    assert error.value.key == "device.trap.zone"
