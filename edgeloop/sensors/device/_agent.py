@@ -66,6 +66,12 @@ _FRAME_SEND_TIMEOUT = 2.0
 _LANE_WAIT = 1.0
 """Seconds the frame thread waits for the node's lane offer at a time."""
 
+_LANE_CHECK = 0.25
+"""How often an idle frame thread checks that its lane is still open."""
+
+_IDLE_TURN = object()
+"""What the frame thread takes when no job came in time."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentStatistics:
@@ -125,6 +131,8 @@ class DeviceAgent:
         self._t0 = 0.0
         self._origin = 0.0
         self._sender: bulk.Sender | None = None
+        self._links = 0  # link-ups so far: a lane opened on an earlier link is stale
+        self._lane_link = 0
         self._frames_sent = 0
         self.failure: BaseException | None = None
         """What stopped the agent thread, if it failed (a full disk, a bug)."""
@@ -335,6 +343,7 @@ class DeviceAgent:
                     self._source.configure(zones=settings.zones, exposure=settings.exposure)
             elif what == "up":
                 self._node, self._connected = item, True
+                self._links += 1
                 _log.info("device_linked", device=self.name, node=item)
                 self._send_all(core.link_up(now))
             elif what == "down":
@@ -395,20 +404,41 @@ class DeviceAgent:
 
     def _serve_frames(self) -> None:
         while not self._stopping.is_set():
-            timeout = _LANE_WAIT if self._sender is not None or not self._connected else 0.05
+            idle = _LANE_CHECK if self._sender is not None or not self._connected else 0.05
+            job: object
             try:
-                job = self._jobs.get(timeout=timeout)
+                job = self._jobs.get(timeout=idle)
             except queue.Empty:
-                job = None
+                job = _IDLE_TURN
+            if job is None:
+                break
+            self._check_lane()
+            if not isinstance(job, ServeFrame | PushFrame):
                 if self._sender is None and self._connected:
                     self._open_lane(_LANE_WAIT)
                 continue
-            if job is None:
-                break
             try:
                 self._serve(job)
             except Exception as error:  # noqa: BLE001 (a failed frame must not end the thread)
                 _log.error("frame_serve_failed", device=self.name, exc_info=error)
+
+    def _check_lane(self) -> None:
+        """Drop a lane the node closed or whose link went down since it opened, so the
+        node's next offer is taken at once (it waits for our accept)."""
+        sender = self._sender
+        if sender is None:
+            return
+        stale = self._lane_link != self._links
+        if not stale:
+            try:
+                sender.wait_credits(0, timeout=0.0)  # takes credits; raises for a lost lane
+            except EdgeloopError:
+                stale = True
+        if stale:
+            with self._lock:
+                self._sender = None
+            sender.close()
+            _log.info("bulk_lane_closed", device=self.name)
 
     def _open_lane(self, timeout: float) -> bulk.Sender | None:
         endpoint, node = self._endpoint, self._node
@@ -424,6 +454,7 @@ class DeviceAgent:
             return None
         with self._lock:
             self._sender = sender
+            self._lane_link = self._links
         _log.info("bulk_lane_open", device=self.name, provider=sender.provider)
         return sender
 

@@ -120,3 +120,35 @@ def test_report_mode_full_pushes_each_reported_frame_unasked(
             assert [ref.frame_id for ref in full[:5] if ref is not None] == pushed
         finally:
             receiver.close()
+
+
+def test_a_new_lane_replaces_one_the_node_closed(node_factory: Callable[..., Node]) -> None:
+    node = node_factory(["cam-l"])
+    config = DeviceConfig(
+        name="cam-l",
+        node=node_address(node),
+        reachable=("porch",),
+        initial=CameraSettings(zones=("porch",), frame_rate=60.0),
+        heartbeat_interval=0.1,
+        liveness_timeout=1.0,
+        source=SourceConfig(speed=1.0),
+    )
+    port = node.devices
+    ids = count(1)
+    with DeviceAgent(config, source=SyntheticSource(seed=7, zones=("porch",), rate=20.0)):
+        record = RECORDS["cam-l"]
+        wait_for(lambda: port.connected("cam-l"))
+        wait_for(lambda: record.count() >= 3)
+        lane = bulk.BulkConfig(slot_size=1 << 16, slot_count=2)
+        for _ in range(2):  # the second offer must not wait for the device's old lane
+            receiver = node.endpoint.open_bulk_receiver("cam-l", lane, timeout=3.0)  # type: ignore[union-attr]
+            try:
+                ref = record.events[-1].frame
+                assert ref is not None
+                port.send(
+                    "cam-l", FrameRequest(id=next(ids), device="cam-l", frame_id=ref.frame_id)
+                )
+                with bulk.FrameFetcher(receiver).fetch(ref, timeout=5.0) as frame:
+                    assert zlib.crc32(np.array(frame.array).tobytes()) == ref.checksum
+            finally:
+                receiver.close()
