@@ -88,3 +88,12 @@ def test_a_damaged_state_file_says_how_to_recover(tmp_path: Path) -> None:
     path.write_bytes(b"\xc1 not msgpack")
     with pytest.raises(JournalError, match="remove the file"):
         StateFile(path).load()
+
+
+def test_a_second_agent_on_the_same_journal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.bin"
+    first = Journal.open(path)
+    with pytest.raises(JournalError, match="another agent"):
+        Journal.open(path)
+    first.close()
+    Journal.open(path).close()
