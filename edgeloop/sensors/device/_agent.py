@@ -23,7 +23,7 @@ import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -37,6 +37,7 @@ from edgeloop.sensors.device._heads import HeadLoader
 from edgeloop.sensors.device._journal import Journal
 from edgeloop.sensors.device._outbox import OutboxStatistics
 from edgeloop.sensors.device._ring import RingStatistics
+from edgeloop.sensors.device._settings import CameraSettings
 from edgeloop.sensors.device._source import Observation, ObservationSource, TrapView
 from edgeloop.sensors.device._state import StateFile
 from edgeloop.transport import (
@@ -158,6 +159,7 @@ class DeviceAgent:
                 trap_view=self._trap_view,
                 initial_head=self._initial_head,
                 device_time=self.device_time,
+                check_settings=self._source_check(),
             )
         except BaseException:
             if journal is not None:
@@ -270,6 +272,18 @@ class DeviceAgent:
             self._inbox.put(("up", event.peer))
         else:
             self._inbox.put(("down", event.reason))
+
+    def _source_check(self) -> Callable[[CameraSettings], object] | None:
+        """The source's own check of new settings (a ConfigError for what the simulated
+        camera cannot do, such as more zones than fit its frame), if it has one."""
+        check = getattr(self._source, "check", None)
+        if check is None:
+            return None
+
+        def run(settings: CameraSettings) -> object:
+            return check(zones=settings.zones, exposure=settings.exposure)
+
+        return run
 
     def _endpoint_config(self) -> EndpointConfig:
         config = self.config

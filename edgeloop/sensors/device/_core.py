@@ -98,8 +98,10 @@ class DeviceCore:
         trap_view: TrapView | None = None,
         initial_head: bytes | None = None,
         device_time: Callable[[], float] | None = None,
+        check_settings: Callable[[CameraSettings], object] | None = None,
     ) -> None:
         self.config = config
+        self._check_settings = check_settings
         self._device_time = device_time or (lambda: 0.0)
         self.name = config.name
         self.counters: collections.Counter[str] = collections.Counter()
@@ -431,6 +433,8 @@ class DeviceCore:
                 settings = self.settings
             else:
                 settings = self.settings.patched(desired.settings, self.reachable)
+                if self._check_settings is not None:  # what the camera itself can take
+                    self._check_settings(settings)
         except ConfigError as error:
             return self._refuse_config(desired, str(error))
         if desired.version == current and settings != self.settings:

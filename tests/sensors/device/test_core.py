@@ -175,3 +175,32 @@ def test_with_drop_oldest_and_no_node_the_journal_stays_bounded(tmp_path: Path) 
     assert [e.seq for e in recovered.events] == list(range(481, 501))
     assert recovered.dropped == 480
     assert recovered.next_seq == 501
+
+
+def test_settings_the_simulated_camera_cannot_render_are_refused() -> None:
+    from edgeloop.sensors.device._yard import YardCamera
+    from edgeloop.sensors.world import World
+
+    world = World("calm")
+    camera = YardCamera(world, "cam-hedge")
+    zones = tuple(z.id for z in world.scenario.zones)
+    device = DeviceCore(
+        DeviceConfig(
+            name="cam-hedge",
+            node="tcp://127.0.0.1:1",
+            reachable=zones,
+            initial=CameraSettings(zones=("hedge",)),
+        ),
+        check_settings=lambda s: camera.check(zones=s.zones, exposure=s.exposure),
+    )
+    (refused,) = device.receive(
+        ConfigDesired(device="cam-hedge", version=1, settings={"zones": list(zones[:7])}), 0.0
+    )
+    assert isinstance(refused, ConfigReported)
+    assert "do not fit" in (refused.error or "")
+    assert device.settings.zones == ("hedge",)
+    (applied,) = device.receive(
+        ConfigDesired(device="cam-hedge", version=1, settings={"zones": list(zones[:3])}), 0.0
+    )
+    assert isinstance(applied, ConfigReported)
+    assert applied.error is None
