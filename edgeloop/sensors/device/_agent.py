@@ -351,7 +351,15 @@ class DeviceAgent:
                     return
             if what == "msg":
                 before = core.settings
-                self._dispatch(core.receive(item, now))
+                try:
+                    actions = core.receive(item, now)
+                except EdgeloopError:
+                    raise  # the journal or state file failed: the device cannot go on
+                except Exception as error:  # noqa: BLE001 (one bad message must not stop it)
+                    core.counters["handler_failed"] += 1
+                    _log.error("device_message_failed", device=self.name, exc_info=error)
+                    continue
+                self._dispatch(actions)
                 if core.settings != before and self._source is not None:
                     settings = core.settings
                     self._source.configure(zones=settings.zones, exposure=settings.exposure)

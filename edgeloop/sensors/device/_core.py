@@ -44,7 +44,7 @@ from edgeloop.messages import (
     Message,
 )
 from edgeloop.sensors.device._config import DeviceConfig
-from edgeloop.sensors.device._heads import Head, HeadLoader, NoHead
+from edgeloop.sensors.device._heads import Head, HeadLoader, NoHead, Scored, Verdict
 from edgeloop.sensors.device._journal import Journal, Recovered
 from edgeloop.sensors.device._outbox import Outbox
 from edgeloop.sensors.device._ring import FrameRing
@@ -273,7 +273,13 @@ class DeviceCore:
             self.counters["not_reported"] += 1
             return []
         embedding = np.asarray(observation.embedding, dtype=np.int8)
-        verdict = self.head.score(embedding)
+        try:
+            verdict: Scored = self.head.score(embedding)
+        except ValueError as error:  # an embedding the head cannot score: report it as novel
+            self.counters["head_failed"] += 1
+            if self.counters["head_failed"] <= 10:
+                _log.warning("head_failed", device=self.name, error=str(error)[:200])
+            verdict = Verdict("unknown", 0.0, True)
         if verdict.score < settings.threshold and not verdict.novel:
             self.counters["below_threshold"] += 1
             return []

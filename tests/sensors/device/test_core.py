@@ -204,3 +204,28 @@ def test_settings_the_simulated_camera_cannot_render_are_refused() -> None:
     )
     assert isinstance(applied, ConfigReported)
     assert applied.error is None
+
+
+def test_an_embedding_the_head_cannot_score_is_reported_as_novel_and_counted() -> None:
+    from edgeloop.messages import encode_head
+    from edgeloop.sensors import load_head
+    from edgeloop.sensors.world import World
+
+    head = encode_head(World("calm").initial_head())  # scores 20-value embeddings
+    device = DeviceCore(
+        DeviceConfig(
+            name="cam-1",
+            node="tcp://127.0.0.1:1",
+            reachable=("porch",),
+            initial=CameraSettings(zones=("porch",), frame_rate=60.0),
+        ),
+        head_loader=load_head,
+        initial_head=head,
+    )
+    assert device.head_version == 1
+    device.observe(seen(0.0), 0.0)  # an 8-value embedding
+    (event,) = device.outbox.pending()
+    assert event.label == "unknown"
+    assert event.extra["novel"] is True
+    assert event.head_version == 1
+    assert device.counters["head_failed"] == 1
