@@ -428,6 +428,9 @@ def sim_yard(
     keys: Annotated[
         Path | None, typer.Option(help="Directory of each device's NAME.key_secret (CurveZMQ).")
     ] = None,
+    restart: Annotated[
+        bool, typer.Option(help="Start a device process again when it dies (processes only).")
+    ] = True,
     log_format: Annotated[LogFormat, typer.Option(help="Log lines as text or JSON.")] = (
         LogFormat.console
     ),
@@ -449,6 +452,7 @@ def sim_yard(
             run_dir=run_dir,
             node_key=node_key,
             keys=keys,
+            restart=restart,
         )
     except ConfigError as error:
         _err.print(f"[red]error:[/] {error}")

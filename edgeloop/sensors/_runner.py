@@ -11,7 +11,8 @@ A scenario's cameras become camera agents named as in the scenario; each trap zo
 becomes a trap agent named after its zone. All of them share one ``start_at`` (the wall
 time of simulated second 0), so processes started at different moments, or restarted,
 agree on the simulated time. Processes write their device files, journals and the trap
-catch log under ``run_dir``.
+catch log under ``run_dir``. A device process that dies is started again (with backoff:
+0.1 s doubling to 5 s); it recovers its journal and rejoins the present.
 """
 
 from __future__ import annotations
@@ -142,16 +143,21 @@ class YardRunner:
         run_dir: Path | None = None,
         duration: float | None = None,
         log_format: str = "json",
+        restart: bool = True,
     ) -> None:
         self.configs = configs
         self.mode: Mode = mode
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="edgeloop-yard-"))
         self.duration = duration
         self.log_format = log_format
+        self.restart = restart
         self.start_at = 0.0
         self.agents: list[DeviceAgent] = []
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._stopped = threading.Event()
+        self.restarts: dict[str, int] = {}
+        """Device processes restarted after they died, by name."""
+        self._watcher: threading.Thread | None = None
 
     @classmethod
     def from_scenario(
@@ -165,6 +171,7 @@ class YardRunner:
         run_dir: Path | None = None,
         node_key: str | None = None,
         keys: Path | None = None,
+        restart: bool = True,
     ) -> YardRunner:
         """A runner for every device of ``scenario``; it lasts the scenario's duration."""
         if run_dir is None:
@@ -179,7 +186,7 @@ class YardRunner:
             keys=keys,
         )
         duration = load_scenario(scenario).duration / speed
-        return cls(configs, mode=mode, run_dir=run_dir, duration=duration)
+        return cls(configs, mode=mode, run_dir=run_dir, duration=duration, restart=restart)
 
     def start(self) -> YardRunner:
         """Start every device; they share one ``start_at`` (simulated second 0 is now)."""
@@ -191,6 +198,11 @@ class YardRunner:
                 self.agents.append(agent.start())
             else:
                 self.spawn(config.name)
+        if self.mode == "processes" and self.restart:
+            self._watcher = threading.Thread(
+                target=self._supervise, name="edgeloop-yard-supervisor", daemon=True
+            )
+            self._watcher.start()
         _log.info(
             "yard_started",
             devices=[c.name for c in self.configs],
@@ -228,6 +240,25 @@ class YardRunner:
         self.processes[name] = process
         return process
 
+    def _supervise(self) -> None:
+        """Restart a device process that died (a crash, a ``kill -9``) with backoff: it
+        recovers its journal and rejoins the present (the runner's ``start_at``)."""
+        due: dict[str, float] = {}
+        while not self._stopped.wait(0.1):
+            now = time.monotonic()
+            for name, process in list(self.processes.items()):
+                if process.poll() is None or self._stopped.is_set():
+                    continue
+                count = self.restarts.get(name, 0)
+                if name not in due:
+                    due[name] = now + min(5.0, 0.1 * 2**count)
+                    _log.warning("device_died", device=name, code=process.returncode)
+                if now >= due[name]:
+                    del due[name]
+                    self.restarts[name] = count + 1
+                    self.spawn(name)
+                    _log.info("device_restarted", device=name, restarts=count + 1)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the scenario has played (plus a second for the last acks), a
         :meth:`stop`, or ``timeout``; whether the scenario finished."""
@@ -240,6 +271,9 @@ class YardRunner:
         """Stop every device (SIGTERM, then SIGKILL after ``timeout``); the exit codes of
         the processes (``None`` for in-process agents)."""
         self._stopped.set()
+        if self._watcher is not None:
+            self._watcher.join()
+            self._watcher = None
         codes: dict[str, int | None] = {}
         for agent in self.agents:
             agent.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgeloop import Node
-from edgeloop.messages import Command, CommandResult
+from edgeloop.messages import Command, CommandResult, DeviceStatus
 from edgeloop.sensors._runner import YardRunner, yard_devices
 from tests.helpers import wait_for
 from tests.integration.procs import Process
@@ -120,3 +120,31 @@ def test_sim_yard_runs_each_device_as_a_process(
     assert RECORDS["cam-lawn"].duplicates == 0
     logs = (run_dir / "cam-lawn.log").read_text().splitlines()
     assert any(json.loads(line).get("event") == "device_started" for line in logs)
+
+
+@pytest.mark.integration
+def test_the_runner_restarts_a_device_process_killed_mid_stream(
+    node_factory: Callable[..., Node], tmp_path: Path
+) -> None:
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(TINY.replace("duration = 60.0", "duration = 6000.0"))
+    node = node_factory(["cam-lawn", "trap-lawn"])
+    runner = YardRunner.from_scenario(
+        str(scenario), connect=node_address(node), speed=20.0, run_dir=tmp_path / "run"
+    )
+    with runner:
+        camera = RECORDS["cam-lawn"]
+        wait_for(lambda: camera.count() >= 5, timeout=30, what="events before the kill")
+        first = runner.processes["cam-lawn"]
+        first.kill()  # SIGKILL, mid-stream
+        first.wait()
+        wait_for(lambda: runner.restarts.get("cam-lawn") == 1, timeout=10, what="a restart")
+        wait_for(
+            lambda: any(s.boot == 2 for s in camera.of(DeviceStatus)),
+            timeout=30,
+            what="the restarted device linked",
+        )
+        mark = camera.count()
+        wait_for(lambda: camera.count() >= mark + 5, timeout=30, what="events after it")
+    seqs = camera.seqs()
+    assert seqs == list(range(1, len(seqs) + 1)), "nothing lost or twice across the kill"
