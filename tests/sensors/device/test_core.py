@@ -178,7 +178,7 @@ def test_with_drop_oldest_and_no_node_the_journal_stays_bounded(tmp_path: Path) 
 
 
 def test_settings_the_simulated_camera_cannot_render_are_refused() -> None:
-    from edgeloop.sensors.device._yard import YardCamera
+    from edgeloop.sensors.device import YardCamera
     from edgeloop.sensors.world import World
 
     world = World("calm")
