@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import re
 import traceback as _traceback
+import zlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar, cast, overload
@@ -330,6 +331,8 @@ class Event(_Message, frozen=True, kw_only=True, tag="event"):
 
     ``seq`` starts at 1 and grows by one per event; ``embedding`` is int8 values, one byte
     each; ``head_version`` and ``config_version`` are what the device runs now.
+    ``thumbnail`` is a small grey image of the frame (square, row-major ``uint8``: its side
+    is the square root of its length), empty when the device sends none.
     """
 
     device: Name
@@ -343,6 +346,7 @@ class Event(_Message, frozen=True, kw_only=True, tag="event"):
     head_version: Version
     config_version: Version
     extra: Extra = {}
+    thumbnail: Annotated[bytes, Meta(max_length=4096)] = b""
 
 
 class EventAck(_Message, frozen=True, kw_only=True, tag="event_ack"):
@@ -716,8 +720,15 @@ def decode_head(data: _Buffer, *, max_size: int = HEAD_MAX_SIZE) -> HeadSpec:
         raise error from exc
 
 
+def head_update(device: str, head: HeadSpec) -> HeadUpdate:
+    """The HeadUpdate that pushes ``head`` to ``device``: its bytes, version and CRC-32."""
+    data = encode_head(head)
+    return HeadUpdate(device=device, version=head.version, head=data, checksum=zlib.crc32(data))
+
+
 __all__ += [  # the head block keeps its exports next to its definitions
     "HeadSpec",
+    "head_update",
     "HEAD_MAX_DIM",
     "HEAD_MAX_LABELS",
     "HEAD_MAX_SIZE",

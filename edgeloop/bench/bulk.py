@@ -15,6 +15,11 @@ Results (the ratio is always ``edgeloop / anchor``; throughputs in GB/s of frame
     the ``shm`` lane with checksums on (the sender computes each frame's CRC-32, the
     receiver verifies it), against the anchor's copy plus two ``zlib.crc32`` passes
     (goal: ratio >= 0.9);
+``link_credits_{shm,zmq}_4MiB``
+    a lane set up over a control link between two endpoints (``open_bulk_receiver`` /
+    ``open_bulk_sender``), whose credits travel on the link through both endpoints' I/O
+    threads, against the same provider's lane with credits on its own channel (goal:
+    ratio >= 0.9: credits on the link cost no throughput);
 ``vs_ray_16MiB``
     only where ``ray`` is importable: the ``shm`` lane against ``ray.put`` + ``ray.get``
     of the same 16 MiB array (goal: ratio >= 3). Where it is not, the environment says so.
@@ -35,6 +40,7 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import threading
 import time
 import zlib
 from collections import deque
@@ -44,9 +50,19 @@ from typing import Any
 import numpy as np
 import zmq
 
+from edgeloop import messages
 from edgeloop.bench._measure import interleave, median, timed_section
 from edgeloop.bench._report import Result, SuiteResult
-from edgeloop.transport import bulk
+from edgeloop.errors import LinkError
+from edgeloop.transport import (
+    Endpoint,
+    EndpointConfig,
+    LinkConfig,
+    PeerAddress,
+    PeerDown,
+    PeerUp,
+    bulk,
+)
 
 __all__ = ["Sizes", "FULL", "QUICK", "WINDOW", "SLOTS", "run_bulk"]
 
@@ -223,6 +239,90 @@ def _zmq(sizes: Sizes, mib: int, rng: np.random.Generator) -> Result:
         raw.close()
 
 
+class _Linked:
+    """Two endpoints linked over tcp on loopback (a node and a device), for lanes whose
+    handshake and credits travel on their link."""
+
+    def __init__(self) -> None:
+        up = threading.Event()
+
+        def on_peer(event: PeerUp | PeerDown) -> None:
+            if isinstance(event, PeerUp):
+                up.set()
+
+        def ignore(peer: str, message: messages.Message) -> None:
+            pass
+
+        self.node = Endpoint(
+            EndpointConfig(LinkConfig("bench-node"), listen=("tcp://127.0.0.1:*",)),
+            on_message=ignore,
+            on_peer=on_peer,
+        ).start()
+        self.device = Endpoint(
+            EndpointConfig(
+                LinkConfig("bench-cam", role="device"), peers=(PeerAddress(self.node.bound[0]),)
+            ),
+            on_message=ignore,
+        )
+        self.device.start()
+        if not up.wait(10.0):
+            self.close()
+            raise LinkError("the bench's device did not link to its node within 10 s")
+
+    def lane(self, config: bulk.BulkConfig) -> tuple[bulk.Sender, bulk.Receiver]:
+        """A lane from the device into a ring on the node, opened over the link."""
+        senders: list[bulk.Sender] = []
+        thread = threading.Thread(
+            target=lambda: senders.append(
+                self.device.open_bulk_sender("bench-node", config, timeout=10.0)
+            ),
+            name="bench-open-bulk-sender",
+        )
+        thread.start()
+        try:
+            receiver = self.node.open_bulk_receiver("bench-cam", config, timeout=10.0)
+        finally:
+            thread.join(10.0)
+        if not senders or not receiver.wait_attached(10.0):
+            receiver.close()
+            raise LinkError("the bench's bulk lane did not open over its link")
+        return senders[0], receiver
+
+    def close(self) -> None:
+        self.device.close()
+        self.node.close()
+
+
+def _link_credits(sizes: Sizes, provider: str, rng: np.random.Generator) -> Result:
+    data = rng.integers(0, 256, 4 * MiB, dtype=np.uint8)
+    n = _frames(sizes, data.nbytes)
+    config = bulk.BulkConfig(
+        provider=provider,  # type: ignore[arg-type]
+        slot_size=data.nbytes,
+        slot_count=SLOTS,
+        checksums=False,
+        verify=False,
+    )
+    linked = _Linked()
+    try:
+        lsender, lreceiver = linked.lane(config)
+        sender, receiver = bulk.connect_pair(config)
+        try:
+            return _figure(
+                f"link_credits_{provider}_4MiB",
+                ">= 0.9",
+                f"{provider} lane, credits on its own channel",
+                sizes,
+                lambda: _lane_round(lsender, lreceiver, data, n),
+                lambda: _lane_round(sender, receiver, data, n),
+            )
+        finally:
+            for end in (lsender, lreceiver, sender, receiver):
+                end.close()
+    finally:
+        linked.close()
+
+
 def _ray(sizes: Sizes, rng: np.random.Generator) -> Result | None:  # pragma: no cover - no ray here
     try:
         ray: Any = importlib.import_module("ray")
@@ -289,6 +389,7 @@ def run_bulk(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult:
     results = [_shm(sizes, mib, rng) for mib in sizes.frame_mib]
     results += [_zmq(sizes, mib, rng) for mib in sizes.frame_mib]
     results.append(_shm(sizes, 4, rng, checked=True))
+    results += [_link_credits(sizes, provider, rng) for provider in ("shm", "zmq")]
     ray = _ray(sizes, rng)
     if ray is not None:
         results.append(ray)

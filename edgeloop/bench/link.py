@@ -232,6 +232,11 @@ class _ZmqSide:
         self._thread = threading.Thread(target=self._serve, name="bench-zmq-router", daemon=True)
         self._thread.start()
 
+    @property
+    def endpoint(self) -> str:
+        """Where the ROUTER is bound (``tcp://127.0.0.1:*`` resolved to its port)."""
+        return str(self._router.getsockopt_string(zmq.LAST_ENDPOINT))
+
     @staticmethod
     def _socket(context: zmq.Context[Any], kind: int) -> zmq.Socket[Any]:
         socket: zmq.Socket[Any] = context.socket(kind)

@@ -34,8 +34,9 @@ __all__ = [
 
 
 class HeadResult(NamedTuple):
-    """What a head says about one embedding: the nearest label, its softmax probability,
-    whether the novelty gate fired, and the squared whitened distance to that label."""
+    """What a head says about one embedding: the most likely label, its softmax
+    probability, whether the novelty gate fired, and the squared whitened distance to the
+    nearest prototype (what the gate compares with ``novelty_threshold``)."""
 
     label: str
     score: float
@@ -84,12 +85,7 @@ class Head:
         self, embeddings: npt.ArrayLike
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
         """Label indices, scores and novelty flags of ``n x dim`` embeddings."""
-        d2 = self.distances(embeddings)
-        logits = self._biases[None, :] - d2 / 2.0
-        best = np.argmax(logits, axis=1)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        score = shifted.max(axis=1) / shifted.sum(axis=1)
-        novel = d2.min(axis=1) > self.spec.novelty_threshold
+        best, score, novel, _ = self._evaluate(self.distances(embeddings))
         return best, score, novel
 
     def score(self, embedding: bytes | npt.ArrayLike) -> HeadResult:
@@ -102,10 +98,33 @@ class Head:
             raise ValueError(
                 f"expected an embedding of {self.spec.dim} values, got shape {x.shape}"
             )
-        d2 = self.distances(x[None, :])[0]
-        best, score, novel = self.score_many(x[None, :])
-        k = int(best[0])
-        return HeadResult(self.labels[k], float(score[0]), bool(novel[0]), float(d2[k]))
+        diff = self._prototypes - self._whitening @ x  # one embedding: skip the batch path
+        d2 = np.einsum("kd,kd->k", diff, diff)
+        logits = self._biases - d2 / 2.0
+        k = int(np.argmax(logits))
+        shifted = np.exp(logits - logits[k])
+        nearest = float(d2.min())
+        return HeadResult(
+            self.labels[k],
+            float(1.0 / shifted.sum()),
+            nearest > self.spec.novelty_threshold,
+            nearest,
+        )
+
+    def _evaluate(
+        self, d2: npt.NDArray[np.float64]
+    ) -> tuple[
+        npt.NDArray[np.int64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.bool_],
+        npt.NDArray[np.float64],
+    ]:
+        logits = self._biases[None, :] - d2 / 2.0
+        best = np.argmax(logits, axis=1)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        score = shifted.max(axis=1) / shifted.sum(axis=1)
+        nearest = d2.min(axis=1)
+        return best, score, nearest > self.spec.novelty_threshold, nearest
 
 
 def check_head(spec: HeadSpec, *, extractor: str | None = None, dim: int | None = None) -> Head:

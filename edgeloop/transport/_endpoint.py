@@ -393,6 +393,7 @@ class Endpoint:
         not answer in time, PeerLostError if there is no link to it. Blocks: call it
         from the consumer's thread, never from a link callback.
         """
+        self._not_on_io_thread("open_bulk_receiver")
         return self._lanes.open_receiver(peer, config, timeout)
 
     def open_bulk_sender(self, peer: str, config: BulkConfig, *, timeout: float = 5.0) -> Sender:
@@ -402,7 +403,16 @@ class Endpoint:
         ``config`` says which providers this side may use. LinkError when no offer
         comes in time or no provider fits; blocks like :meth:`open_bulk_receiver`.
         """
+        self._not_on_io_thread("open_bulk_sender")
         return self._lanes.open_sender(peer, config, timeout)
+
+    def _not_on_io_thread(self, what: str) -> None:
+        if threading.get_ident() == self._io_thread_id:
+            raise LinkError(
+                f"{what} was called from a link callback: it waits for messages this "
+                "I/O thread must deliver; call it from another thread (an actor, the "
+                "device agent's loop)"
+            )
 
     def connected_peers(self) -> list[str]:
         """Peers whose link is ready now."""

@@ -17,12 +17,12 @@ import pytest
 
 from edgeloop import messages
 from edgeloop.errors import LinkError, PeerLostError
-from edgeloop.transport import Endpoint, PeerDown, bulk
+from edgeloop.transport import Endpoint, EndpointConfig, LinkConfig, PeerDown, bulk
 from edgeloop.transport._lanes import MAX_PENDING_OFFERS
 from edgeloop.transport.bulk import conformance
 from edgeloop.transport.bulk.conformance import frame_for
 from tests.helpers import wait_for
-from tests.transport.linked import WAIT, endpoint, open_lane, wait_up
+from tests.transport.linked import FAST, WAIT, endpoint, open_lane, wait_up
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -227,3 +227,28 @@ def _drain(events: queue.SimpleQueue[object]) -> list[object]:
     while not events.empty():
         out.append(events.get())
     return out
+
+
+def test_opening_a_lane_from_a_link_callback_is_refused():
+    """A lane opened from on_message would wait for the very thread it blocks: LinkError."""
+    errors: queue.SimpleQueue[BaseException] = queue.SimpleQueue()
+    nodes: list[Endpoint] = []
+
+    def on_message(peer: str, message: messages.Message) -> None:
+        try:
+            nodes[0].open_bulk_receiver(peer, bulk.BulkConfig(), timeout=WAIT)
+        except LinkError as error:
+            errors.put(error)
+
+    config = EndpointConfig(LinkConfig("edge-a", **FAST), listen=("tcp://127.0.0.1:*",))
+    node = Endpoint(config, on_message=on_message).start()
+    nodes.append(node)
+    device, device_events = endpoint("cam-1", "device", peers=(node.bound[0],))
+    device.start()
+    try:
+        wait_up(device_events, "edge-a")
+        assert device.send("edge-a", messages.Tell(to="/x", body=b""))
+        assert "link callback" in str(errors.get(timeout=WAIT))
+    finally:
+        device.close()
+        node.close()

@@ -98,6 +98,43 @@ class TestRingState:
         with pytest.raises(ValueError, match="holds no frame"):
             ring.release(2)
 
+    def test_credits_go_back_in_batches(self):
+        """Released slots are withheld until a batch is full, while the sender still
+        holds credits to write with."""
+        ring = bulk.RingState(1, GEOMETRY, credit_batch=2)
+        ring.grant_idle()
+        payload = memoryview(bytes(range(10)))
+        for seq in range(2):
+            assert (
+                ring.complete(bulk.encode_imm(seq, seq), descriptor(seq, seq), payload).error
+                is None
+            )
+        assert ring.release(0) is None  # slots 2 and 3 are still the sender's
+        assert ring.state(0) is bulk.SlotState.IDLE
+        assert ring.release(1) == BulkCredit(lane=1, slots=(0, 1))
+        assert ring.statistics.released == 2
+
+    def test_a_sender_without_credits_never_waits_for_a_batch(self):
+        """Once the sender has used its last credit, withheld slots go back at once:
+        on the release, or on the completion that used that last credit."""
+        ring = bulk.RingState(1, GEOMETRY, credit_batch=4)
+        ring.grant_idle()
+        payload = memoryview(bytes(range(10)))
+        verdicts = [
+            ring.complete(bulk.encode_imm(seq, seq), descriptor(seq, seq), payload)
+            for seq in range(3)
+        ]
+        assert all(verdict.credit is None for verdict in verdicts)
+        assert ring.release(0) is None  # the sender still holds slot 3
+        last = ring.complete(bulk.encode_imm(3, 3), descriptor(3, 3), payload)
+        assert last.credit == BulkCredit(lane=1, slots=(0,))  # its last credit is spent
+        assert ring.release(1) is None  # the sender holds slot 0 again
+        assert ring.complete(bulk.encode_imm(4, 0), descriptor(4, 0), payload).credit == (
+            BulkCredit(lane=1, slots=(1,))
+        )
+        assert ring.complete(bulk.encode_imm(5, 1), descriptor(5, 1), payload).credit is None
+        assert ring.release(2) == BulkCredit(lane=1, slots=(2,))  # it holds none: at once
+
     def test_rejection_in_a_granted_slot_returns_its_credit(self):
         """A corrupted frame is rejected, its seq spent, its slot granted back at once."""
         ring = bulk.RingState(1, GEOMETRY)

@@ -18,6 +18,10 @@ EXPECTED = {
     **{f"shm_throughput_{mib}MiB": ("numpy memcpy", ">= 0.5") for mib in (1, 4, 16)},
     **{f"zmq_throughput_{mib}MiB": ("pyzmq copy=False", ">= 0.9") for mib in (1, 4, 16)},
     "shm_checked_throughput_4MiB": ("numpy memcpy + 2x zlib.crc32", ">= 0.9"),
+    **{
+        f"link_credits_{provider}_4MiB": (f"{provider} lane, credits on its own channel", ">= 0.9")
+        for provider in ("shm", "zmq")
+    },
 }
 
 

@@ -38,6 +38,7 @@ from edgeloop.sensors.device._source import (
 )
 from edgeloop.sensors.device._state import DeviceState, StateFile
 from edgeloop.sensors.device._trap import TRAP_COMMANDS, Catch, CatchLog, TrapMechanism
+from edgeloop.sensors.device._yard import YardCamera, YardTrap, camera_reach, exposure_noise
 
 __all__ = [
     # the agent
@@ -79,6 +80,10 @@ __all__ = [
     "ObservationSource",
     "SyntheticSource",
     "TrapView",
+    "YardCamera",
+    "YardTrap",
+    "camera_reach",
+    "exposure_noise",
     # traps
     "TrapMechanism",
     "TRAP_COMMANDS",

@@ -30,13 +30,14 @@ import structlog
 
 from edgeloop.clock import Clock, MonotonicClock
 from edgeloop.errors import EdgeloopError, LinkError
-from edgeloop.messages import FrameReady, Message
+from edgeloop.messages import FrameReady, FrameRef, Message
 from edgeloop.sensors.device._config import DeviceConfig
 from edgeloop.sensors.device._core import DeviceCore, PushFrame, ServeFrame
 from edgeloop.sensors.device._heads import HeadLoader
 from edgeloop.sensors.device._journal import Journal
 from edgeloop.sensors.device._outbox import OutboxStatistics
 from edgeloop.sensors.device._ring import RingStatistics
+from edgeloop.sensors.device._settings import CameraSettings
 from edgeloop.sensors.device._source import Observation, ObservationSource, TrapView
 from edgeloop.sensors.device._state import StateFile
 from edgeloop.transport import (
@@ -65,6 +66,12 @@ _FRAME_SEND_TIMEOUT = 2.0
 
 _LANE_WAIT = 1.0
 """Seconds the frame thread waits for the node's lane offer at a time."""
+
+_LANE_CHECK = 0.25
+"""How often an idle frame thread checks that its lane is still open."""
+
+_IDLE_TURN = object()
+"""What the frame thread takes when no job came in time."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -125,6 +132,8 @@ class DeviceAgent:
         self._t0 = 0.0
         self._origin = 0.0
         self._sender: bulk.Sender | None = None
+        self._links = 0  # link-ups so far: a lane opened on an earlier link is stale
+        self._lane_link = 0
         self._frames_sent = 0
         self.failure: BaseException | None = None
         """What stopped the agent thread, if it failed (a full disk, a bug)."""
@@ -132,19 +141,30 @@ class DeviceAgent:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> DeviceAgent:
-        """Recover the journal and state, connect, and start the threads."""
+        """Recover the journal and state, connect, and start the threads (once: an agent
+        that stopped is done; build a new one, which recovers the same journal)."""
+        if self._core is not None:
+            raise EdgeloopError(f"device {self.name!r} was started already")
+        endpoint_config = self._endpoint_config()  # reads the key files: fail before the journal
         data = self.config.data_dir
         journal = None
         if data is not None:
             journal = Journal.open(data / "journal.bin", fsync=self.config.outbox.fsync)
-        core = DeviceCore(
-            self.config,
-            head_loader=self._head_loader,
-            journal=journal,
-            state_file=StateFile(data / "state.msgpack" if data is not None else None),
-            trap_view=self._trap_view,
-            initial_head=self._initial_head,
-        )
+        try:
+            core = DeviceCore(
+                self.config,
+                head_loader=self._head_loader,
+                journal=journal,
+                state_file=StateFile(data / "state.msgpack" if data is not None else None),
+                trap_view=self._trap_view,
+                initial_head=self._initial_head,
+                device_time=self.device_time,
+                check_settings=self._source_check(),
+            )
+        except BaseException:
+            if journal is not None:
+                journal.close()
+            raise
         self._core = core
         if self._source is not None:
             settings = core.settings
@@ -153,7 +173,7 @@ class DeviceAgent:
         if self._start_at is not None:
             self._origin = max(0.0, (time.time() - self._start_at) * self._speed)
         self._endpoint = Endpoint(
-            self._endpoint_config(),
+            endpoint_config,
             on_message=self._on_message,
             on_peer=self._on_peer,
         )
@@ -190,10 +210,20 @@ class DeviceAgent:
             self._sender.close()
             self._sender = None
         if self._core is not None:
+            stats = self.statistics()
+            _log.info(
+                "device_stopped",
+                device=self.name,
+                events=stats.outbox.next_seq - 1,
+                unacked=stats.outbox.depth,
+                dropped=stats.outbox.dropped,
+                resent=stats.outbox.resent,
+                frames_evicted=stats.ring.evicted,
+                frames_sent=stats.frames_sent,
+            )
             self._core.close()
         if self._own_clock:
             self._clock.close()
-        _log.info("device_stopped", device=self.name)
 
     def __enter__(self) -> DeviceAgent:
         return self.start()
@@ -232,11 +262,6 @@ class DeviceAgent:
         """Now, in source seconds (what events and status reports are stamped with)."""
         return self._origin + (self._clock.now() - self._t0) * self._speed
 
-    def call(self, fn: Callable[[DeviceCore], Any]) -> Any:
-        """Run ``fn(core)`` under the agent's lock (tests and tools that peek inside)."""
-        with self._lock:
-            return fn(self.core)
-
     # -- the endpoint's callbacks (its I/O thread: never block) ------------------------
 
     def _on_message(self, peer: str, message: Message) -> None:
@@ -247,6 +272,18 @@ class DeviceAgent:
             self._inbox.put(("up", event.peer))
         else:
             self._inbox.put(("down", event.reason))
+
+    def _source_check(self) -> Callable[[CameraSettings], object] | None:
+        """The source's own check of new settings (a ConfigError for what the simulated
+        camera cannot do, such as more zones than fit its frame), if it has one."""
+        check = getattr(self._source, "check", None)
+        if check is None:
+            return None
+
+        def run(settings: CameraSettings) -> object:
+            return check(zones=settings.zones, exposure=settings.exposure)
+
+        return run
 
     def _endpoint_config(self) -> EndpointConfig:
         config = self.config
@@ -292,12 +329,12 @@ class DeviceAgent:
             if self._next is None:
                 self._source_done = True
         while not self._stopping.is_set():
-            now = self.device_time()
+            now = self._clock.now()
             with self._lock:
                 self._take_inbox(core, now)
                 if self._stopping.is_set():
                     break
-                self._observe_due(core, now)
+                self._observe_due(core, now, self.device_time())
                 if self._connected:
                     self._send_all(core.pending_events(now))
                     self._send_all(core.tick(now))
@@ -314,12 +351,21 @@ class DeviceAgent:
                     return
             if what == "msg":
                 before = core.settings
-                self._dispatch(core.receive(item, now))
+                try:
+                    actions = core.receive(item, now)
+                except EdgeloopError:
+                    raise  # the journal or state file failed: the device cannot go on
+                except Exception as error:  # noqa: BLE001 (one bad message must not stop it)
+                    core.counters["handler_failed"] += 1
+                    _log.error("device_message_failed", device=self.name, exc_info=error)
+                    continue
+                self._dispatch(actions)
                 if core.settings != before and self._source is not None:
                     settings = core.settings
                     self._source.configure(zones=settings.zones, exposure=settings.exposure)
             elif what == "up":
                 self._node, self._connected = item, True
+                self._links += 1
                 _log.info("device_linked", device=self.name, node=item)
                 self._send_all(core.link_up(now))
             elif what == "down":
@@ -329,10 +375,10 @@ class DeviceAgent:
             elif what == "stop":
                 return
 
-    def _observe_due(self, core: DeviceCore, now: float) -> None:
+    def _observe_due(self, core: DeviceCore, now: float, t: float) -> None:
         source = self._source
         budget = 256  # then let messages in: a device far behind catches up in slices
-        while self._next is not None and self._next.t <= now and budget:
+        while self._next is not None and self._next.t <= t and budget:
             observation = self._next
             if observation.t >= self._origin or self._start_at is None:
                 self._dispatch(core.observe(observation, now))
@@ -361,14 +407,14 @@ class DeviceAgent:
 
     def _wait(self, core: DeviceCore) -> None:
         """Sleep on the inbox until a message, the next observation or a deadline."""
-        now = self.device_time()
-        due = [now + _IDLE * self._speed]
+        now = self._clock.now()
+        due = [now + _IDLE]
         if self._next is not None:
-            due.append(self._next.t)
+            due.append(now + (self._next.t - self.device_time()) / self._speed)
         deadline = core.next_deadline()
         if deadline is not None and self._connected:
             due.append(deadline)
-        wait = max(0.0, (min(due) - now) / self._speed)
+        wait = max(0.0, min(due) - now)
         if wait <= 0 or self._peeked is not None:
             return
         try:
@@ -380,36 +426,57 @@ class DeviceAgent:
 
     def _serve_frames(self) -> None:
         while not self._stopping.is_set():
-            timeout = _LANE_WAIT if self._sender is not None or not self._connected else 0.05
+            idle = _LANE_CHECK if self._sender is not None or not self._connected else 0.05
+            job: object
             try:
-                job = self._jobs.get(timeout=timeout)
+                job = self._jobs.get(timeout=idle)
             except queue.Empty:
-                job = None
+                job = _IDLE_TURN
+            if job is None:
+                break
+            self._check_lane()
+            if not isinstance(job, ServeFrame | PushFrame):
                 if self._sender is None and self._connected:
                     self._open_lane(_LANE_WAIT)
                 continue
-            if job is None:
-                break
             try:
                 self._serve(job)
             except Exception as error:  # noqa: BLE001 (a failed frame must not end the thread)
                 _log.error("frame_serve_failed", device=self.name, exc_info=error)
 
+    def _check_lane(self) -> None:
+        """Drop a lane the node closed or whose link went down since it opened, so the
+        node's next offer is taken at once (it waits for our accept)."""
+        sender = self._sender
+        if sender is None:
+            return
+        stale = self._lane_link != self._links
+        if not stale:
+            try:
+                sender.wait_credits(0, timeout=0.0)  # takes credits; raises for a lost lane
+            except EdgeloopError:
+                stale = True
+        if stale:
+            with self._lock:
+                self._sender = None
+            sender.close()
+            _log.info("bulk_lane_closed", device=self.name)
+
     def _open_lane(self, timeout: float) -> bulk.Sender | None:
         endpoint, node = self._endpoint, self._node
-        opener = getattr(endpoint, "open_bulk_sender", None)
-        if opener is None or node is None:
+        if endpoint is None or node is None:
             return None
         try:
-            sender: bulk.Sender = opener(
+            sender = endpoint.open_bulk_sender(
                 node, bulk.BulkConfig(provider=self.config.bulk_provider), timeout=timeout
             )
         except (LinkError, EdgeloopError, OSError) as error:
-            if "no bulk-lane offer" not in str(error):
+            if "no bulk-lane offer" not in str(error) and not self._stopping.is_set():
                 _log.warning("bulk_lane_failed", device=self.name, error=str(error)[:200])
             return None
         with self._lock:
             self._sender = sender
+            self._lane_link = self._links
         _log.info("bulk_lane_open", device=self.name, provider=sender.provider)
         return sender
 
@@ -429,36 +496,40 @@ class DeviceAgent:
                 self._reply(FrameReady(id=job.request.id, error=error))
             return
         ref, frame = held
-        sender = self._sender or self._open_lane(_FRAME_SEND_TIMEOUT)
-        if sender is None:
-            if isinstance(job, ServeFrame):
-                error = (
-                    "no bulk lane is open: the node must offer one (BulkOffer) before it "
-                    "requests frames"
-                )
-                self._reply(FrameReady(id=job.request.id, error=error))
-            else:
+        if isinstance(job, PushFrame):  # a push never waits: no lane or no credit, skip it
+            if self._sender is None or not self._write(self._sender, ref, frame, 0.0):
                 self._count("frames_not_pushed")
             return
-        timeout = _FRAME_SEND_TIMEOUT if isinstance(job, ServeFrame) else 0.0
+        error = (
+            "no bulk lane is open: the node must offer one (BulkOffer) before it requests frames"
+        )
+        for _attempt in range(2):  # a lane lost since the last frame: once more on a new one
+            sender = self._sender or self._open_lane(_FRAME_SEND_TIMEOUT)
+            if sender is None:
+                break
+            try:
+                if self._write(sender, ref, frame, _FRAME_SEND_TIMEOUT):
+                    self._reply(FrameReady(id=job.request.id, ref=ref))
+                    return
+                error = f"no credit on the bulk lane within {_FRAME_SEND_TIMEOUT} s"
+                break
+            except EdgeloopError as lost:
+                error = f"bulk lane lost: {lost}"
+        self._reply(FrameReady(id=job.request.id, error=error))
+
+    def _write(self, sender: bulk.Sender, ref: FrameRef, frame: Any, timeout: float) -> bool:
+        """Write one frame; False when no credit came in time. A lost lane is forgotten
+        (the next frame opens a new one) and its error raised."""
         try:
             bulk.send_frame(sender, ref, frame, timeout=timeout)
         except TimeoutError:
-            if isinstance(job, ServeFrame):
-                error = f"no credit on the bulk lane within {timeout} s: release held frames"
-                self._reply(FrameReady(id=job.request.id, error=error))
-            else:
-                self._count("frames_not_pushed")
-            return
-        except EdgeloopError as error:  # the lane is gone: the next job opens a new one
+            return False
+        except EdgeloopError as error:
             with self._lock:
                 self._sender = None
             sender.close()
             _log.warning("bulk_lane_lost", device=self.name, error=str(error)[:200])
-            if isinstance(job, ServeFrame):
-                self._reply(FrameReady(id=job.request.id, error=f"bulk lane lost: {error}"))
-            return
+            raise
         with self._lock:
             self._frames_sent += 1
-        if isinstance(job, ServeFrame):
-            self._reply(FrameReady(id=job.request.id, ref=ref))
+        return True

@@ -53,7 +53,7 @@ from typing import Any, Literal
 from edgeloop.errors import ConfigError
 from edgeloop.sensors.device._outbox import Overflow
 from edgeloop.sensors.device._settings import CameraSettings
-from edgeloop.transport import LinkConfig
+from edgeloop.transport import LinkConfig, curve_required
 
 __all__ = ["DeviceConfig", "OutboxConfig", "SourceConfig", "TrapConfig", "load_device"]
 
@@ -112,7 +112,8 @@ class SourceConfig:
     and benchmarks) or ``yard`` (the simulated yard of a scenario)."""
 
     kind: Literal["synthetic", "yard"] = "synthetic"
-    seed: int = 0
+    seed: int | None = None
+    """The source's seed (``None``: 0 for a synthetic source, the scenario's for the yard)."""
     speed: float = 1.0
     scenario: str | None = None
     rate: float = 10.0
@@ -158,6 +159,15 @@ class DeviceConfig:
             raise ConfigError("device.name", error.problem) from None
         if self.kind not in ("camera", "trap"):
             raise ConfigError("device.kind", f"expected 'camera' or 'trap', got {self.kind!r}")
+        if curve_required(self.node, self.security_mode, key="device.security.mode"):
+            for key, value in (("secret_key", self.secret_key), ("node_key", self.node_key)):
+                if value is None:
+                    raise ConfigError(
+                        f"device.security.{key}",
+                        f"{self.node!r} leaves this host, so the link uses CurveZMQ and needs "
+                        "the device's secret key file (`edgeloop keys generate NAME`) and the "
+                        "node's public key",
+                    )
 
     @property
     def settings(self) -> CameraSettings:
@@ -295,9 +305,12 @@ def _source(source: Mapping[str, Any]) -> SourceConfig:
     limit = source.get("limit")
     if limit is not None:
         limit = _int(source, "limit", "device.source", 0, 0)
+    seed = source.get("seed")
+    if seed is not None:
+        seed = _int(source, "seed", "device.source", 0, 0)
     return SourceConfig(
         kind=kind,
-        seed=_int(source, "seed", "device.source", 0, 0),
+        seed=seed,
         speed=_float(source, "speed", "device.source", 1.0),
         scenario=scenario,
         rate=_float(source, "rate", "device.source", 10.0),

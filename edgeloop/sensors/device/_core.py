@@ -1,9 +1,10 @@
 """Everything a device decides, with no sockets and no threads.
 
 :class:`DeviceCore` takes observations, messages from the node, link changes and ``now``
-(seconds on the device's source scale) in, and returns what to send (messages) and what
-its frame server should do (:class:`ServeFrame`, :class:`PushFrame`). The agent shell
-(``_agent.py``) owns the link, the threads and the clock; this module owns the rules:
+(monotonic seconds of the agent's clock, for timeouts and intervals) in, and returns
+what to send (messages) and what its frame server should do (:class:`ServeFrame`,
+:class:`PushFrame`). The agent shell (``_agent.py``) owns the link, the threads and the
+clock; this module owns the rules:
 
 - numbering, journalling and resending events (the outbox);
 - keeping full frames (the ring) and answering frame requests;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,7 +44,7 @@ from edgeloop.messages import (
     Message,
 )
 from edgeloop.sensors.device._config import DeviceConfig
-from edgeloop.sensors.device._heads import Head, HeadLoader, NoHead
+from edgeloop.sensors.device._heads import Head, HeadLoader, NoHead, Scored, Verdict
 from edgeloop.sensors.device._journal import Journal, Recovered
 from edgeloop.sensors.device._outbox import Outbox
 from edgeloop.sensors.device._ring import FrameRing
@@ -51,9 +53,12 @@ from edgeloop.sensors.device._source import Observation, TrapView
 from edgeloop.sensors.device._state import StateFile
 from edgeloop.sensors.device._trap import CatchLog, TrapMechanism
 
-__all__ = ["DeviceCore", "ServeFrame", "PushFrame", "Action"]
+__all__ = ["DeviceCore", "ServeFrame", "PushFrame", "Action", "THUMBNAIL"]
 
 _log = structlog.get_logger("edgeloop.sensors.device")
+
+THUMBNAIL = 16
+"""Side in pixels of the grey thumbnail an event carries (256 bytes)."""
 
 _STATUS_GAP = 0.5
 """Least seconds between two status reports prompted by a change (a burst of evictions
@@ -92,8 +97,12 @@ class DeviceCore:
         state_file: StateFile | None = None,
         trap_view: TrapView | None = None,
         initial_head: bytes | None = None,
+        device_time: Callable[[], float] | None = None,
+        check_settings: Callable[[CameraSettings], object] | None = None,
     ) -> None:
         self.config = config
+        self._check_settings = check_settings
+        self._device_time = device_time or (lambda: 0.0)
         self.name = config.name
         self.counters: collections.Counter[str] = collections.Counter()
         self._head_loader = head_loader
@@ -126,6 +135,7 @@ class DeviceCore:
         self._frames = 0
         self._last_capture: float | None = None
         self._last_frame: tuple[object, FrameRef | None] = (None, None)
+        self._last_thumb: tuple[object, bytes] = (None, b"")
         self._status_due: float | None = 0.0  # send one at the first chance
         self._status_sent = -1e18
         self._save()
@@ -210,11 +220,15 @@ class DeviceCore:
         if self._status_due is None:
             self._status_due = max(now, self._status_sent + _STATUS_GAP)
 
+    def device_time(self) -> float:
+        """Now on the source's scale (simulated seconds): what reports are stamped with."""
+        return self._device_time()
+
     def status(self, now: float) -> DeviceStatus:
         ring = self.ring.statistics()
         return DeviceStatus(
             device=self.name,
-            ts=max(0.0, now),
+            ts=max(0.0, self.device_time()),
             boot=self.boot,
             next_seq=self.outbox.next_seq,
             oldest_seq=self.outbox.oldest_seq,
@@ -226,6 +240,12 @@ class DeviceCore:
             config_version=self.config_version,
             state=self.trap.state if self.trap is not None else "ok",
             detail=(self.trap.fault or "") if self.trap is not None else "",
+            extra={
+                "resent": self.outbox.statistics().resent,
+                "bad_acks": self.outbox.statistics().bad_acks,
+                "config_rejected": self.counters["config_rejected"],
+                "head_rejected": self.counters["head_rejected"],
+            },
         )
 
     # -- observations ------------------------------------------------------------------
@@ -248,11 +268,18 @@ class DeviceCore:
             return []
         self._last_capture = observation.t
         ref = self._keep_frame(observation, now)
+        thumb = self._thumbnail(observation)
         if settings.report_mode == "off":
             self.counters["not_reported"] += 1
             return []
         embedding = np.asarray(observation.embedding, dtype=np.int8)
-        verdict = self.head.score(embedding)
+        try:
+            verdict: Scored = self.head.score(embedding)
+        except ValueError as error:  # an embedding the head cannot score: report it as novel
+            self.counters["head_failed"] += 1
+            if self.counters["head_failed"] <= 10:
+                _log.warning("head_failed", device=self.name, error=str(error)[:200])
+            verdict = Verdict("unknown", 0.0, True)
         if verdict.score < settings.threshold and not verdict.novel:
             self.counters["below_threshold"] += 1
             return []
@@ -274,6 +301,7 @@ class DeviceCore:
                 head_version=self.head_version,
                 config_version=self.config_version,
                 extra=extra,
+                thumbnail=thumb,
             )
 
         added = self.outbox.add(build)
@@ -286,6 +314,7 @@ class DeviceCore:
             self._journal.event(added.event)
             if added.dropped:
                 self._journal.drop(self.outbox.dropped, self.outbox.oldest_seq)
+            self._compact()
         if added.dropped:
             self.counters["outbox_overflow"] += len(added.dropped)
             self._changed(now)
@@ -294,6 +323,25 @@ class DeviceCore:
         if settings.report_mode == "full" and ref is not None:
             return [PushFrame(ref)]
         return []
+
+    def _thumbnail(self, observation: Observation) -> bytes:
+        """A ``THUMBNAIL`` x ``THUMBNAIL`` grey image of the frame (block means), cached
+        for the other detections of the same frame."""
+        frame = observation.frame
+        if frame is None or frame.ndim != 2 or min(frame.shape) < THUMBNAIL:
+            return b""
+        if frame is self._last_thumb[0]:
+            return self._last_thumb[1]
+        h, w = (n // THUMBNAIL * THUMBNAIL for n in frame.shape)
+        bh, bw = h // THUMBNAIL, w // THUMBNAIL
+        # Two integer sums (along rows, then down columns) beat one float mean over two
+        # axes by a third, with the same rounded result.
+        rows = frame[:h, :w].reshape(h, THUMBNAIL, bw).sum(axis=2, dtype=np.uint32)
+        sums = rows.reshape(THUMBNAIL, bh, THUMBNAIL).sum(axis=1)
+        area = bh * bw
+        thumb = bytes(((sums + area // 2) // area).astype(np.uint8).tobytes())
+        self._last_thumb = (frame, thumb)
+        return thumb
 
     def _keep_frame(self, observation: Observation, now: float) -> FrameRef | None:
         if observation.frame is None:
@@ -351,19 +399,25 @@ class DeviceCore:
         before = self.outbox.statistics().bad_acks
         if self.outbox.ack(ack.seq) and self._journal is not None:
             self._journal.ack(ack.seq)
-            if self._journal.should_compact():
-                self._journal.compact(
-                    self.outbox.pending(),
-                    next_seq=self.outbox.next_seq,
-                    acked=self.outbox.acked,
-                    dropped=self.outbox.dropped,
-                )
+            self._compact()
         if self.outbox.statistics().bad_acks > before:
             self.counters["bad_acks"] += 1
             _log.warning(
                 "ack_beyond_sent", device=self.name, seq=ack.seq, next_seq=self.outbox.next_seq
             )
         return []
+
+    def _compact(self) -> None:
+        """Rewrite the journal as what the outbox holds, once it has grown past its bound
+        (acks shrink the outbox; drop_oldest overflow replaces events)."""
+        journal = self._journal
+        if journal is not None and journal.should_compact():
+            journal.compact(
+                self.outbox.pending(),
+                next_seq=self.outbox.next_seq,
+                acked=self.outbox.acked,
+                dropped=self.outbox.dropped,
+            )
 
     def _reported(self, error: str | None = None) -> ConfigReported:
         settings: dict[str, Any] = self.settings.to_params() if self.trap is None else {}
@@ -385,6 +439,8 @@ class DeviceCore:
                 settings = self.settings
             else:
                 settings = self.settings.patched(desired.settings, self.reachable)
+                if self._check_settings is not None:  # what the camera itself can take
+                    self._check_settings(settings)
         except ConfigError as error:
             return self._refuse_config(desired, str(error))
         if desired.version == current and settings != self.settings:
@@ -468,12 +524,13 @@ class DeviceCore:
                     "through config_desired",
                 )
             ]
-        occupants = self._trap_view.occupants(now) if self._trap_view is not None else ()
+        t = self.device_time()
+        occupants = self._trap_view.occupants(t) if self._trap_view is not None else ()
         before = self.trap.state
-        outcome = self.trap.command(command.name, command.args, now, occupants)
+        outcome = self.trap.command(command.name, command.args, t, occupants)
         if outcome.catch is not None:
             self.catch_log.write(outcome.catch)
-            _log.info("trap_caught", device=self.name, t=now, caught=list(outcome.catch.caught))
+            _log.info("trap_caught", device=self.name, t=t, caught=list(outcome.catch.caught))
         if self.trap.state != before:
             self._changed(now)
             self._status_due = now  # a trap's state change is news at once

@@ -15,6 +15,10 @@ its length or CRC check, and the file is truncated there (logged as
 with just the state and the events still held, into a new file renamed over the old one
 (atomic on POSIX), so it stays about as large as the outbox.
 
+One agent at a time: the journal holds a lock on ``journal.bin.lock`` (``flock``) while
+it is open, which the kernel drops when the process dies, so a second agent started on the
+same data directory is refused instead of interleaving its records.
+
 Record layout (little-endian): ``u32 length``, ``u32 crc32(body)``, ``body``; the body is
 a MessagePack map tagged by ``kind``: ``event`` (an Event, as on the wire), ``j_ack``
 (``seq``), ``j_drop`` (``dropped``, ``oldest``) or ``j_state`` (``next_seq``, ``acked``,
@@ -24,6 +28,7 @@ a MessagePack map tagged by ``kind``: ``event`` (an Event, as on the wire), ``j_
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import struct
 import zlib
@@ -81,12 +86,13 @@ class Journal:
     """An append-only record of a device's outbox (see the module docstring)."""
 
     def __init__(
-        self, path: Path, recovered: Recovered, *, fsync: bool, compact_bytes: int
+        self, path: Path, recovered: Recovered, *, fsync: bool, compact_bytes: int, lock: int
     ) -> None:
         self.path = path
         self.recovered = recovered
         self.fsync = fsync
         self.compact_bytes = compact_bytes
+        self._lock = lock  # held while this journal is open (see _claim)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._size = os.fstat(self._fd).st_size
 
@@ -97,8 +103,10 @@ class Journal:
         """Open (or create) the journal at ``path`` and read back what it holds
         (:attr:`recovered`). JournalError if the file cannot be read or written."""
         path = Path(path)
+        lock = -1
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            lock = _claim(path)  # before reading: another agent may be writing
             data = path.read_bytes() if path.exists() else b""
             recovered, good = _replay(data)
             if good < len(data):
@@ -110,8 +118,10 @@ class Journal:
                     offset=good,
                     cut_bytes=len(data) - good,
                 )
-            return cls(path, recovered, fsync=fsync, compact_bytes=compact_bytes)
+            return cls(path, recovered, fsync=fsync, compact_bytes=compact_bytes, lock=lock)
         except OSError as error:
+            if lock >= 0:
+                os.close(lock)
             raise JournalError(
                 f"cannot use the device journal {str(path)!r}: {error}; check that the "
                 "device's data_dir exists and is writable"
@@ -159,6 +169,7 @@ class Journal:
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
+            os.close(self._lock)  # releases the claim
             self._fd = -1
 
     def _append(self, body: bytes) -> None:
@@ -172,6 +183,22 @@ class Journal:
                 f"cannot append to the device journal {str(self.path)!r}: {error}"
             ) from error
         self._size += len(record)
+
+
+def _claim(path: Path) -> int:
+    """Lock ``path``'s ``.lock`` file for this process (released when it is closed or the
+    process dies, even by SIGKILL); JournalError if another agent holds it."""
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalError(
+            f"another agent is using the journal {str(path)!r}: run one agent per device "
+            "and data_dir (stop the other one, or give this one its own data_dir)"
+        ) from None
+    return fd
 
 
 def _frame(body: bytes) -> bytes:

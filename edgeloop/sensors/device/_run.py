@@ -4,11 +4,14 @@ run it until told to stop (the body of ``edgeloop device run``)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 
+from edgeloop.errors import ConfigError
 from edgeloop.messages import encode_head
 from edgeloop.sensors.device._agent import DeviceAgent
 from edgeloop.sensors.device._config import DeviceConfig
@@ -16,6 +19,9 @@ from edgeloop.sensors.device._heads import yard_head_loader
 from edgeloop.sensors.device._settings import CameraSettings
 from edgeloop.sensors.device._source import ObservationSource, SyntheticSource, TrapView
 from edgeloop.sensors.device._yard import YardCamera, YardTrap, camera_reach
+
+if TYPE_CHECKING:
+    from edgeloop.sensors.world import World
 
 __all__ = ["build_agent", "run_agent"]
 
@@ -33,19 +39,32 @@ def build_agent(config: DeviceConfig, *, start_at: float | None = None) -> Devic
         if config.kind == "camera":
             settings = config.settings
             source = SyntheticSource(
-                seed=source_config.seed,
+                seed=source_config.seed or 0,
                 rate=source_config.rate,
                 zones=settings.zones,
                 limit=source_config.limit,
             )
         return DeviceAgent(config, source=source, start_at=start_at)
-    from edgeloop.sensors.world import World  # scikit-learn only for yard devices
-
     assert source_config.scenario is not None
-    world = World(source_config.scenario, source_config.seed)
+    world = _world(source_config.scenario, source_config.seed)
+    scenario = world.scenario
     if config.kind == "trap":
+        traps = [z.id for z in scenario.zones if z.trap]
+        if config.trap.zone not in traps:
+            raise ConfigError(
+                "device.trap.zone",
+                f"scenario {scenario.name!r} has no trap zone {config.trap.zone!r} "
+                f"(it has {', '.join(traps) or 'none'})",
+            )
         trap: TrapView = YardTrap(world, config.trap.zone)
         return DeviceAgent(config, trap_view=trap, start_at=start_at)
+    cameras = [c.id for c in scenario.cameras]
+    if config.name not in cameras:
+        raise ConfigError(
+            "device.name",
+            f"scenario {scenario.name!r} has no camera {config.name!r}; a yard camera is "
+            f"named after one of its cameras: {', '.join(cameras)}",
+        )
     camera = YardCamera(world, config.name)
     reach = config.reachable or camera_reach(world, config.name)
     if config.initial is None:
@@ -62,6 +81,14 @@ def build_agent(config: DeviceConfig, *, start_at: float | None = None) -> Devic
         initial_head=encode_head(world.initial_head()),
         start_at=start_at,
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _world(scenario: str, seed: int | None) -> World:
+    """One world per scenario and seed in this process (agents run in one process share it)."""
+    from edgeloop.sensors.world import World  # scikit-learn only for yard devices
+
+    return World(scenario, seed)
 
 
 def run_agent(agent: DeviceAgent, stop: threading.Event) -> int:

@@ -40,7 +40,9 @@ class ObservationSource(Protocol):
 
     def configure(self, *, zones: Sequence[str], exposure: float) -> None:
         """The camera now points at ``zones`` with ``exposure`` (sources that simulate
-        the camera apply it to what they render; others may ignore it)."""
+        the camera apply it to what they render; others may ignore it). A source may also
+        have ``check(zones=, exposure=)``, raising ConfigError for settings it cannot
+        take: the device then refuses them before applying anything."""
 
 
 @runtime_checkable

@@ -48,6 +48,12 @@ class YardCamera:
         self.frames = 0
         self.dropped = 0
 
+    def check(self, *, zones: Sequence[str], exposure: float) -> None:
+        """ConfigError (naming the setting) for a view this camera cannot render."""
+        self.view.check_settings(
+            zones=zones, noise=exposure_noise(self.view.camera.noise, exposure)
+        )
+
     def configure(self, *, zones: Sequence[str], exposure: float) -> None:
         self._zones = tuple(zones)
         self._noise = exposure_noise(self.view.camera.noise, exposure)

@@ -9,7 +9,15 @@ describes the model.
 from __future__ import annotations
 
 from edgeloop.sensors.world._appearance import EMBED_SCALE, FeatureExtractor, normalise
-from edgeloop.sensors.world._camera import CameraView, Detection, Observation, crop_to_digit
+from edgeloop.sensors.world._camera import (
+    NIGHT_GAIN,
+    NIGHT_NOISE,
+    CameraView,
+    Detection,
+    Observation,
+    crop_to_digit,
+    thumbnail,
+)
 from edgeloop.sensors.world._motion import AnimalInfo, Trajectory, hour_of_day, is_night, simulate
 from edgeloop.sensors.world._scenario import (
     SHIPPED,
@@ -52,4 +60,7 @@ __all__ = [
     "EMBED_SCALE",
     "normalise",
     "crop_to_digit",
+    "thumbnail",
+    "NIGHT_GAIN",
+    "NIGHT_NOISE",
 ]

@@ -17,11 +17,21 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from edgeloop.errors import ConfigError
 from edgeloop.sensors.world._appearance import FeatureExtractor
 from edgeloop.sensors.world._motion import AnimalInfo, Trajectory, is_night
-from edgeloop.sensors.world._scenario import Camera, Scenario
+from edgeloop.sensors.world._scenario import SLOT_MARGIN, Camera, Scenario
 
-__all__ = ["Detection", "Observation", "CameraView", "BACKGROUND", "NIGHT_GAIN", "NIGHT_NOISE"]
+__all__ = [
+    "Detection",
+    "Observation",
+    "CameraView",
+    "crop_to_digit",
+    "thumbnail",
+    "BACKGROUND",
+    "NIGHT_GAIN",
+    "NIGHT_NOISE",
+]
 
 BACKGROUND = 24.0
 """Mean grey level of the yard in a frame (0..255)."""
@@ -31,7 +41,6 @@ NIGHT_GAIN = 0.45
 """How much dimmer sprites are at night (infrared)."""
 NIGHT_NOISE = 1.5
 """How much noisier a camera is at night."""
-_MARGIN = 8  # free pixels around a sprite in its slot: room for jitter
 
 _CAMERA_STREAM = 2
 
@@ -113,15 +122,15 @@ class CameraView:
         s = self.scenario
         if not 0 <= tick < s.ticks:
             raise ValueError(f"tick {tick} is outside the scenario's 0..{s.ticks - 1}")
-        view = tuple(self.camera.zones if zones is None else zones)
-        sigma = (self.camera.noise if noise is None else noise) * 255.0
+        view, noise = self.check_settings(zones=zones, noise=noise)
+        sigma = noise * 255.0
         t = tick * s.tick
         night = is_night(s, t)
         if night:
             sigma *= NIGHT_NOISE
         rng = np.random.default_rng([self.seed, _CAMERA_STREAM, self.index, tick])
         band = s.frame_size // len(view)
-        cell = s.sprite_size + _MARGIN
+        cell = s.sprite_size + SLOT_MARGIN
         cols, rows = max(band // cell, 1), s.frame_size // cell
         zone_band = {s.zone_index(z): i for i, z in enumerate(view)}
         in_view = [(a, zone_band[z]) for a, z in self._trajectory.present(tick) if z in zone_band]
@@ -133,7 +142,7 @@ class CameraView:
         for animal, b in in_view:
             slot = _free_slot(animal.index % (cols * rows), b, cols * rows, taken)
             r, c = divmod(slot, cols)
-            dy, dx = (int(v) for v in rng.integers(0, _MARGIN + 1, size=2))
+            dy, dx = (int(v) for v in rng.integers(0, SLOT_MARGIN + 1, size=2))
             box = (r * cell + dy, b * band + c * cell + dx, s.sprite_size, s.sprite_size)
             missed = rng.random() < self.camera.miss
             ink = np.kron(self._sprite(animal, tick), np.ones((s.sprite_size // 8,) * 2))
@@ -148,14 +157,47 @@ class CameraView:
         )
         frame = None
         if render:
-            size = (s.frame_size, s.frame_size)
-            noise_px = rng.normal(BACKGROUND, sigma, size)
-            frame = np.clip(np.rint(noise_px), 0, 255).astype(np.uint8)
+            # float32 draws, rounded by adding 0.5 before truncation: a third of the time of
+            # float64 normals, and the background is most of a frame's pixels
+            noise_px = rng.standard_normal((s.frame_size, s.frame_size), dtype=np.float32)
+            noise_px *= np.float32(sigma)
+            noise_px += np.float32(BACKGROUND + 0.5)
+            frame = noise_px.clip(0.0, 255.0).astype(np.uint8)
             for _, _, (top, left, h, w), patch in patches:
                 frame[top : top + h, left : left + w] = patch
         return Observation(
             self.camera.id, tick, t, night, view, False, detections, _ids(in_view), frame
         )
+
+    def check_settings(
+        self, *, zones: Sequence[str] | None = None, noise: float | None = None
+    ) -> tuple[tuple[str, ...], float]:
+        """The zones and noise :meth:`observe` would use, or a ConfigError naming the
+        setting this camera cannot take (a device checks a desired config with it)."""
+        s = self.scenario
+        if isinstance(zones, str):
+            raise ConfigError("zones", f"expected a list of zone names, got the string {zones!r}")
+        view = tuple(self.camera.zones if zones is None else zones)
+        known = {z.id for z in s.zones}
+        if not view:
+            raise ConfigError("zones", "a camera must see at least one zone")
+        for i, zone in enumerate(view):
+            if not isinstance(zone, str) or zone not in known:
+                raise ConfigError(
+                    f"zones[{i}]", f"no zone {zone!r} in the yard (has {', '.join(sorted(known))})"
+                )
+        if len(set(view)) != len(view):
+            raise ConfigError("zones", f"{list(view)} names a zone twice")
+        if s.frame_size // len(view) < s.sprite_size + SLOT_MARGIN:
+            raise ConfigError(
+                "zones",
+                f"{len(view)} zones do not fit one {s.frame_size} px frame; see at most "
+                f"{s.frame_size // (s.sprite_size + SLOT_MARGIN)}",
+            )
+        level = self.camera.noise if noise is None else noise
+        if isinstance(level, bool) or not isinstance(level, int | float) or not 0 <= level <= 1:
+            raise ConfigError("noise", f"expected a number from 0 to 1, got {level!r}")
+        return view, float(level)
 
     def _embed(self, patches: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.int8]:
         if not patches:
@@ -170,6 +212,17 @@ def crop_to_digit(patch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
     blocks = np.asarray(patch, dtype=np.float64).reshape(8, block, 8, block)
     out: npt.NDArray[np.float64] = blocks.mean(axis=(1, 3))
     return out
+
+
+def thumbnail(frame: npt.NDArray[np.uint8], size: int = 32) -> npt.NDArray[np.uint8]:
+    """``frame`` shrunk to ``size`` pixels square by block means: what a device reports
+    by default while the full frame stays in its ring buffer."""
+    block = frame.shape[0] // size
+    if block < 1 or frame.shape[0] % size or frame.shape[1] != frame.shape[0]:
+        raise ValueError(f"cannot shrink a {frame.shape} frame to {size} x {size}")
+    blocks = np.asarray(frame, dtype=np.float64).reshape(size, block, size, block)
+    small: npt.NDArray[np.uint8] = np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
+    return small
 
 
 def _free_slot(preferred: int, band: int, slots: int, taken: set[tuple[int, int]]) -> int:

@@ -38,6 +38,9 @@ SHIPPED = ("calm", "busy", "noisy-cameras", "opossum")
 
 _MAX_TICKS = 1_000_000  # the whole trajectory is simulated up front: keep it in memory
 
+SLOT_MARGIN = 8
+"""Free pixels around a sprite in its slot of a frame: room for jitter."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Zone:
@@ -267,7 +270,7 @@ class _Reader:
             start_hour=_float(top, "start_hour", "", default=18.0, low=0.0, high=24.0),
             frame_size=frame,
             sprite_size=sprite,
-            embedding_dim=_int(top, "embedding_dim", "", default=20, low=2, high=48),
+            embedding_dim=_int(top, "embedding_dim", "", default=20, low=2, high=32),
             zones=zones,
             cameras=cameras,
             species=species,
@@ -352,7 +355,7 @@ class _Reader:
                         f"{where}.zones[{j}]", f"no zone {zone!r}{_closest(zone, zone_ids)}"
                     )
             _distinct(list(zones), f"{where}.zones", None)
-            if frame // len(zones) < sprite + 4:
+            if frame // len(zones) < sprite + SLOT_MARGIN:
                 raise ScenarioError(
                     f"{where}.zones",
                     f"{len(zones)} zones leave bands of {frame // len(zones)} px, too narrow for "

@@ -53,6 +53,13 @@ class World:
         self._digit = {s.name: s.digit for s in self.scenario.species}
         self._looks: dict[int, npt.NDArray[np.int64]] = {}
 
+    def __repr__(self) -> str:
+        s = self.scenario
+        return (
+            f"World({s.name!r}, seed={self.seed}: {len(s.cameras)} cameras, "
+            f"{len(self.trajectory.animals)} animals, {s.ticks} ticks)"
+        )
+
     @property
     def ticks(self) -> int:
         """How many ticks the world lasts."""
@@ -98,6 +105,10 @@ class World:
             Sighting(tick, t, a.id, a.species, zones[z].id)
             for a, z in self.trajectory.present(tick)
         ]
+
+    def in_zone(self, zone: str, tick: int) -> list[Sighting]:
+        """The animals in ``zone`` at ``tick`` (a trap device asks what it holds)."""
+        return [s for s in self.truth(tick) if s.zone == zone]
 
     def sightings(self, start: int = 0, stop: int | None = None) -> Iterator[Sighting]:
         """The ground truth of ticks ``start`` to ``stop`` (exclusive), tick by tick."""

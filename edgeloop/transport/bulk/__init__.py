@@ -4,7 +4,9 @@ One protocol, modelled on RDMA one-sided writes (``docs/bulk-lane.md``): the rec
 owns a ring of fixed-size slots and grants credits; the sender writes a frame into a slot
 it holds a credit for and completes the write with an immediate value ``(seq, slot)``;
 the receiver checks the slot's descriptor and hands the consumer a read-only numpy view,
-and the slot goes back to the sender when the consumer releases the frame.
+and the slot goes back to the sender (credits in batches) when the consumer releases the
+frame. Between a node and a device the handshake and the credits ride on their control
+link: ``Endpoint.open_bulk_receiver`` / ``Endpoint.open_bulk_sender``.
 
 Providers move the bytes: ``shm`` (shared memory, one host), ``zmq`` (zero-copy ZeroMQ,
 any hosts), ``verbs`` (RDMA through pyverbs, where a NIC exists) and ``fake`` (an

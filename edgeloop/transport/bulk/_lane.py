@@ -214,6 +214,8 @@ class Receiver(_End[ReceiveSide]):
             raise verdict.error
         descriptor = verdict.descriptor
         assert descriptor is not None
+        if verdict.credit is not None:
+            self.side.grant(verdict.credit)
         array = np.frombuffer(
             arrival.payload[: descriptor.nbytes], dtype=np.dtype(descriptor.dtype)
         ).reshape(descriptor.shape)
@@ -224,7 +226,7 @@ class Receiver(_End[ReceiveSide]):
     def _release(self, frame: Frame) -> None:
         self._held.discard(frame.slot)
         credit = self._state.release(frame.slot)
-        if not self._closed and not self._peer_lost:
+        if credit is not None and not self._closed and not self._peer_lost:
             try:
                 self.side.grant(credit)
             except PeerLostError:  # releasing never fails; the next recv() reports the loss

@@ -149,7 +149,8 @@ def unpack_header(header: memoryview | bytes) -> BulkComplete:
 class SlotState(Enum):
     """Where a slot of the ring is in its cycle."""
 
-    IDLE = "idle"  # neither side holds it (only before the first grant or after close)
+    IDLE = "idle"  # neither side holds it: before the first grant, or released and
+    # withheld until a batch of credits goes out (RingState.release)
     GRANTED = "granted"  # the sender holds a credit for it
     FILLED = "filled"  # a frame is in it; the consumer holds it until it releases
 
@@ -167,8 +168,9 @@ class RingStatistics:
 class Verdict:
     """The receiver's decision on one completed write.
 
-    ``descriptor`` is set when the frame is accepted; ``error`` when it is rejected, and
-    then ``credit`` is the credit to give back (``None`` when the write used no credit).
+    ``descriptor`` is set when the frame is accepted; ``error`` when it is rejected.
+    ``credit`` is what to send the sender now, if anything: a rejected write's slot, or
+    the withheld slots once an accepted frame used the sender's last credit.
     """
 
     descriptor: BulkComplete | None
@@ -198,12 +200,21 @@ class RingState:
     Single-threaded: the receiver that owns it calls every method from one thread.
     """
 
-    def __init__(self, lane: int, geometry: Geometry, *, verify: bool = True) -> None:
+    def __init__(
+        self,
+        lane: int,
+        geometry: Geometry,
+        *,
+        verify: bool = True,
+        credit_batch: int | None = None,
+    ) -> None:
         self.lane = lane
         self.geometry = geometry
         self.verify = verify
+        self.credit_batch = credit_batch or max(1, geometry.slot_count // 4)
         self.expected_seq = 0
         self._states = [SlotState.IDLE] * geometry.slot_count
+        self._withheld = 0
         self.statistics = RingStatistics()
 
     def state(self, slot: int) -> SlotState:
@@ -213,17 +224,29 @@ class RingState:
     def grant_idle(self) -> BulkCredit | None:
         """Grant every idle slot (the first credits of a lane), or ``None`` if none is idle."""
         slots = [i for i, state in enumerate(self._states) if state is SlotState.IDLE]
+        self._withheld = 0
         for slot in slots:
             self._states[slot] = SlotState.GRANTED
         return BulkCredit(lane=self.lane, slots=tuple(slots)) if slots else None
 
-    def release(self, slot: int) -> BulkCredit:
-        """The consumer is done with the frame in ``slot``: grant the slot again."""
+    def release(self, slot: int) -> BulkCredit | None:
+        """The consumer is done with the frame in ``slot``: the credit to send, if any.
+
+        Released slots are granted back in batches of ``credit_batch`` (a quarter of the
+        ring by default), so that a stream costs one credit message per batch rather than
+        per frame: each message wakes the transport on both sides. A batch goes out early
+        whenever the sender holds no credit at all, so it is never kept waiting for
+        slots the consumer has already released; at most ``credit_batch - 1`` slots are
+        withheld while it still has some to write into.
+        """
         if not 0 <= slot < self.geometry.slot_count or self._states[slot] is not SlotState.FILLED:
             raise ValueError(f"slot {slot} holds no frame to release")
-        self._states[slot] = SlotState.GRANTED
+        self._states[slot] = SlotState.IDLE
         self.statistics.released += 1
-        return BulkCredit(lane=self.lane, slots=(slot,))
+        self._withheld += 1
+        if self._withheld >= self.credit_batch or SlotState.GRANTED not in self._states:
+            return self.grant_idle()
+        return None
 
     def complete(
         self,
@@ -299,6 +322,9 @@ class RingState:
                 )
         self._states[slot] = SlotState.FILLED
         self.statistics.accepted += 1
+        if self._withheld and SlotState.GRANTED not in self._states:
+            # That was the sender's last credit: it must not wait for a batch to fill.
+            return Verdict(descriptor, credit=self.grant_idle())
         return Verdict(descriptor)
 
     def _reject(self, message: str, reason: str, slot: int | None = None) -> Verdict:

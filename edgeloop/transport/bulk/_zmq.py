@@ -5,7 +5,7 @@ sender connects one; each side has a private context, so closing a lane leaves n
 thread or descriptor behind. Messages, first part naming the kind:
 
 - sender to receiver: ``[b"H", key]`` once (the hello: the ring's 64-bit key from
-  BulkReady), then per frame ``[b"W", imm (u32 LE), header, payload]``;
+  BulkReady), then per frame ``[b"W" + imm (u32 LE) + header, payload]``;
 - receiver to sender: ``[b"C", BulkCredit]``.
 
 The payload is sent with ``copy=False, track=True``: ZeroMQ reads the caller's buffer
@@ -27,7 +27,7 @@ import mmap
 import secrets
 import struct
 import time
-from typing import Final
+from typing import Final, cast
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -44,8 +44,12 @@ DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:*"
 
 HEARTBEAT_IVL_MS: Final = 1000
 HEARTBEAT_TIMEOUT_MS: Final = 10_000
-_IMM = struct.Struct("<I")
+_WRITE = struct.Struct("<cI")
+"""A write's first part starts with ``W`` and the immediate value; the slot header follows."""
 _KEY = struct.Struct("<Q")
+_W = ord("W")
+_SLICE = 0.05
+"""Longest blocking receive, in seconds, before the monitor is checked for a lost peer."""
 
 
 def _socket(context: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
@@ -71,14 +75,11 @@ def check_hello(parts: list[zmq.Frame], key: int) -> None:
 
 
 class _Link:
-    """A DEALER socket with its disconnect monitor, polled together."""
+    """A DEALER socket with its disconnect monitor."""
 
     def __init__(self) -> None:
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
         self.sock, self.monitor = _socket(self.context)
-        self.poller = zmq.Poller()
-        self.poller.register(self.sock, zmq.POLLIN)
-        self.poller.register(self.monitor, zmq.POLLIN)
         self.peer_lost = False
         self.closed = False
 
@@ -97,25 +98,41 @@ class _Link:
 
     def recv(self, timeout: float | None) -> list[zmq.Frame]:
         """The next multipart message, ``[]`` after ``timeout``; PeerLostError once the
-        peer disconnected and everything it sent has been read."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                return self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                pass
+        peer disconnected and everything it sent has been read.
+
+        A wait is a blocking receive (``RCVTIMEO``) in slices of :data:`_SLICE`, the
+        monitor checked between slices: one poll of one socket inside libzmq per
+        message, where polling the socket and its monitor together costs libzmq a
+        command check on each before and after every poll (counted: twice the poll
+        and epoll_wait calls per frame).
+        """
+        sock = self.sock
+        if timeout is not None and timeout <= 0:  # a probe: never blocks
+            if cast("int", sock.get(zmq.EVENTS)) & zmq.POLLIN:
+                return sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            self._check_monitor()
             if self.peer_lost:
                 raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            return []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+            sock.rcvtimeo = max(0, round(remaining * 1000))
+            try:
+                return sock.recv_multipart(copy=False)
+            except zmq.Again:
+                pass
+            self._check_monitor()
+            if self.peer_lost:  # everything it sent before it went has been read
+                raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
+            if deadline is not None and time.monotonic() >= deadline:
                 return []
-            events = dict(
-                self.poller.poll(None if remaining is None else max(1, round(remaining * 1000)))
-            )
-            if self.monitor in events:
-                event = recv_monitor_message(self.monitor)
-                if event["event"] == zmq.EVENT_DISCONNECTED:
-                    self.peer_lost = True
+
+    def _check_monitor(self) -> None:
+        while cast("int", self.monitor.get(zmq.EVENTS)) & zmq.POLLIN:
+            event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                self.peer_lost = True
 
     def send(self, parts: list[bytes], **kwargs: bool) -> zmq.MessageTracker | None:
         """Queue a message without blocking: a DEALER whose peer is gone has no pipe to
@@ -223,11 +240,12 @@ class ZmqReceiveSide:
         parts = self.link.recv(remaining)
         if not parts:
             return None
-        kind = parts[0].bytes
-        if kind != b"W" or len(parts) != 4 or len(parts[1]) != _IMM.size:
+        head = parts[0].buffer
+        if len(parts) != 2 or len(head) < _WRITE.size or head[0] != _W:
             raise ProtocolError("malformed write on the bulk lane", reason="malformed")
-        (imm,) = _IMM.unpack(parts[1].bytes)
-        payload_frame = parts[3]
+        _, imm = _WRITE.unpack_from(head)
+        header = head[_WRITE.size : _WRITE.size + HEADER]
+        payload_frame = parts[1]
         payload = payload_frame.buffer
         byte_len = payload.nbytes
         slot = imm & 0xFF
@@ -236,8 +254,8 @@ class ZmqReceiveSide:
             start = self.geometry.payload_offset(slot)
             self._ring[start : start + byte_len] = payload
             payload = self._ring[start : start + self.geometry.slot_size]
-            return Arrival(imm, parts[2].buffer[:HEADER], payload, byte_len)
-        return Arrival(imm, parts[2].buffer[:HEADER], payload, byte_len, payload_frame)
+            return Arrival(imm, header, payload, byte_len)
+        return Arrival(imm, header, payload, byte_len, payload_frame)
 
     def close(self) -> None:
         self.link.close()
@@ -270,7 +288,9 @@ class ZmqSendSide:
                 f"write of {payload.nbytes} bytes into slot {slot} is outside the ring",
                 reason="remote_access",
             )
-        parts: list[bytes] = [b"W", _IMM.pack(imm), header, payload]  # type: ignore[list-item]
+        # Two parts, not four: every part is one more call into libzmq (and one more
+        # release and retake of the GIL) on each side, for a few bytes.
+        parts: list[bytes] = [_WRITE.pack(b"W", imm) + header, payload]  # type: ignore[list-item]
         return _Tracked(self.link.send(parts, copy=False, track=True))
 
     def close(self) -> None:

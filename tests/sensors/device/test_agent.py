@@ -23,6 +23,7 @@ from edgeloop.sensors.device import (
     TrapConfig,
 )
 from tests.helpers import wait_for
+from tests.integration.procs import free_tcp_ports
 from tests.sensors.device.conftest import node_address
 from tests.sensors.device.twin import RECORDS
 
@@ -58,6 +59,7 @@ def test_events_arrive_once_in_order_and_the_outbox_empties(
     events = record.events
     assert all(e.frame is not None and e.frame.device == "cam-1" for e in events)
     assert all(len(e.embedding) == 16 for e in events)
+    assert all(len(e.thumbnail) == 16 * 16 for e in events), "16 x 16 grey thumbnails"
     assert {e.zone for e in events} == {"porch"}
     assert record.of(DeviceStatus), "the device reported its status on connecting"
 
@@ -137,3 +139,22 @@ def test_a_trap_obeys_reports_and_refuses_while_in_fault(
         wait_for(lambda: any(s.state == "fault" for s in record.of(DeviceStatus)))
         assert agent.statistics().state == "fault"
     assert catches.read_text().count("skunk") == 1
+
+
+def test_a_restarted_node_gets_everything_resent(node_factory: Callable[..., Node]) -> None:
+    (port,) = free_tcp_ports(1)
+    address = f"tcp://127.0.0.1:{port}"
+    node = node_factory(["cam-r"], address=address)
+    source = SyntheticSource(seed=4, zones=("porch",), rate=50.0, limit=300)
+    with DeviceAgent(camera("cam-r", address, speed=2.0), source=source) as agent:
+        record = RECORDS["cam-r"]
+        wait_for(lambda: record.count() >= 20, what="events before the node stops")
+        node.stop()
+        wait_for(lambda: not agent.statistics().connected, what="the device saw it go")
+        held = agent.statistics().outbox.depth
+        wait_for(lambda: agent.statistics().outbox.depth > held + 10, what="events held meanwhile")
+        node_factory(["cam-r"], address=address)
+        wait_for(lambda: agent.statistics().connected, what="the device reconnected")
+        wait_for(lambda: agent.statistics().source_done, timeout=15)
+        wait_for(lambda: agent.statistics().outbox.depth == 0, what="all acknowledged")
+    assert record.seqs() == list(range(1, 301))

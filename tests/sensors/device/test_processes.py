@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgeloop import Node
-from edgeloop.messages import DeviceStatus
+from edgeloop.messages import ConfigDesired, ConfigReported, DeviceStatus
 from tests.helpers import wait_for
 from tests.integration.procs import Process, free_tcp_ports
 from tests.sensors.device.twin import RECORDS
@@ -102,3 +102,30 @@ def test_outbox_overflow_is_counted_and_reported(
         assert status.next_seq == 21, "drop_newest: refused events take no number"
     finally:
         device.kill()
+
+
+def test_a_device_process_refuses_a_bad_config_and_keeps_the_old_one(
+    node_factory: Callable[..., Node], tmp_path: Path
+) -> None:
+    node = node_factory(["cam-c"])
+    address = node.endpoint.statistics().bound[0]  # type: ignore[union-attr]
+    device = Process("device", "run", str(device_file(tmp_path, "cam-c", address)))
+    try:
+        record = RECORDS["cam-c"]
+        wait_for(lambda: record.of(ConfigReported), timeout=20, what="the config on linking")
+        port = node.devices
+        port.send("cam-c", ConfigDesired(device="cam-c", version=1, settings={"threshold": 0.0}))
+        wait_for(lambda: any(r.version == 1 for r in record.of(ConfigReported)))
+        bad = ConfigDesired(device="cam-c", version=2, settings={"frame_rate": 0})
+        port.send("cam-c", bad)
+        wait_for(lambda: any(r.error for r in record.of(ConfigReported)))
+        refused = next(r for r in record.of(ConfigReported) if r.error)
+        assert refused.version == 1
+        assert "frame_rate" in refused.error  # type: ignore[operator]
+        mark = record.count()
+        wait_for(lambda: record.count() > mark + 10, what="events under the old config")
+        assert {e.config_version for e in record.events[mark:]} == {1}
+    finally:
+        device.kill()
+    state = (tmp_path / "cam-c" / "state.msgpack").read_bytes()
+    assert b"frame_rate" in state, "the config in effect is kept on disk"
