@@ -554,6 +554,8 @@ class SensorTwin(DeviceRequests, Actor):
                 next_seq=status.next_seq,
             )
             counters["device_renumbered"] += 1
+            self._watermarks[self.device] = status.oldest_seq - 1  # old numbers mean nothing
+            self._resume = None
             self.sequencer = Sequencer(seq.reorder_limit, status.oldest_seq - 1)
             self.sequencer.counters = seq.counters
             self.buffer.clear()

@@ -255,6 +255,12 @@ def test_a_device_that_lost_its_numbering_is_followed(yard: Yard) -> None:
     yard.port.inject("cam-1", event(1))
     assert yard.events(1)[0].seq == 1, "a renumbered device's events are not duplicates"
     assert sync(yard).counters["device_renumbered"] == 1
+    old = yard.twin("cam-1")
+    old.kill()  # a restarted twin follows the new numbering too
+    wait_for(lambda: yard.port.route("cam-1") not in (None, old), what="restarted")
+    yard.port.inject("cam-1", status("cam-1", boot=2, next_seq=3, oldest_seq=2))
+    yard.port.inject("cam-1", event(2))
+    assert yard.events(1)[0].seq == 2
 
 
 def test_a_subscriber_by_ref_gets_events_until_it_stops(yard: Yard) -> None:
