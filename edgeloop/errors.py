@@ -29,12 +29,19 @@ callers can catch either the precise or the generic type::
     │   ├── PeerLostError                   no heartbeat within the liveness timeout
     │   └── AuthenticationError             the peer's key is unknown, revoked or missing
     ├── RemoteError                         a remote actor raised; .remote_type, .traceback
-    └── DeviceError                         a request to a device (through its twin) failed
-        ├── DeviceAwayError                 the device has no link (or lost it before it answered)
-        ├── DeviceTimeout (TimeoutError)    no answer from the device within the timeout
-        ├── DeviceRefusedError              the device answered no; .detail says why
-        ├── InvalidRequestError (ValueError) a request to a twin is malformed; nothing was sent
-        └── FrameError                      a pulled frame did not arrive or is not the ref's
+    ├── DeviceError                         a request to a device (through its twin) failed
+    │   ├── DeviceAwayError                 the device has no link (or lost it before it answered)
+    │   ├── DeviceTimeout (TimeoutError)    no answer from the device within the timeout
+    │   ├── DeviceRefusedError              the device answered no; .detail says why
+    │   ├── InvalidRequestError (ValueError) a request to a twin is malformed; nothing was sent
+    │   └── FrameError                      a pulled frame did not arrive or is not the ref's
+    ├── LearningError                       the learner's model or its input is unusable
+    │   ├── ObservationError (ValueError)   an observation batch is malformed; .field names it
+    │   └── ClassCapacityError              every class slot is taken; raise the capacity
+    └── TraceError                          a trace could not be written, read or replayed
+        ├── TraceFormatError (ValueError)   not an edgeloop trace (not MCAP, another encoding)
+        ├── TraceCorruptError               truncated or damaged at .offset of .path
+        └── ReplayError                     the node under replay failed or never settled
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
 Messages say what was wrong and what to do next.
@@ -75,6 +82,13 @@ __all__ = [
     "DeviceRefusedError",
     "InvalidRequestError",
     "FrameError",
+    "LearningError",
+    "ObservationError",
+    "ClassCapacityError",
+    "TraceError",
+    "TraceFormatError",
+    "TraceCorruptError",
+    "ReplayError",
     "EdgeloopInternalError",
 ]
 
@@ -269,6 +283,50 @@ class InvalidRequestError(DeviceError, ValueError):
 
 class FrameError(DeviceError):
     """A pulled frame did not arrive, or what arrived is not the frame its ref names."""
+
+
+class LearningError(EdgeloopError):
+    """The learner's model, its parameters or its input cannot be used as given."""
+
+
+class ObservationError(LearningError, ValueError):
+    """An observation batch is malformed (shape, range, dtype); ``field`` names the bad
+    array (``label``, ``embedding``...). Nothing was applied: fix or drop the batch."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"observation {field}: {problem}")
+
+
+class ClassCapacityError(LearningError):
+    """Every class slot is taken, so no class can be added; build the model with a larger
+    ``classes`` capacity (that recompiles once) or retire a class first."""
+
+
+class TraceError(EdgeloopError):
+    """A trace (MCAP recording of a node's device boundary) could not be used."""
+
+
+class TraceFormatError(TraceError, ValueError):
+    """The file is not an edgeloop trace: not MCAP, or channels in another encoding."""
+
+
+class TraceCorruptError(TraceError):
+    """The trace is truncated or damaged from byte ``offset`` of ``path`` on; what comes
+    before it is readable (open it with ``salvage=True``, or pass ``--salvage``)."""
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        self.path = path
+        self.offset = offset
+        super().__init__(
+            f"{path}: {problem} at byte {offset}; everything before that byte is readable: "
+            "replay or inspect it with --salvage (Python: open_trace(path, salvage=True))"
+        )
+
+
+class ReplayError(TraceError):
+    """The node under replay crashed, or did not settle after an injected message."""
 
 
 class EdgeloopInternalError(Exception):
