@@ -377,6 +377,130 @@ def bench(
         benchmarks.print_table(result, Console() if sys.stdout.isatty() else Console(width=132))
 
 
+# -- devices and the simulated yard (edgeloop.sensors) ------------------------------------
+
+device_app = typer.Typer(help="Run a device agent (a camera or a trap).", no_args_is_help=True)
+sim_app = typer.Typer(help="Run simulated devices against a node.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+app.add_typer(sim_app, name="sim")
+
+
+def _until_signal() -> tuple[threading.Event, dict[signal.Signals, Any]]:
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    return stop, previous
+
+
+@device_app.command("run")
+def device_run(
+    device_file: Annotated[Path, typer.Argument(help="The device file (TOML) to run.")],
+    log_format: Annotated[LogFormat, typer.Option(help="Log lines as text or JSON.")] = (
+        LogFormat.console
+    ),
+    start_at: Annotated[
+        float | None,
+        typer.Option(help="Wall time (Unix seconds) of source time 0; a runner passes it."),
+    ] = None,
+) -> None:
+    """Run the device DEVICE_FILE describes until SIGINT/SIGTERM."""
+    from edgeloop.sensors.device import build_agent, load_device, run_agent
+
+    configure_logging(log_format)
+    try:
+        agent = build_agent(load_device(device_file), start_at=start_at)
+    except ConfigError as error:
+        _err.print(f"[red]error:[/] {device_file}: {error}")
+        raise typer.Exit(2) from None
+    stop, previous = _until_signal()
+    try:
+        code = run_agent(agent, stop)
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    raise typer.Exit(code)
+
+
+@sim_app.command("yard")
+def sim_yard(
+    scenario: Annotated[str, typer.Option(help="A shipped scenario's name or a TOML file.")],
+    connect: Annotated[str, typer.Option(help="The node's address (tcp://host:port).")],
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="World seed (default: the scenario's).")] = None,
+    processes: Annotated[
+        bool,
+        typer.Option("--processes/--in-process", help="One process per device, or one for all."),
+    ] = True,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Where device files, journals and catches go.")
+    ] = None,
+    node_key: Annotated[
+        str | None, typer.Option(help="The node's public key (file or Z85), for CurveZMQ.")
+    ] = None,
+    keys: Annotated[
+        Path | None, typer.Option(help="Directory of each device's NAME.key_secret (CurveZMQ).")
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option(help="Start a device process again when it dies (processes only).")
+    ] = True,
+    log_format: Annotated[LogFormat, typer.Option(help="Log lines as text or JSON.")] = (
+        LogFormat.console
+    ),
+) -> None:
+    """Run every camera and trap of a yard scenario against the node at --connect."""
+    from edgeloop.sensors._runner import YardRunner
+
+    configure_logging(log_format)
+    if not speed > 0:
+        _err.print(f"[red]error:[/] --speed must be > 0, got {speed}")
+        raise typer.Exit(2)
+    try:
+        runner = YardRunner.from_scenario(
+            scenario,
+            connect=connect,
+            mode="processes" if processes else "in-process",
+            seed=seed,
+            speed=speed,
+            run_dir=run_dir,
+            node_key=node_key,
+            keys=keys,
+            restart=restart,
+        )
+    except ConfigError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    stop, previous = _until_signal()
+    try:
+        runner.start()
+
+        def played() -> None:
+            runner.wait()  # the scenario's last second (or a stop)
+            stop.set()
+
+        watcher = threading.Thread(target=played, name="edgeloop-yard-watch", daemon=True)
+        watcher.start()
+        stop.wait()
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        codes = runner.stop()
+    caught = runner.catches()
+    _err.print(f"yard {scenario!r}: {len(runner.configs)} devices, run dir {runner.run_dir}")
+    for catch in caught:
+        _err.print(f"  {catch['trap']} closed at t={catch['t']}: {catch['caught'] or 'empty'}")
+    failed = [name for name, code in codes.items() if code not in (None, 0, -15)]
+    raise typer.Exit(1 if failed else 0)
+
+
 # -- traces: record, replay, inspect (bodies in edgeloop.trace._commands) ----------------
 
 trace_app = typer.Typer(help="Inspect and export recorded traces (MCAP).", no_args_is_help=True)

@@ -20,6 +20,7 @@ callers can catch either the precise or the generic type::
     │   └── ChildRunningError               the operation needs a child that is not running
     ├── NodeError
     │   └── NodeFailedError                 the root supervisor escalated; the node stopped
+    ├── JournalError                        a device's on-disk journal cannot be read or written
     ├── ProtocolError                       bytes or a message broke the wire protocol
     │   ├── DecodeError (ValueError)        not a valid message; .reason, .field say why
     │   ├── VersionError                    a protocol version this side does not speak
@@ -28,6 +29,12 @@ callers can catch either the precise or the generic type::
     │   ├── PeerLostError                   no heartbeat within the liveness timeout
     │   └── AuthenticationError             the peer's key is unknown, revoked or missing
     ├── RemoteError                         a remote actor raised; .remote_type, .traceback
+    ├── DeviceError                         a request to a device (through its twin) failed
+    │   ├── DeviceAwayError                 the device has no link (or lost it before it answered)
+    │   ├── DeviceTimeout (TimeoutError)    no answer from the device within the timeout
+    │   ├── DeviceRefusedError              the device answered no; .detail says why
+    │   ├── InvalidRequestError (ValueError) a request to a twin is malformed; nothing was sent
+    │   └── FrameError                      a pulled frame did not arrive or is not the ref's
     ├── LearningError                       the learner's model or its input is unusable
     │   ├── ObservationError (ValueError)   an observation batch is malformed; .field names it
     │   └── ClassCapacityError              every class slot is taken; raise the capacity
@@ -65,6 +72,7 @@ __all__ = [
     "ChildRunningError",
     "NodeError",
     "NodeFailedError",
+    "JournalError",
     "ProtocolError",
     "DecodeError",
     "VersionError",
@@ -73,6 +81,12 @@ __all__ = [
     "PeerLostError",
     "AuthenticationError",
     "RemoteError",
+    "DeviceError",
+    "DeviceAwayError",
+    "DeviceTimeout",
+    "DeviceRefusedError",
+    "InvalidRequestError",
+    "FrameError",
     "LearningError",
     "ObservationError",
     "ClassCapacityError",
@@ -175,6 +189,11 @@ class NodeFailedError(NodeError):
         super().__init__(f"the node stopped because its root supervisor escalated: {reason}")
 
 
+class JournalError(EdgeloopError):
+    """A device agent cannot read or write its journal (the outbox kept on disk); the
+    message names the file and what to check."""
+
+
 class ProtocolError(EdgeloopError):
     """Bytes or a message broke the wire protocol; ``reason`` is a short stable code
     (``malformed``, ``wrong_type``, ``unknown_kind``, ``bad_version``, ``oversized``,
@@ -232,6 +251,43 @@ class RemoteError(EdgeloopError):
         self.remote_message = message
         self.traceback = traceback
         super().__init__(f"remote {remote_type}: {message}")
+
+
+class DeviceError(EdgeloopError):
+    """A request to a device failed; ``device`` names it."""
+
+    def __init__(self, device: str, message: str) -> None:
+        self.device = device
+        super().__init__(message)
+
+
+class DeviceAwayError(DeviceError):
+    """The device has no ready link: the request was not sent, or the link went down before
+    the device answered. Retry once it is back (``DeviceUp``), or check that the device
+    agent runs and can reach the node."""
+
+
+class DeviceTimeout(DeviceError, TimeoutError):
+    """The device did not answer within the timeout; it may still act on the request."""
+
+
+class DeviceRefusedError(DeviceError):
+    """The device answered and refused (a failed command, a rejected config or head, a
+    trap in fault); ``detail`` is the device's reason."""
+
+    def __init__(self, device: str, message: str, detail: str = "") -> None:
+        self.detail = detail
+        super().__init__(device, message)
+
+
+class InvalidRequestError(DeviceError, ValueError):
+    """A request to a twin could not become a valid message (a bad setting value, a head
+    that is not bytes, a timeout that is not a positive number); nothing was sent. The
+    message names the bad value; fix the request and send it again."""
+
+
+class FrameError(DeviceError):
+    """A pulled frame did not arrive, or what arrived is not the frame its ref names."""
 
 
 class LearningError(EdgeloopError):

@@ -13,8 +13,9 @@ Three families travel on one link:
 - remote actors: ``Tell``, ``Ask``, ``Reply``, ``Failure``, ``Watch``, ``Unwatch``,
   ``DownNotice``, ``DeadLetterNotice``;
 - devices: ``Event``, ``EventAck``, ``Command``, ``CommandResult``, ``ConfigDesired``,
-  ``ConfigReported``, ``HeadUpdate``, ``HeadAck``, ``FrameRequest``, ``FrameReady`` (and
-  ``FrameRef``, the descriptor of a full frame, which travels inside them).
+  ``ConfigReported``, ``HeadUpdate``, ``HeadAck``, ``FrameRequest``, ``FrameReady``,
+  ``DeviceStatus`` (and ``FrameRef``, the descriptor of a full frame, which travels inside
+  them).
 
 Constraints (non-negative ids, bounded strings, scores in [0, 1]) are checked when bytes
 are *decoded*, which is where untrusted input enters: msgspec does not check them when a
@@ -68,6 +69,7 @@ __all__ = [
     "HeadAck",
     "FrameRequest",
     "FrameReady",
+    "DeviceStatus",
     # unions and lookup
     "Message",
     "LinkMessage",
@@ -329,6 +331,8 @@ class Event(_Message, frozen=True, kw_only=True, tag="event"):
 
     ``seq`` starts at 1 and grows by one per event; ``embedding`` is int8 values, one byte
     each; ``head_version`` and ``config_version`` are what the device runs now.
+    ``thumbnail`` is a small grey image of the frame (square, row-major ``uint8``: its side
+    is the square root of its length), empty when the device sends none.
     """
 
     device: Name
@@ -342,6 +346,7 @@ class Event(_Message, frozen=True, kw_only=True, tag="event"):
     head_version: Version
     config_version: Version
     extra: Extra = {}
+    thumbnail: Annotated[bytes, Meta(max_length=4096)] = b""
 
 
 class EventAck(_Message, frozen=True, kw_only=True, tag="event_ack"):
@@ -422,6 +427,75 @@ class FrameReady(_Message, frozen=True, kw_only=True, tag="frame_ready"):
     def __post_init__(self) -> None:
         if (self.ref is None) == (self.error is None):
             raise ValueError("a frame_ready carries exactly one of ref and error")
+
+
+class DeviceStatus(_Message, frozen=True, kw_only=True, tag="device_status"):
+    """A device's own report: what it holds and what it lost; sent when its link comes
+    up, when a loss counter moves, when its state changes, and every few seconds.
+
+    ``boot`` counts the device's starts. Events with a seq below ``oldest_seq`` that the
+    node has not acknowledged are gone for good (the outbox overflowed and dropped them:
+    skip the gap); ``next_seq`` is the seq the next event gets. ``outbox_dropped`` and
+    ``frames_evicted`` are cumulative. ``state`` is the device's mode (``ok`` for a camera;
+    ``open``, ``closed`` or ``fault`` for a trap), ``detail`` says why when it is a fault.
+    """
+
+    device: Name
+    ts: Timestamp
+    boot: Version
+    next_seq: Annotated[int, Meta(ge=1, le=_U63)]
+    oldest_seq: Annotated[int, Meta(ge=1, le=_U63)]
+    outbox_depth: Annotated[int, Meta(ge=0, le=_U63)]
+    outbox_dropped: Annotated[int, Meta(ge=0, le=_U63)]
+    frames_held: Annotated[int, Meta(ge=0, le=_U63)]
+    frames_evicted: Annotated[int, Meta(ge=0, le=_U63)]
+    head_version: Version
+    config_version: Version
+    state: Label = "ok"
+    detail: Text = ""
+    extra: Extra = {}
+
+
+# -- event history ---------------------------------------------------------------------
+#
+# What an actor that restarted (a learner after loading its snapshot) asks a device twin
+# for: the events it may have missed. They travel as actor messages (told or asked, or as
+# a Tell's body between nodes), not as link kinds, so they are not members of ``Message``.
+
+
+class EventsSince(msgspec.Struct, frozen=True, kw_only=True, tag="events_since"):
+    """Ask the twin of ``device`` for the events it still holds after ``after_seq`` (and,
+    if given, stamped at or after ``since_ts``, device time), at most ``limit`` of them.
+
+    Asked, the twin answers with an :class:`EventsBatch`. Told with ``reply_to`` (an actor
+    address such as ``/yard/learner``), it tells those events there again, oldest first,
+    as it told them live (the asker drops what it already has).
+    """
+
+    device: Name
+    after_seq: Seq = 0
+    since_ts: Timestamp | None = None
+    limit: Annotated[int, Meta(ge=1, le=100_000)] = 10_000
+    reply_to: Address | None = None
+
+
+class EventsBatch(msgspec.Struct, frozen=True, kw_only=True, tag="events_batch"):
+    """The twin's answer to :class:`EventsSince`, oldest first.
+
+    ``complete`` is false when some asked-for events are no longer held (evicted from the
+    twin's buffer, or lost in a gap the device never filled): the asker must treat them as
+    missing. ``more`` is true when ``limit`` cut the batch short (ask again after the last
+    seq). ``delivered_seq`` is the highest sequence number the twin has delivered.
+    """
+
+    device: Name
+    events: tuple[Event, ...]
+    complete: bool
+    more: bool
+    delivered_seq: Seq
+
+
+__all__ += ["EventsSince", "EventsBatch"]
 
 
 # -- bulk lane -------------------------------------------------------------------------
@@ -680,6 +754,7 @@ DeviceMessage: TypeAlias = (
     | HeadAck
     | FrameRequest
     | FrameReady
+    | DeviceStatus
 )
 BulkLinkMessage: TypeAlias = BulkOffer | BulkAccept | BulkReady | BulkCredit | BulkClose
 """The bulk-lane messages that travel on the control link (all but the slot header)."""
@@ -710,6 +785,7 @@ _TYPES: tuple[type[_Message], ...] = (
     HeadAck,
     FrameRequest,
     FrameReady,
+    DeviceStatus,
     BulkOffer,
     BulkAccept,
     BulkReady,

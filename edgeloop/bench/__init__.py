@@ -20,8 +20,10 @@ from types import MappingProxyType
 from edgeloop.bench._report import Result, SuiteResult, check_goal, print_table, to_table
 from edgeloop.bench.actors import run_actors
 from edgeloop.bench.bulk import run_bulk
+from edgeloop.bench.device import run_device
 from edgeloop.bench.learner import run_learner
 from edgeloop.bench.link import run_link
+from edgeloop.bench.sensors import run_sensors
 from edgeloop.bench.trace import run_trace
 from edgeloop.bench.world import run_world
 
@@ -41,7 +43,9 @@ SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
     {
         "actors": run_actors,
         "bulk": run_bulk,
+        "device": run_device,
         "link": run_link,
+        "sensors": run_sensors,
         "world": run_world,
         "learner": run_learner,
         "trace": run_trace,

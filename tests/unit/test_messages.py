@@ -55,6 +55,7 @@ SAMPLES: list[m.Message] = [
         head_version=3,
         config_version=2,
         extra={"night": True, "lux": 3, "temp": 21.5, "note": "rain"},
+        thumbnail=bytes(range(16)),
     ),
     m.Event(
         device="cam-2",
@@ -85,6 +86,21 @@ SAMPLES: list[m.Message] = [
     m.FrameRequest(id=11, device="cam-1", frame_id=42),
     m.FrameReady(id=11, ref=FRAME),
     m.FrameReady(id=12, error="frame 41 was evicted"),
+    m.DeviceStatus(
+        device="trap-1",
+        ts=12.5,
+        boot=2,
+        next_seq=40,
+        oldest_seq=31,
+        outbox_depth=9,
+        outbox_dropped=3,
+        frames_held=120,
+        frames_evicted=7,
+        head_version=1,
+        config_version=2,
+        state="fault",
+        detail="jammed",
+    ),
     m.BulkOffer(lane=7, host_id="h", providers=("shm", "zmq"), slot_size=4096, slot_count=4),
     m.BulkAccept(lane=7, host_id="h", provider="shm"),
     m.BulkReady(lane=7, provider="shm", params={"segment": "edgeloop-bulk-00", "key": 1}),
@@ -112,7 +128,7 @@ def test_samples_cover_every_kind():
 
 def test_kinds_are_unique_short_snake_case_tags():
     """Each class has its own tag, a short snake_case word."""
-    assert len(set(m.KINDS.values())) == len(m.KINDS) == 28
+    assert len(set(m.KINDS.values())) == len(m.KINDS) == 29
     for kind, cls in m.KINDS.items():
         assert kind.isidentifier()
         assert kind.islower()
