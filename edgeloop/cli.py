@@ -281,11 +281,33 @@ def render_status(status: dict[str, Any], console: Console) -> None:
                 str(peer["received"]),
             )
         console.print(table)
+    devices = status.get("devices") or {}
+    if devices.get("registered"):
+        counters = devices.get("counters") or {}
+        console.print(
+            f"devices: {len(devices['registered'])} registered, "
+            f"{len(devices.get('connected', []))} connected; "
+            + ", ".join(f"{k}={v}" for k, v in sorted(counters.items()))
+        )
+    twins = status.get("twins") or {}
+    if twins:
+        table = Table(title="device twins")
+        columns = sorted({key for state in twins.values() for key in state if _scalar(state[key])})
+        table.add_column("device")
+        for column in columns:
+            table.add_column(column)
+        for device, state in twins.items():
+            table.add_row(device, *(str(state.get(column, "")) for column in columns))
+        console.print(table)
     rejected = status.get("rejected") or {}
     console.print(
         "rejected input: "
         + (", ".join(f"{k}={v}" for k, v in sorted(rejected.items())) if rejected else "none")
     )
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None
 
 
 def _local_control(name: str | None) -> str:

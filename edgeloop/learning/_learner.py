@@ -575,7 +575,7 @@ class Learner(Actor):
         desired = ConfigDesired(
             device=camera,
             version=self._config_version,
-            settings={"pan": zone, "report_rate": self.config.high_rate},
+            settings={"zones": [zone], "frame_rate": self.config.high_rate},
         )
         self._send(self.config.sources[camera], desired)
         self._counts["reconfigurations"] += 1

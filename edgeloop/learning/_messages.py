@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from edgeloop.messages import Event
+from edgeloop.messages import Event, EventsSince
 
 __all__ = [
     "FusedObservation",
@@ -43,20 +43,6 @@ class FusedObservation(msgspec.Struct, frozen=True, kw_only=True, tag="fused_obs
     ts: float
     reports: Annotated[tuple[Event, ...], Meta(min_length=1)]
     late: bool = False
-
-
-class EventsSince(msgspec.Struct, frozen=True, kw_only=True, tag="events_since"):
-    """To a twin: tell ``reply_to`` again every event of ``device`` with a sequence number
-    above ``after_seq`` that you still hold, oldest first.
-
-    A restarted learner sends it for each device, with the last sequence number its
-    snapshot had taken in, so nothing the sensors still hold is lost; it drops any event it
-    already has, so duplicates are harmless.
-    """
-
-    device: str
-    after_seq: Annotated[int, Meta(ge=0)]
-    reply_to: str
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True, tag="decision"):

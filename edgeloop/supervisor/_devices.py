@@ -125,6 +125,11 @@ class DevicePort:
         """Send through ``endpoint`` from now on (``None``: no link, the sink decides)."""
         self._endpoint = endpoint
 
+    @property
+    def endpoint(self) -> EndpointLike | None:
+        """The node's link endpoint (bulk lanes to devices open on it), if it has links."""
+        return self._endpoint
+
     def set_sink(self, sink: Sink | None) -> None:
         """Where :meth:`send` goes when the node has no endpoint (replay, tests)."""
         self._sink = sink

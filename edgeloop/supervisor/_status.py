@@ -57,6 +57,13 @@ def node_status(node: Node, started_at: float | None = None) -> dict[str, Any]:
         "remoting": {},
         "devices": _devices(node),
     }
+    # Sections offered by the layers above (e.g. "status:twins"): a callable each.
+    for key, section in sorted(system.services.items()):
+        if key.startswith("status:") and callable(section):
+            try:
+                status[key.removeprefix("status:")] = section()
+            except Exception as error:  # noqa: BLE001 (status must answer even so)
+                status[key.removeprefix("status:")] = {"error": repr(error)}
     endpoint = node.endpoint
     if endpoint is not None:
         stats_obj: Any = endpoint.statistics()

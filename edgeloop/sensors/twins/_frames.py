@@ -139,9 +139,7 @@ def link_frames(device: str, system: ActorSystem) -> LinkFrames:
 def node_endpoint(system: ActorSystem) -> Any:
     """The endpoint of the node that ``system`` belongs to, or None without links."""
     port = system.services.get("devices")
-    # The port keeps the node's endpoint (DevicePort.attach); it offers no public
-    # accessor yet, so read it here, in one place.
-    return getattr(port, "_endpoint", None)
+    return getattr(port, "endpoint", None)
 
 
 def frame_mismatch(wanted: FrameRef, offered: FrameRef) -> str | None:
