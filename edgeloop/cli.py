@@ -133,6 +133,10 @@ def node_start(
         bool,
         typer.Option(help="Listen on a local ipc socket so `edgeloop node status` finds it."),
     ] = True,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Record the device boundary into this directory (MCAP traces)."),
+    ] = None,
 ) -> None:
     """Run APP_FILE's supervision tree in the foreground; SIGINT/SIGTERM stop it in order."""
     from edgeloop.supervisor import Node, load_app
@@ -157,6 +161,9 @@ def node_start(
         _err.print(f"[red]error:[/] {app_file}: {error}")
         raise typer.Exit(2) from None
 
+    # Built before the node starts, attached right after: its links open at the end of
+    # start(), and nothing slow may stand between them and the recorder's tap.
+    tracing = _prepare_tracing(record, node.name)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -169,6 +176,8 @@ def node_start(
     except EdgeloopError as error:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if tracing is not None:
+            tracing.close()
         _err.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
 
@@ -176,6 +185,12 @@ def node_start(
         node.wait()
         stop.set()
 
+    try:
+        recorder = _start_tracing(node, tracing)
+    except EdgeloopError as error:
+        node.stop()
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
     watcher = threading.Thread(target=watch_root, name="edgeloop-node-watch", daemon=True)
     watcher.start()
     try:
@@ -184,6 +199,9 @@ def node_start(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     reason = node.stop()
+    if recorder is not None:
+        stats = recorder.close()
+        _err.print(f"recorded {stats.recorded} messages, dropped {stats.dropped}: {record}")
     if lock is not None:
         # ZeroMQ leaves an ipc socket file behind; `node status` would find a dead node.
         Path(control_address(node.name).removeprefix("ipc://")).unlink(missing_ok=True)
@@ -481,6 +499,210 @@ def sim_yard(
         _err.print(f"  {catch['trap']} closed at t={catch['t']}: {catch['caught'] or 'empty'}")
     failed = [name for name, code in codes.items() if code not in (None, 0, -15)]
     raise typer.Exit(1 if failed else 0)
+
+
+# -- traces: record, replay, inspect (bodies in edgeloop.trace._commands) ----------------
+
+trace_app = typer.Typer(help="Inspect and export recorded traces (MCAP).", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+
+
+FRAME_BUDGET = 64 * 1024 * 1024
+"""Bytes of full frames `node start --record` keeps (offered by actors, see the trace docs)."""
+
+
+def _prepare_tracing(record: Path | None, name: str) -> Any:
+    """The recorder for `node start --record` (its writer waits for the node's records)."""
+    from edgeloop.trace import Recorder, RecorderConfig
+
+    if record is None:
+        return None
+    try:
+        return Recorder(RecorderConfig(record, frame_budget=FRAME_BUDGET), node=name)
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+def _start_tracing(node: Any, recorder: Any) -> Any:
+    """Tap the boundary into ``recorder``, and serve it to `edgeloop record` (nodes with
+    links: the server sits at /_trace, outside the tree)."""
+    from edgeloop.trace import RECORDER_SERVICE, serve_trace
+
+    if recorder is not None:
+        recorder.clock_start = node.system.clock.now()
+        recorder.attach(node.devices)
+        node.system.services[RECORDER_SERVICE] = recorder  # actors offer frames to it
+    if node.endpoint is not None:
+        serve_trace(node.system, node.devices)
+    return recorder
+
+
+def _open_trace(path: Path, salvage: bool) -> Any:
+    from edgeloop.trace import open_trace
+
+    try:
+        return open_trace(path, salvage=salvage)
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+_Salvage = Annotated[
+    bool, typer.Option(help="Use the readable part of a truncated or damaged trace.")
+]
+
+
+@trace_app.command("info")
+def trace_info(
+    trace: Annotated[Path, typer.Argument(help="A trace file or a recorder's directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    salvage: _Salvage = False,
+) -> None:
+    """Channels, message counts, duration, schemas, size and what the recorder dropped."""
+    from edgeloop.trace._commands import show_info
+
+    configure_logging(LogFormat.console, level=logging.WARNING)
+    console = Console() if sys.stdout.isatty() else Console(width=132)
+    raise typer.Exit(show_info(_open_trace(trace, salvage), console, as_json=as_json))
+
+
+@trace_app.command("export")
+def trace_export(
+    trace: Annotated[Path, typer.Argument(help="A trace file or a recorder's directory.")],
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per message.")] = False,
+    topics: Annotated[
+        str | None, typer.Option(help="Only topics matching this regular expression.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    salvage: _Salvage = False,
+) -> None:
+    """Export the messages of a trace (JSON lines; bytes as base64)."""
+    configure_logging(LogFormat.console, level=logging.WARNING)
+    if not jsonl:
+        _err.print("[red]error:[/] choose an export format: --jsonl")
+        raise typer.Exit(2)
+    opened = _open_trace(trace, salvage)
+    try:
+        if out is None:
+            count = opened.export_jsonl(sys.stdout, topics=topics)
+        else:
+            with out.open("w") as stream:
+                count = opened.export_jsonl(stream, topics=topics)
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    _err.print(f"exported {count} messages")
+
+
+@app.command("replay")
+def replay_trace(
+    trace: Annotated[Path, typer.Argument(help="A trace file or a recorder's directory.")],
+    app_file: Annotated[Path, typer.Option("--app", help="The app file (TOML) to replay into.")],
+    rate: Annotated[float, typer.Option(help="Trace seconds per wall second.")] = 1.0,
+    fast: Annotated[bool, typer.Option(help="As fast as the node settles (no pacing).")] = False,
+    loop: Annotated[bool, typer.Option(help="Start over at the end, until Ctrl-C.")] = False,
+    topics: Annotated[
+        str | None, typer.Option(help="Replay only inbound topics matching this regex.")
+    ] = None,
+    start_offset: Annotated[float, typer.Option(help="Skip this many seconds of trace.")] = 0.0,
+    check: Annotated[
+        bool, typer.Option(help="Compare the node's decisions with the recorded ones.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or summary.")] = False,
+    settle_timeout: Annotated[
+        float, typer.Option(help="Seconds the node may take to settle after each message.")
+    ] = 60.0,
+    salvage: _Salvage = False,
+    path: Annotated[
+        list[Path] | None,
+        typer.Option(help="Extra directory to import actor modules from (repeatable)."),
+    ] = None,
+) -> None:
+    """Feed a trace's inbound messages into APP's node under a virtual clock."""
+    from edgeloop.clock import VirtualClock
+    from edgeloop.supervisor import Node, load_app
+    from edgeloop.trace import ReplayOptions
+    from edgeloop.trace._commands import run_replay
+
+    configure_logging(LogFormat.console, level=logging.WARNING)
+    _add_import_paths(path)
+    try:
+        config = load_app(app_file)
+        options = ReplayOptions(
+            rate=None if fast else rate,
+            topics=topics,
+            start_offset=start_offset,
+            loop=loop,
+            settle_timeout=settle_timeout,
+        )
+    except (ConfigError, ValueError) as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+    def node_factory(clock: VirtualClock) -> Node:
+        # No links: the player's sink stands in for the devices.
+        return Node(
+            config.node.name, config.flags, config.children, clock=clock, seed=config.node.seed
+        )
+
+    opened = _open_trace(trace, salvage)
+    try:
+        code = run_replay(opened, node_factory, options, check=check, quiet=quiet, console=_err)
+    except (EdgeloopError, ValueError) as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2 if isinstance(error, ValueError) else 1) from None
+    raise typer.Exit(code)
+
+
+@app.command("record")
+def record_node(
+    connect: Annotated[
+        str, typer.Option(help="The node's address (tcp://host:port or ipc://path).")
+    ],
+    out: Annotated[Path, typer.Option(help="The directory to write the trace into.")],
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    max_bytes: Annotated[int | None, typer.Option(help="Start a new file at this size.")] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Start a new file after this many seconds.")
+    ] = None,
+    server_key: Annotated[
+        str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+) -> None:
+    """Record a running node's device boundary (it must run `edgeloop node start`)."""
+    from edgeloop.supervisor import Node
+    from edgeloop.trace import RecorderConfig
+    from edgeloop.trace._commands import probe_name, run_record
+    from edgeloop.transport import PeerAddress, SecurityConfig
+
+    configure_logging(LogFormat.console, level=logging.WARNING)
+    try:
+        config = RecorderConfig(out, max_bytes=max_bytes, max_seconds=max_seconds)
+    except ValueError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    security = SecurityConfig(secret_key=key) if key is not None else None
+    probe = Node(probe_name(), peers=[PeerAddress(connect, server_key)], security=security)
+    try:
+        code = run_record(probe, connect, config, duration=duration, timeout=timeout, console=_err)
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def _add_import_paths(paths: list[Path] | None) -> None:
+    for directory in [*(paths or []), Path.cwd()]:
+        entry = str(directory.resolve())
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
 
 
 def main() -> None:

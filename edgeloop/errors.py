@@ -28,7 +28,14 @@ callers can catch either the precise or the generic type::
     ├── LinkError                           a link to a peer failed
     │   ├── PeerLostError                   no heartbeat within the liveness timeout
     │   └── AuthenticationError             the peer's key is unknown, revoked or missing
-    └── RemoteError                         a remote actor raised; .remote_type, .traceback
+    ├── RemoteError                         a remote actor raised; .remote_type, .traceback
+    ├── LearningError                       the learner's model or its input is unusable
+    │   ├── ObservationError (ValueError)   an observation batch is malformed; .field names it
+    │   └── ClassCapacityError              every class slot is taken; raise the capacity
+    └── TraceError                          a trace could not be written, read or replayed
+        ├── TraceFormatError (ValueError)   not an edgeloop trace (not MCAP, another encoding)
+        ├── TraceCorruptError               truncated or damaged at .offset of .path
+        └── ReplayError                     the node under replay failed or never settled
     EdgeloopInternalError                   a bug in edgeloop itself: please report it
 
 Messages say what was wrong and what to do next.
@@ -63,6 +70,13 @@ __all__ = [
     "PeerLostError",
     "AuthenticationError",
     "RemoteError",
+    "LearningError",
+    "ObservationError",
+    "ClassCapacityError",
+    "TraceError",
+    "TraceFormatError",
+    "TraceCorruptError",
+    "ReplayError",
     "EdgeloopInternalError",
 ]
 
@@ -220,6 +234,50 @@ class RemoteError(EdgeloopError):
         self.remote_message = message
         self.traceback = traceback
         super().__init__(f"remote {remote_type}: {message}")
+
+
+class LearningError(EdgeloopError):
+    """The learner's model, its parameters or its input cannot be used as given."""
+
+
+class ObservationError(LearningError, ValueError):
+    """An observation batch is malformed (shape, range, dtype); ``field`` names the bad
+    array (``label``, ``embedding``...). Nothing was applied: fix or drop the batch."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"observation {field}: {problem}")
+
+
+class ClassCapacityError(LearningError):
+    """Every class slot is taken, so no class can be added; build the model with a larger
+    ``classes`` capacity (that recompiles once) or retire a class first."""
+
+
+class TraceError(EdgeloopError):
+    """A trace (MCAP recording of a node's device boundary) could not be used."""
+
+
+class TraceFormatError(TraceError, ValueError):
+    """The file is not an edgeloop trace: not MCAP, or channels in another encoding."""
+
+
+class TraceCorruptError(TraceError):
+    """The trace is truncated or damaged from byte ``offset`` of ``path`` on; what comes
+    before it is readable (open it with ``salvage=True``, or pass ``--salvage``)."""
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        self.path = path
+        self.offset = offset
+        super().__init__(
+            f"{path}: {problem} at byte {offset}; everything before that byte is readable: "
+            "replay or inspect it with --salvage (Python: open_trace(path, salvage=True))"
+        )
+
+
+class ReplayError(TraceError):
+    """The node under replay crashed, or did not settle after an injected message."""
 
 
 class EdgeloopInternalError(Exception):

@@ -103,6 +103,13 @@ class Mailbox:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def idle(self) -> bool:
+        """Whether the reader waits in :meth:`get` with nothing queued: its actor is doing
+        nothing now (a replay waits for every actor to be idle before moving its clock)."""
+        with self._lock:
+            return self._reader_waiting and not self._queue and not self._system
+
     def put(self, envelope: Envelope, describe: str = "", *, block: bool = True) -> bool:
         """Queue an ordinary message under the overflow policy.
 

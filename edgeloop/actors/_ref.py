@@ -109,6 +109,10 @@ class ActorRef:
         """Wait until the actor has stopped; ``False`` if ``timeout`` passed first."""
         return self._cell.terminated.wait(timeout)
 
+    def is_idle(self) -> bool:
+        """Whether the actor is waiting for a message with none queued (not handling one)."""
+        return self._mailbox.idle
+
     def is_alive(self) -> bool:
         """Whether this incarnation is still running (it may stop right after)."""
         return not self._cell.terminated.is_set()

@@ -21,7 +21,9 @@ from edgeloop.bench._report import Result, SuiteResult, check_goal, print_table,
 from edgeloop.bench.actors import run_actors
 from edgeloop.bench.bulk import run_bulk
 from edgeloop.bench.device import run_device
+from edgeloop.bench.learner import run_learner
 from edgeloop.bench.link import run_link
+from edgeloop.bench.trace import run_trace
 from edgeloop.bench.world import run_world
 
 __all__ = [
@@ -43,6 +45,8 @@ SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
         "device": run_device,
         "link": run_link,
         "world": run_world,
+        "learner": run_learner,
+        "trace": run_trace,
     }
 )
 """Every suite by name: ``SUITES[name](quick)`` runs it."""

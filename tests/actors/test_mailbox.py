@@ -16,6 +16,7 @@ from edgeloop.actors import ActorRef, ActorSystem, Down, MailboxConfig, Overflow
 from edgeloop.actors._mailbox import Envelope, Mailbox
 from edgeloop.errors import ActorDeadError, ConfigError, MailboxFull
 from tests.actors.helpers import WAIT, Probe, get, spy_on_blocking, sync
+from tests.helpers import wait_for
 
 
 def busy_actor(
@@ -449,3 +450,14 @@ def test_send_signal_passes_a_full_mailbox(system: ActorSystem, gate: threading.
     gate.set()
     assert get(probe.out) == "one"
     assert get(probe.out) == "signal"
+
+
+def test_an_actor_is_idle_only_while_it_waits_with_nothing_queued(system: ActorSystem) -> None:
+    """is_idle: False while handling or with messages queued; True when it waits."""
+    gate = threading.Event()
+    ref, _ = busy_actor(system, gate)
+    assert not ref.is_idle(), "handling a message"
+    ref.tell("queued")
+    gate.set()
+    wait_for(ref.is_idle, what="the actor drained its mailbox and waits")
+    assert ref.statistics().queue_depth == 0

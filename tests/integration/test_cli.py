@@ -119,7 +119,15 @@ def test_node_status_shows_tree_peers_and_counters() -> None:
         report = json.loads(out)
         assert report["node"] == "edge-a"
         paths = [a["path"] for a in report["actors"]]
-        assert paths == ["/", "/cameras", "/cameras/cam-01", "/cameras/cam-02", "/counter"]
+        # /_trace: the node serves its device boundary to `edgeloop record` (outside the tree)
+        assert paths == [
+            "/",
+            "/_trace",
+            "/cameras",
+            "/cameras/cam-01",
+            "/cameras/cam-02",
+            "/counter",
+        ]
         assert all(a["restarts"] == 0 and a["queue_depth"] == 0 for a in report["actors"])
         assert [p["state"] for p in report["peers"]] == ["ready"]  # the status client itself
         assert report["rejected"] == {}

@@ -1,0 +1,256 @@
+"""The batched forward filter over (species + NEW) x zone: :func:`init` and :func:`step`.
+
+Each track's belief is exact given the parameters: one prediction per tick through its
+class's zone chain (the chain of its time-of-day bin), then one update that multiplies the
+likelihoods of every camera that reported (zone, label and score bin, embedding) and of
+every camera that watched and stayed silent. That product *is* multi-camera fusion: the
+reports are conditionally independent given the state. Tracks are independent, so a batch
+is a ``vmap``; the state holds a fixed number of track slots and a batch gathers the ones
+it touches and scatters them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from edgeloop.errors import ObservationError
+from edgeloop.learning.core._model import Dims, Params, prior_belief
+
+__all__ = [
+    "ObsBatch",
+    "FilterState",
+    "make_obs_batch",
+    "init",
+    "step",
+    "filter_update",
+    "log_likelihood",
+]
+
+
+class ObsBatch(NamedTuple):
+    """B fused observations, at most one per track. Shapes (C cameras, D dims):
+
+    - ``track`` int32[B]: the track slot; ``n_tracks`` (one past the end) marks padding;
+    - ``start`` bool[B]: the track begins here (its slot is reset to the prior first);
+    - ``steps`` int32[B]: ticks since this track's previous observation (0 = same tick);
+    - ``tod`` int32[B]: the time-of-day bin of the transitions;
+    - ``present`` bool[B, C]: camera slot c reported in this observation;
+    - ``silent`` bool[B, C]: camera slot c watched and did not report (evidence too);
+    - ``zone`` int32[B, C], ``label`` int32[B, C] (K = unknown), ``score`` float32[B, C],
+      ``embedding`` float32[B, C, D] (dequantised): the reports; ignored where not present.
+
+    Build it with :func:`make_obs_batch`, which checks every field.
+    """
+
+    track: Array
+    start: Array
+    steps: Array
+    tod: Array
+    present: Array
+    silent: Array
+    zone: Array
+    label: Array
+    score: Array
+    embedding: Array
+
+
+class FilterState(NamedTuple):
+    """The belief of every track slot: ``belief`` float32[N, K1, Z] (sums to one per
+    track) and ``log_evidence`` float32[N] (log p(observations so far) of each track)."""
+
+    belief: Array
+    log_evidence: Array
+
+
+def _int_array(name: str, value: object, shape: tuple[int, ...], high: int) -> np.ndarray:
+    array = np.asarray(value)
+    if array.shape != shape:
+        raise ObservationError(name, f"expected shape {shape}, got {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise ObservationError(name, f"expected integers, got dtype {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() >= high):
+        raise ObservationError(
+            name, f"values must lie in [0, {high}), got {array.min()}..{array.max()}"
+        )
+    return array.astype(np.int32)
+
+
+def _bool_array(name: str, value: object, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(value)
+    if array.shape != shape:
+        raise ObservationError(name, f"expected shape {shape}, got {array.shape}")
+    if array.size and array.dtype != np.bool_:
+        raise ObservationError(name, f"expected booleans, got dtype {array.dtype}")
+    return array.astype(np.bool_)
+
+
+def _float_array(name: str, value: object, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(value)
+    if array.shape != shape:
+        raise ObservationError(name, f"expected shape {shape}, got {array.shape}")
+    if array.size and not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ):
+        raise ObservationError(name, f"expected numbers, got dtype {array.dtype}")
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ObservationError(name, "contains NaN or infinity")
+    return array
+
+
+def make_obs_batch(
+    dims: Dims,
+    n_tracks: int,
+    *,
+    track: Sequence[int] | np.ndarray,
+    zone: object,
+    label: object,
+    score: object,
+    embedding: object,
+    present: object,
+    start: object = None,
+    steps: object = None,
+    tod: object = None,
+    silent: object = None,
+    embedding_scale: float = 1.0,
+    pad_to: int | None = None,
+) -> ObsBatch:
+    """Check and pack B observations (host numpy in, device arrays out).
+
+    Raises :class:`ObservationError` naming the first bad field: a wrong shape, dtype or
+    range, a track outside ``[0, n_tracks)``, the same track twice (split the batch),
+    an observation with no camera present or silent, NaN scores or embeddings. ``embedding`` may be
+    the int8 codes with ``embedding_scale`` their step. ``pad_to`` pads the batch to that
+    size with no-op rows, so a shell can keep a few batch sizes and never recompile.
+    """
+    tracks = np.asarray(track)
+    b = tracks.shape[0] if tracks.ndim == 1 else -1
+    if b < 0:
+        raise ObservationError("track", f"expected a 1-d array, got shape {tracks.shape}")
+    c, d = dims.cameras, dims.dim
+    tracks = _int_array("track", tracks, (b,), n_tracks)
+    if len(np.unique(tracks)) != b:
+        raise ObservationError("track", "a track appears twice; split the batch in two")
+    present_a = _bool_array("present", present, (b, c))
+    silent_a = (
+        np.zeros((b, c), np.bool_) if silent is None else _bool_array("silent", silent, (b, c))
+    )
+    if np.any(silent_a & present_a):
+        raise ObservationError("silent", "a camera cannot be both present and silent")
+    if b and not np.all((present_a | silent_a).any(axis=1)):
+        raise ObservationError("present", "an observation has no camera present or silent")
+    start_a = np.zeros(b, np.bool_) if start is None else _bool_array("start", start, (b,))
+    steps_a = np.ones(b, np.int32) if steps is None else _int_array("steps", steps, (b,), 2**20)
+    tod_a = np.zeros(b, np.int32) if tod is None else _int_array("tod", tod, (b,), dims.tod_bins)
+    zone_a = _int_array("zone", zone, (b, c), dims.zones)
+    label_a = _int_array("label", label, (b, c), dims.classes + 1)
+    score_a = _float_array("score", score, (b, c))
+    emb_a = _float_array("embedding", embedding, (b, c, d)) * np.float32(embedding_scale)
+    arrays = [tracks, start_a, steps_a, tod_a, present_a, silent_a, zone_a, label_a, score_a, emb_a]
+    if pad_to is not None:
+        if pad_to < b:
+            raise ObservationError("track", f"{b} observations do not fit pad_to={pad_to}")
+        extra = pad_to - b
+        arrays = [np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)]) for a in arrays]
+        arrays[0][b:] = n_tracks  # out of range: gathered as the prior, dropped on scatter
+        arrays[4][b:, 0] = True
+    return ObsBatch(*(jnp.asarray(a) for a in arrays))
+
+
+def _log_likelihood_parts(p: Params, obs: ObsBatch) -> tuple[Array, Array]:
+    """log p(observation | class, zone) as a small [K1, Z] part plus a constant."""
+    bins = jnp.sum(obs.score[:, None] >= p.score_edges[None, :], axis=1)
+    outcome = obs.label * (p.score_edges.shape[0] + 1) + bins  # [C]
+    zone_ll = jnp.take_along_axis(p.log_zone_obs, obs.zone[:, None, None], axis=2)[..., 0]
+    label_ll = jnp.take_along_axis(p.log_label, outcome[:, None, None], axis=2)[..., 0]
+    # W (x - m) = W x - W m: one [C, D] x [D, K1 * D] product per track, which becomes a
+    # single large matrix product under vmap (W m does not depend on the batch).
+    k1, dim = p.emb_loc.shape
+    stacked = p.emb_whiten.reshape(k1 * dim, dim)
+    white = (obs.embedding @ stacked.T).reshape(-1, k1, dim)  # [C, K1, D]
+    white = white - jnp.einsum("kij,kj->ki", p.emb_whiten, p.emb_loc)[None]
+    maha = jnp.sum(white * white, axis=-1)  # [C, K1]
+    safe_df = jnp.where(p.emb_gauss, 1.0, p.emb_df)
+    shape = jnp.where(p.emb_gauss, -0.5 * maha, -0.5 * (safe_df + dim) * jnp.log1p(maha / safe_df))
+    emb_ll = p.emb_lognorm[None, :] + shape  # [C, K1]
+    per_cam = label_ll + emb_ll  # [C, K1]
+    per_zone = zone_ll + p.log_detect  # [C, Z]
+    pres = obs.present[:, None]
+    # Each camera's class terms less their maximum: the sums then stay small numbers,
+    # which float32 rounds finely; the constants go to the evidence only.
+    top_c = jnp.max(per_cam, axis=1, keepdims=True)
+    class_part = jnp.sum(jnp.where(pres, per_cam - top_c, 0.0), axis=0)
+    zone_part = jnp.sum(jnp.where(pres, per_zone, 0.0), axis=0) + jnp.sum(
+        jnp.where(obs.silent[:, None], p.log_miss, 0.0), axis=0
+    )
+    top_z = jnp.max(zone_part)
+    const = jnp.sum(jnp.where(obs.present, top_c[:, 0], 0.0)) + top_z
+    const = const + p.emb_lognorm_shift * jnp.sum(obs.present)
+    return class_part[:, None] + (zone_part - top_z)[None, :], const
+
+
+def log_likelihood(p: Params, obs: ObsBatch) -> Array:
+    """log p(this fused observation | class, zone): [K1, Z] for one (unbatched) row."""
+    relative, const = _log_likelihood_parts(p, obs)
+    return relative + const
+
+
+def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
+    trans = p.trans[:, tod]  # [K1, Z, Z]
+
+    def tick(_: Array | int, b: Array) -> Array:
+        return jnp.einsum("kz,kzy->ky", b, trans)
+
+    # One tick is the common case: do it directly and loop only over the rest (a
+    # vmapped loop costs a select per iteration even where nothing is left to do).
+    once = jnp.where(steps >= 1, tick(0, belief), belief)
+    out: Array = jax.lax.fori_loop(1, jnp.maximum(steps, 1), tick, once)
+    return out
+
+
+def _update_one(p: Params, belief: Array, obs: ObsBatch) -> tuple[Array, Array]:
+    prior = jnp.where(obs.start, prior_belief(p), _predict(p, belief, obs.tod, obs.steps))
+    relative, const = _log_likelihood_parts(p, obs)
+    joint = jnp.log(prior) + relative
+    top = jnp.max(joint)
+    weights = jnp.exp(joint - top)
+    total = jnp.sum(weights)
+    return weights / total, const + top + jnp.log(total)
+
+
+def filter_update(p: Params, belief: Array, obs: ObsBatch) -> tuple[Array, Array]:
+    """One filter step for B tracks whose beliefs [B, K1, Z] are given in the batch's
+    order (``obs.track`` is ignored); returns the new beliefs and each row's log
+    p(observation | past). The dense form of :func:`step`, for callers that keep beliefs
+    aligned with their batches (replay, the GPU benchmark)."""
+    return jax.vmap(_update_one, in_axes=(None, 0, 0))(p, belief, obs)
+
+
+def init(p: Params, n_tracks: int) -> FilterState:
+    """A state of ``n_tracks`` track slots, each at the prior (reset again on ``start``)."""
+    belief = jnp.broadcast_to(prior_belief(p), (n_tracks, *p.log_init_zone.shape))
+    return FilterState(belief=belief, log_evidence=jnp.zeros(n_tracks, jnp.float32))
+
+
+@jax.jit
+def step(p: Params, state: FilterState, obs: ObsBatch) -> FilterState:
+    """Apply a batch of fused observations to the tracks it names; jitted.
+
+    Only the named slots change. Padding rows (track = N) read the prior and are dropped.
+    Compiles once per (N, B, Dims); new parameters of the same Dims never recompile.
+    """
+    belief = state.belief.at[obs.track].get(mode="fill", fill_value=1.0)
+    new_belief, increment = filter_update(p, belief, obs)
+    evidence = jnp.where(
+        obs.start, 0.0, state.log_evidence.at[obs.track].get(mode="fill", fill_value=0.0)
+    )
+    return FilterState(
+        belief=state.belief.at[obs.track].set(new_belief, mode="drop"),
+        log_evidence=state.log_evidence.at[obs.track].set(evidence + increment, mode="drop"),
+    )

@@ -1,0 +1,479 @@
+"""Recorder: taps a node's device boundary into MCAP files without ever blocking the node.
+
+The tap runs on the node's I/O path (and in every actor that sends), so it only appends
+the record to a bounded queue and returns; when the queue is full the record is dropped
+and counted. One writer thread encodes and writes, splitting files by size or duration.
+In snapshot mode nothing is written until :meth:`Recorder.trigger`: the writer keeps the
+last ``snapshot_seconds`` of records in memory and writes them to a file of their own::
+
+    recorder = Recorder(RecorderConfig(Path("runs/today")), node="edge").attach(node.devices)
+    ...
+    stats = recorder.close()       # flushes, finishes the last file, returns the counters
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import structlog
+
+from edgeloop.clock import Clock
+from edgeloop.errors import TraceError
+from edgeloop.messages import PROTOCOL_VERSION, FrameRef, encode, kind_of
+from edgeloop.trace._format import Direction
+from edgeloop.trace._reader import SNAPSHOT_MARK
+from edgeloop.trace._writer import DEFAULT_CHUNK_SIZE, Compression, TapLike, TraceWriter
+
+__all__ = [
+    "RECORDER_SERVICE",
+    "Recorder",
+    "RecorderConfig",
+    "RecorderStatistics",
+    "TapLike",
+    "TappablePort",
+]
+
+_log = structlog.get_logger("edgeloop.trace")
+
+RECORDER_SERVICE = "trace.recorder"
+"""Where a recording node offers its recorder in ``ActorSystem.services``: an actor that
+fetched a full frame may keep it in the trace with ``recorder.record_frame(...)``."""
+
+_SLICE = 512
+"""Records written between two checks of the file's size (fewer for small files: about
+one per kilobyte of ``max_bytes``), so a file overshoots its size by at most that many."""
+
+DRAIN_INTERVAL = 0.05
+"""Seconds between the writer's rounds (it writes everything queued in one go)."""
+
+
+class TappablePort(Protocol):
+    """The part of the node's ``DevicePort`` the recorder uses."""
+
+    def add_tap(self, tap: Callable[[Any], None]) -> Callable[[], None]: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecorderConfig:
+    """Where and how to record.
+
+    ``max_bytes`` / ``max_seconds`` start a new file once the current one is that big (on
+    disk, checked per chunk) or spans that much node-clock time; ``queue_size`` bounds the
+    records waiting for the writer (beyond it they are dropped and counted);
+    ``snapshot_seconds`` switches to snapshot mode; ``frame_budget`` is how many bytes of
+    full frames :meth:`Recorder.record_frame` may add in all.
+    """
+
+    out_dir: Path
+    name: str = "trace"
+    max_bytes: int | None = None
+    max_seconds: float | None = None
+    compression: Compression = "zstd"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    queue_size: int = 65536
+    snapshot_seconds: float | None = None
+    frame_budget: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.max_bytes is None or self.max_bytes > 0, "max_bytes must be > 0"),
+            (self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0"),
+            (self.queue_size > 0, "queue_size must be > 0"),
+            (self.chunk_size > 0, "chunk_size must be > 0"),
+            (
+                self.snapshot_seconds is None or self.snapshot_seconds > 0,
+                "snapshot_seconds must be > 0",
+            ),
+            (self.frame_budget >= 0, "frame_budget must be >= 0"),
+            (
+                self.compression in ("zstd", "lz4", "none"),
+                f"compression must be one of zstd, lz4, none, not {self.compression!r}",
+            ),
+            (bool(self.name) and "/" not in self.name, "name must be a plain file stem"),
+        ]
+        for ok, problem in checks:
+            if not ok:
+                raise ValueError(f"RecorderConfig: {problem}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecorderStatistics:
+    """``recorded`` records written (or held for a snapshot), ``dropped`` lost to a full
+    queue, ``frames``/``frames_skipped`` against the budget, and the files written."""
+
+    recorded: int
+    dropped: int
+    queued: int
+    frames: int
+    frames_skipped: int
+    files: tuple[Path, ...]
+    snapshots: tuple[Path, ...]
+    writer_cpu: float = 0.0
+    """CPU seconds the writer thread spent encoding and writing (what recording costs
+    the process, GIL included)."""
+
+
+class _Trigger:
+    __slots__ = ("done", "path", "reason")
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.path: Path | None = None
+        self.done = threading.Event()
+
+
+class _FrameItem:
+    __slots__ = ("data", "device", "ref", "ts")
+
+    def __init__(self, device: str, ref: FrameRef, data: bytes, ts: float) -> None:
+        self.device = device
+        self.ref = ref
+        self.data = data
+        self.ts = ts
+
+
+class Recorder:
+    """Records what a node's taps see; :meth:`tap` is the tap (never blocks).
+
+    ``clock`` is the node's: its reading now is the trace's start (``clock_start`` gives
+    it directly, for a node elsewhere); ``trigger_on`` writes a snapshot after each record
+    it returns True for (it runs on the writer thread, not on the node's path).
+    """
+
+    def __init__(
+        self,
+        config: RecorderConfig,
+        *,
+        clock: Clock | None = None,
+        node: str = "",
+        trigger_on: Callable[[TapLike], bool] | None = None,
+        clock_start: float | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._node = node
+        self._trigger_on = trigger_on
+        self._queue: deque[Any] = deque()
+        self._capacity = config.queue_size
+        # The writer wakes every DRAIN_INTERVAL, or early when the queue is half full:
+        # waking it per record would cost the node a thread switch per record.
+        self._high_water = max(1, config.queue_size // 2)
+        self._slice = (
+            _SLICE if config.max_bytes is None else max(8, min(_SLICE, config.max_bytes // 1024))
+        )
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._drop_lock = threading.Lock()
+        self._dropped = 0
+        self._frame_bytes = 0
+        self._frames_skipped = 0
+        self._recorded = 0
+        self._frames = 0
+        self._files: list[Path] = []
+        self._snapshots: list[Path] = []
+        self._index = itertools.count()
+        self._snapshot_index = itertools.count()
+        self._writer: TraceWriter | None = None
+        self._window: deque[tuple[Direction, str, str, bytes, float]] = deque()
+        self._closing = False
+        self._busy = False
+        self._writer_cpu = 0.0
+        self._controls = 0  # triggers and frames queued: the drain looks for them
+        self._detach: list[Callable[[], None]] = []
+        self._error: BaseException | None = None
+        try:
+            config.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            msg = f"cannot create the trace directory {config.out_dir}: {error}"
+            raise TraceError(msg) from error
+        self.clock_start = clock.now() if clock is not None else clock_start
+        self._thread = threading.Thread(target=self._run, name="edgeloop-recorder", daemon=True)
+        self._thread.start()
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def tap(self, record: TapLike) -> None:
+        """Queue ``record`` for the writer, or drop and count it if the queue is full."""
+        queue = self._queue
+        if len(queue) >= self._capacity or self._closing:
+            with self._drop_lock:
+                self._dropped += 1
+            return
+        queue.append(record)
+        if len(queue) == self._high_water:  # else the writer's next round picks it up
+            self._wake.set()
+
+    def record_frame(self, device: str, ref: FrameRef, data: bytes, ts: float) -> bool:
+        """Keep a full frame if the frame budget allows (False: skipped and counted)."""
+        with self._drop_lock:
+            if self._frame_bytes + len(data) > self.config.frame_budget:
+                self._frames_skipped += 1
+                return False
+            self._frame_bytes += len(data)
+            self._controls += 1
+        self._queue.append(_FrameItem(device, ref, bytes(data), ts))
+        self._wake.set()
+        return True
+
+    # -- control -----------------------------------------------------------------------
+
+    def attach(self, port: TappablePort) -> Self:
+        """Tap ``port`` (a node's ``DevicePort``) until :meth:`close`."""
+        self._detach.append(port.add_tap(self.tap))
+        _log.info("trace_recording", out_dir=str(self.config.out_dir), node=self._node)
+        return self
+
+    def trigger(self, reason: str = "", timeout: float | None = 10.0) -> Path | None:
+        """Write the snapshot window now (snapshot mode only); returns its file, or None
+        if the window was empty. Everything tapped before the call is in it."""
+        if self.config.snapshot_seconds is None:
+            msg = "trigger() needs snapshot mode: set RecorderConfig.snapshot_seconds"
+            raise TraceError(msg)
+        request = _Trigger(reason)
+        with self._drop_lock:
+            self._controls += 1
+        self._queue.append(request)
+        self._wake.set()
+        if not request.done.wait(timeout):
+            msg = f"the recorder did not write its snapshot within {timeout} s"
+            raise TraceError(msg)
+        return request.path
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every queued record has been handed to the writer."""
+        self._wake.set()
+        with self._idle:
+            return self._idle.wait_for(
+                lambda: (not self._queue and not self._busy) or self._error is not None, timeout
+            )
+
+    def statistics(self) -> RecorderStatistics:
+        with self._drop_lock:
+            dropped, skipped = self._dropped, self._frames_skipped
+        return RecorderStatistics(
+            recorded=self._recorded,
+            dropped=dropped,
+            queued=len(self._queue),
+            frames=self._frames,
+            frames_skipped=skipped,
+            files=tuple(self._files),
+            snapshots=tuple(self._snapshots),
+            writer_cpu=self._writer_cpu,
+        )
+
+    def close(self, timeout: float | None = 30.0) -> RecorderStatistics:
+        """Stop tapping, write what is queued, finish the file; returns the counters."""
+        for remove in self._detach:
+            remove()
+        self._detach.clear()
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+        stats = self.statistics()
+        if stats.dropped:
+            _log.warning("recorder_dropped", dropped=stats.dropped, recorded=stats.recorded)
+        if self._error is not None:
+            msg = f"the recorder failed while writing: {self._error}"
+            raise TraceError(msg) from self._error
+        return stats
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait(DRAIN_INTERVAL)
+                self._wake.clear()
+                self._drain()
+                if self._closing:
+                    self._drain()
+                    break
+        except BaseException as error:  # noqa: BLE001 (reported by close())
+            self._error = error
+            _log.error("recorder_failed", error=repr(error))
+            with self._idle:
+                self._idle.notify_all()
+        finally:
+            try:
+                self._finish_file()
+            except Exception as error:  # noqa: BLE001 (reported by close())
+                self._error = self._error or error
+                _log.error("recorder_finish_failed", error=repr(error))
+
+    def _drain(self) -> None:
+        began = time.thread_time()
+        try:
+            self._drain_queue()
+        finally:
+            self._writer_cpu += time.thread_time() - began
+        with self._idle:
+            self._busy = False
+            self._idle.notify_all()
+
+    def _drain_queue(self) -> None:
+        queue = self._queue
+        popleft = queue.popleft
+        self._busy = True
+        while queue:
+            batch = [popleft() for _ in range(len(queue))]
+            if not self._controls:  # the usual case: records only
+                self._write_records(batch)
+                continue
+            records: list[TapLike] = []
+            for item in batch:
+                kind = item.__class__
+                if kind is _Trigger or kind is _FrameItem:
+                    self._write_records(records)
+                    records = []
+                    with self._drop_lock:
+                        self._controls -= 1
+                    if kind is _Trigger:
+                        self._write_snapshot(item)
+                    else:
+                        self._write_frame(item)
+                else:
+                    records.append(item)
+            self._write_records(records)
+
+    def _write_records(self, records: list[TapLike]) -> None:
+        if not records:
+            return
+        self._recorded += len(records)
+        if self.config.snapshot_seconds is not None:
+            self._hold(records)
+            return
+        size = self._slice  # a size split looks once per slice
+        for begin in range(0, len(records), size):
+            self._write_slice(records[begin : begin + size])
+
+    def _write_slice(self, records: list[TapLike]) -> None:
+        writer = self._file_for(records[0].ts)
+        limit = self.config.max_seconds
+        if limit is None:
+            writer.write_records(records)
+            return
+        first = writer.first_ts if writer.first_ts is not None else records[0].ts
+        start = 0
+        for index, record in enumerate(records):
+            if record.ts - first >= limit:  # this record opens the next file
+                writer.write_records(records[start:index])
+                self._finish_file()
+                writer = self._file_for(record.ts)
+                first, start = record.ts, index
+        writer.write_records(records[start:])
+
+    def _hold(self, records: list[TapLike]) -> None:
+        """Snapshot mode: keep the window, and snapshot where ``trigger_on`` says so."""
+        window = self._window
+        seconds = self.config.snapshot_seconds
+        assert seconds is not None
+        for record in records:
+            message = record.message
+            window.append(
+                (record.direction, record.device, kind_of(message), encode(message), record.ts)
+            )
+            horizon = record.ts - seconds
+            while window and window[0][4] < horizon:
+                window.popleft()
+            if self._trigger_on is not None and self._trigger_on(record):
+                self._write_snapshot(_Trigger("trigger_on"))
+
+    def _write_frame(self, item: _FrameItem) -> None:
+        self._frames += 1
+        if self.config.snapshot_seconds is not None:
+            return  # frames are not part of snapshots
+        self._file_for(item.ts).write_frame(item.device, item.ref, item.data, item.ts)
+
+    def _write_snapshot(self, request: _Trigger) -> None:
+        try:
+            if not self._window:
+                return
+            index = next(self._snapshot_index)
+            path = self.config.out_dir / f"{self.config.name}{SNAPSHOT_MARK}{index:04d}.mcap"
+            writer = TraceWriter(
+                path,
+                compression=self.config.compression,
+                chunk_size=self.config.chunk_size,
+                info=self._info(
+                    snapshot=request.reason or "trigger", clock_start=self._window[0][4]
+                ),
+            )
+            for direction, device, kind, data, ts in self._window:
+                writer.write_encoded(direction, device, kind, data, ts)
+            writer.close({"recorded": len(self._window), "dropped": self._dropped})
+            self._snapshots.append(path)
+            request.path = path
+            _log.info("trace_snapshot_written", path=str(path), records=len(self._window))
+        finally:
+            request.done.set()
+
+    def _file_for(self, ts: float) -> TraceWriter:
+        writer = self._writer
+        config = self.config
+        if writer is not None and (
+            (config.max_bytes is not None and writer.size >= config.max_bytes)
+            or (
+                config.max_seconds is not None
+                and writer.first_ts is not None
+                and ts - writer.first_ts >= config.max_seconds
+            )
+        ):
+            self._finish_file()
+            writer = None
+        if writer is None:
+            index = next(self._index)
+            path = config.out_dir / f"{config.name}_{index:04d}.mcap"
+            chunk = config.chunk_size
+            if config.max_bytes is not None:
+                chunk = max(1024, min(chunk, config.max_bytes // 8))
+            writer = TraceWriter(
+                path, compression=config.compression, chunk_size=chunk, info=self._info(split=index)
+            )
+            self._writer = writer
+            self._files.append(path)
+        return writer
+
+    def _finish_file(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with self._drop_lock:
+                dropped = self._dropped
+            writer.close(
+                {
+                    "messages": writer.messages,
+                    "recorded_total": self._recorded,
+                    "dropped_total": dropped,
+                    "frames_skipped_total": self._frames_skipped,
+                }
+            )
+
+    def _info(self, **extra: object) -> dict[str, str]:
+        info: dict[str, str] = {
+            "node": self._node,
+            "wall_start": datetime.datetime.now(datetime.UTC).isoformat(),
+            "protocol_version": str(PROTOCOL_VERSION),
+        }
+        if self.clock_start is not None:
+            info["clock_start"] = repr(self.clock_start)
+        info.update({k: repr(v) if isinstance(v, float) else str(v) for k, v in extra.items()})
+        return info
