@@ -174,6 +174,8 @@ def test_a_device_over_a_real_link_is_routed_acked_and_seen_going_down() -> None
         stranger = Peer("cam-9", role="device", peers=(address,)).start()
         try:
             assert next_seen(DeviceUp) == DeviceUp("cam-1", False)
+            camera.up("edge")  # the device's side of the link is ready too
+            stranger.up("edge")
             assert camera.endpoint.send("edge", event(1))
             assert next_seen(DeviceMessage).message == event(1)
             peer, ack = camera.message()
