@@ -331,8 +331,6 @@ class Event(_Message, frozen=True, kw_only=True, tag="event"):
 
     ``seq`` starts at 1 and grows by one per event; ``embedding`` is int8 values, one byte
     each; ``head_version`` and ``config_version`` are what the device runs now.
-    ``thumbnail`` is a small grey image of the frame (square, row-major ``uint8``: its side
-    is the square root of its length), empty when the device sends none.
     """
 
     device: Name
@@ -346,7 +344,6 @@ class Event(_Message, frozen=True, kw_only=True, tag="event"):
     head_version: Version
     config_version: Version
     extra: Extra = {}
-    thumbnail: Annotated[bytes, Meta(max_length=4096)] = b""
 
 
 class EventAck(_Message, frozen=True, kw_only=True, tag="event_ack"):

@@ -55,7 +55,6 @@ SAMPLES: list[m.Message] = [
         head_version=3,
         config_version=2,
         extra={"night": True, "lux": 3, "temp": 21.5, "note": "rain"},
-        thumbnail=bytes(range(16)),
     ),
     m.Event(
         device="cam-2",

@@ -53,12 +53,9 @@ from edgeloop.sensors.device._source import Observation, TrapView
 from edgeloop.sensors.device._state import StateFile
 from edgeloop.sensors.device._trap import CatchLog, TrapMechanism
 
-__all__ = ["DeviceCore", "ServeFrame", "PushFrame", "Action", "THUMBNAIL"]
+__all__ = ["DeviceCore", "ServeFrame", "PushFrame", "Action"]
 
 _log = structlog.get_logger("edgeloop.sensors.device")
-
-THUMBNAIL = 16
-"""Side in pixels of the grey thumbnail an event carries (256 bytes)."""
 
 _STATUS_GAP = 0.5
 """Least seconds between two status reports prompted by a change (a burst of evictions
@@ -135,7 +132,6 @@ class DeviceCore:
         self._frames = 0
         self._last_capture: float | None = None
         self._last_frame: tuple[object, FrameRef | None] = (None, None)
-        self._last_thumb: tuple[object, bytes] = (None, b"")
         self._status_due: float | None = 0.0  # send one at the first chance
         self._status_sent = -1e18
         self._save()
@@ -268,7 +264,6 @@ class DeviceCore:
             return []
         self._last_capture = observation.t
         ref = self._keep_frame(observation, now)
-        thumb = self._thumbnail(observation)
         if settings.report_mode == "off":
             self.counters["not_reported"] += 1
             return []
@@ -301,7 +296,6 @@ class DeviceCore:
                 head_version=self.head_version,
                 config_version=self.config_version,
                 extra=extra,
-                thumbnail=thumb,
             )
 
         added = self.outbox.add(build)
@@ -323,25 +317,6 @@ class DeviceCore:
         if settings.report_mode == "full" and ref is not None:
             return [PushFrame(ref)]
         return []
-
-    def _thumbnail(self, observation: Observation) -> bytes:
-        """A ``THUMBNAIL`` x ``THUMBNAIL`` grey image of the frame (block means), cached
-        for the other detections of the same frame."""
-        frame = observation.frame
-        if frame is None or frame.ndim != 2 or min(frame.shape) < THUMBNAIL:
-            return b""
-        if frame is self._last_thumb[0]:
-            return self._last_thumb[1]
-        h, w = (n // THUMBNAIL * THUMBNAIL for n in frame.shape)
-        bh, bw = h // THUMBNAIL, w // THUMBNAIL
-        # Two integer sums (along rows, then down columns) beat one float mean over two
-        # axes by a third, with the same rounded result.
-        rows = frame[:h, :w].reshape(h, THUMBNAIL, bw).sum(axis=2, dtype=np.uint32)
-        sums = rows.reshape(THUMBNAIL, bh, THUMBNAIL).sum(axis=1)
-        area = bh * bw
-        thumb = bytes(((sums + area // 2) // area).astype(np.uint8).tobytes())
-        self._last_thumb = (frame, thumb)
-        return thumb
 
     def _keep_frame(self, observation: Observation, now: float) -> FrameRef | None:
         if observation.frame is None:

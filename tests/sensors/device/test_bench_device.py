@@ -11,7 +11,7 @@ from edgeloop.bench.device import Sizes, run_device
 
 EXPECTED = {
     "journalled_event": ("µs", "in-memory outbox", "<= 2"),
-    "frame_keep": ("µs", "numpy copy, crc32, block mean", "<= 1.5"),
+    "frame_keep": ("µs", "numpy copy and crc32", "<= 1.5"),
     "journal_recovery": ("µs", "msgspec list decode", "<= 3"),
 }
 
