@@ -88,6 +88,7 @@ __all__ = [
     "InvalidRequestError",
     "FrameError",
     "LearningError",
+    "KnowledgeError",
     "ObservationError",
     "ClassCapacityError",
     "TraceError",
@@ -307,6 +308,16 @@ class ObservationError(LearningError, ValueError):
 class ClassCapacityError(LearningError):
     """Every class slot is taken, so no class can be added; build the model with a larger
     ``classes`` capacity (that recompiles once) or retire a class first."""
+
+
+class KnowledgeError(LearningError, ValueError):
+    """Open-world input cannot be used (examples of the wrong shape, not finite, too few
+    to calibrate, an unknown class name, a head over its size budget); ``field`` names
+    the bad part. The model is unchanged: fix the input and call again."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class TraceError(EdgeloopError):

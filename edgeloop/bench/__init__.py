@@ -21,6 +21,7 @@ from edgeloop.bench._report import Result, SuiteResult, check_goal, print_table,
 from edgeloop.bench.actors import run_actors
 from edgeloop.bench.bulk import run_bulk
 from edgeloop.bench.device import run_device
+from edgeloop.bench.knowledge import run_knowledge
 from edgeloop.bench.learner import run_learner
 from edgeloop.bench.link import run_link
 from edgeloop.bench.sensors import run_sensors
@@ -49,6 +50,7 @@ SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
         "world": run_world,
         "learner": run_learner,
         "trace": run_trace,
+        "knowledge": run_knowledge,
     }
 )
 """Every suite by name: ``SUITES[name](quick)`` runs it."""
