@@ -39,9 +39,10 @@ def test_every_figure_is_reported(knowledge: SuiteResult):
     assert [r.name for r in knowledge.results] == list(EXPECTED)
     for result in knowledge.results:
         assert (result.unit, result.anchor_name) == EXPECTED[result.name]
-        assert result.edgeloop >= 0 and result.anchor > 0
+        assert result.edgeloop >= 0
+        assert result.anchor > 0
         if result.unit != "ms":
-            assert result.edgeloop <= 1.0 and result.anchor <= 1.0
+            assert max(result.edgeloop, result.anchor) <= 1.0
 
 
 def test_issue_targets_are_met(knowledge: SuiteResult):
@@ -54,4 +55,4 @@ def test_issue_targets_are_met(knowledge: SuiteResult):
 
 def test_document_is_json(knowledge: SuiteResult):
     document = json.loads(json.dumps(knowledge.to_json(), allow_nan=False))
-    assert document["suite"] == "knowledge" and document["environment"]["repeats"] == 1
+    assert (document["suite"], document["environment"]["repeats"]) == ("knowledge", 1)

@@ -50,7 +50,7 @@ def test_posteriors_follow_the_niw_update(model: openworld.OpenWorld):
     shift = mean - p.mean
     expected_psi = p.psi + scatter + p.kappa * n / (p.kappa + n) * np.outer(shift, shift)
     k = model.labels.index("c2")
-    assert model.counts[k] == n and model.kappa[k] == p.kappa + n and model.nu[k] == p.nu + n
+    assert (model.counts[k], model.kappa[k], model.nu[k]) == (n, p.kappa + n, p.nu + n)
     np.testing.assert_allclose(model.means[k], (p.kappa * p.mean + n * mean) / (p.kappa + n))
     np.testing.assert_allclose(model.psi[k], expected_psi)
     pooled = openworld.pooled_covariance(x, labels)
@@ -89,8 +89,8 @@ def test_threshold_gives_the_calibrated_false_alarm_rate(model: openworld.OpenWo
 def test_learn_a_class_from_five_examples_then_name_it(model: openworld.OpenWorld):
     rng = np.random.default_rng(6)
     grown, name = openworld.learn_class(model, sample(NOVEL, 5, rng))
-    assert name == "species-5" and grown.labels[-1] == name
-    assert grown.version == model.version + 1 and len(model.labels) == 4  # model unchanged
+    assert (name, grown.labels[-1]) == ("species-5", name)
+    assert (grown.version, len(model.labels)) == (model.version + 1, 4)  # model unchanged
     novel = sample(NOVEL, 500, rng)
     assert np.mean(np.array(grown.labels)[openworld.classify(grown, novel)] == name) > 0.9
     x, labels = known_data(200, 7)
@@ -98,7 +98,7 @@ def test_learn_a_class_from_five_examples_then_name_it(model: openworld.OpenWorl
     after = np.mean(np.array(grown.labels)[openworld.classify(grown, x)] == np.array(labels))
     assert before - after <= 0.01
     named = openworld.name_class(grown, name, "opossum")
-    assert named.labels[-1] == "opossum" and named.version == grown.version + 1
+    assert (named.labels[-1], named.version) == ("opossum", grown.version + 1)
     np.testing.assert_array_equal(named.means, grown.means)
 
 
@@ -160,7 +160,7 @@ def test_compiled_head_is_what_a_device_compiles_and_accepts(model: openworld.Op
     grown, name = openworld.learn_class(model, sample(NOVEL, 5, np.random.default_rng(8)))
     held_out, _ = known_data(500, 9)
     spec = head_compiler.compile_openworld_head(grown, held_out, extractor="synthetic", fpr=0.05)
-    assert spec.version == grown.version and spec.labels == grown.labels
+    assert (spec.version, spec.labels) == (grown.version, grown.labels)
     theirs = compile_head(
         grown.means,
         head_compiler.head_covariance(grown),
