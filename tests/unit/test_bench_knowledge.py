@@ -21,6 +21,7 @@ EXPECTED = {
     "digits_new_class_acc_1shot": ("fraction", "nearest centroid"),
     "digits_known_acc_drop": ("fraction", "tolerance 0.01"),
     "digits_device_new_class_acc_5shot": ("fraction", "nearest centroid"),
+    "digits_track_auroc_3frames": ("AUROC", "one frame"),
     "digits_false_alarm_rate": ("fraction", "calibrated 0.01"),
     "learn_and_compile_ms": ("ms", "scikit-learn LDA refit"),
 }

@@ -8,7 +8,8 @@ spread). NEW is that prior's Student-t predictive, so "how novel is ``x``" is th
 form log-odds of NEW against the known mixture:
 
 - **notice**: :func:`novelty_scores` over a threshold from :func:`calibrate_threshold`
-  (the quantile that passes 1% of held-out known embeddings);
+  (the quantile that passes 1% of held-out known embeddings); :func:`track_novelty`
+  pools a whole track's frames;
 - **learn**: :func:`learn_class` turns ``k`` examples into class ``K+1`` (named
   ``species-<K+1>`` until :func:`name_class`); with few examples its covariance is
   essentially the pooled one, which is why 1 to 5 examples suffice.
@@ -35,6 +36,7 @@ __all__ = [
     "predictive_logpdf",
     "classify",
     "novelty_scores",
+    "track_novelty",
     "calibrate_threshold",
     "is_novel",
     "learn_class",
@@ -100,6 +102,20 @@ def _niw_update(prior: NiwPrior, x: Floats) -> tuple[float, float, Floats, Float
     shift = mean - prior.mean
     psi = prior.psi + centred.T @ centred + (prior.kappa * n / kappa) * np.outer(shift, shift)
     return kappa, prior.nu + n, (prior.kappa * prior.mean + n * mean) / kappa, psi
+
+
+def _log_marginal(prior: NiwPrior, x: Floats) -> float:
+    """log p(x_1..n) with the mean and covariance integrated out under ``prior``."""
+    n, d = x.shape
+    kappa, nu, _, psi = _niw_update(prior, x)
+    half = np.arange(d) / 2.0
+    return float(
+        np.sum(gammaln(nu / 2.0 - half) - gammaln(prior.nu / 2.0 - half))
+        + prior.nu / 2.0 * np.linalg.slogdet(prior.psi)[1]
+        - nu / 2.0 * np.linalg.slogdet(psi)[1]
+        + d / 2.0 * np.log(prior.kappa / kappa)
+        - n * d / 2.0 * np.log(np.pi)
+    )
 
 
 def pooled_covariance(x: npt.ArrayLike, labels: Sequence[str]) -> Floats:
@@ -204,6 +220,20 @@ def novelty_scores(model: OpenWorld, embeddings: npt.ArrayLike) -> Floats:
     logp = predictive_logpdf(model, embeddings)
     known = logsumexp(logp[:, :-1], axis=1) - np.log(len(model.labels))
     return np.asarray(logp[:, -1] - known)
+
+
+def track_novelty(model: OpenWorld, embeddings: npt.ArrayLike) -> float:
+    """Log-odds that one track's embeddings (all of one animal) come from NEW rather than
+    from one of the known classes: the NIW marginal likelihoods of the whole track, so
+    evidence accumulates over frames without treating them as independent draws."""
+    x = _as_examples(embeddings, model.dim, "embeddings")
+    known = [
+        _log_marginal(
+            NiwPrior(model.means[k], float(model.kappa[k]), float(model.nu[k]), model.psi[k]), x
+        )
+        for k in range(len(model.labels))
+    ]
+    return _log_marginal(model.prior, x) - float(logsumexp(known)) + float(np.log(len(known)))
 
 
 def calibrate_threshold(

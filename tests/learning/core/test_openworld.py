@@ -203,3 +203,54 @@ def test_head_distances_refuse_wrong_shapes(model: openworld.OpenWorld):
     spec = head_compiler.compile_openworld_head(model, held_out, extractor="synthetic")
     with pytest.raises(KnowledgeError, match=r"shape \(n, 4\)"):
         head_compiler.head_distances(spec, np.zeros((3, 5)))
+
+
+def test_track_novelty_is_the_chain_of_sequential_predictives(model: openworld.OpenWorld):
+    track = sample(NOVEL, 4, np.random.default_rng(13))
+    # oracle: p(x1..n | class) = prod_i p(x_i | x_<i, class), each a Student-t predictive
+    chains = []
+    for k in range(len(model.labels) + 1):
+        total = 0.0
+        for i, row in enumerate(track):  # the class's posterior after the earlier frames
+            grown = _absorb(model, k, track[:i]) if i else model
+            total += float(openworld.predictive_logpdf(grown, row[None, :])[0, k])
+        chains.append(total)
+    known = np.logaddexp.reduce(chains[:-1]) - np.log(len(model.labels))
+    assert openworld.track_novelty(model, track) == pytest.approx(chains[-1] - known, rel=1e-9)
+    one = openworld.track_novelty(model, track[:1])
+    assert one == pytest.approx(float(openworld.novelty_scores(model, track[:1])[0]), rel=1e-9)
+
+
+def test_track_novelty_grows_with_evidence(model: openworld.OpenWorld):
+    rng = np.random.default_rng(14)
+    novel = sample(NOVEL, 6, rng)
+    known = sample(CENTRES[1], 6, rng)
+    assert openworld.track_novelty(model, novel) > openworld.track_novelty(model, novel[:2]) > 0
+    assert openworld.track_novelty(model, known) < 0
+
+
+def _absorb(model: openworld.OpenWorld, k: int, x: np.ndarray) -> openworld.OpenWorld:
+    """``model`` with class ``k`` (or NEW, ``k == len(labels)``) updated by ``x`` through
+    the textbook NIW update, written independently of the module's."""
+    p = model.prior
+    if k == len(model.labels):
+        kappa, nu, mean, psi = p.kappa, p.nu, p.mean, p.psi
+    else:
+        kappa, nu, mean, psi = model.kappa[k], model.nu[k], model.means[k], model.psi[k]
+    n, xbar = len(x), x.mean(axis=0)
+    s = (x - xbar).T @ (x - xbar)
+    new = (
+        kappa + n,
+        nu + n,
+        (kappa * mean + n * xbar) / (kappa + n),
+        psi + s + kappa * n / (kappa + n) * np.outer(xbar - mean, xbar - mean),
+    )
+    if k == len(model.labels):
+        return dataclasses.replace(model, prior=openworld.NiwPrior(new[2], new[0], new[1], new[3]))
+    return dataclasses.replace(
+        model,
+        kappa=np.r_[model.kappa[:k], new[0], model.kappa[k + 1 :]],
+        nu=np.r_[model.nu[:k], new[1], model.nu[k + 1 :]],
+        means=np.vstack([model.means[:k], new[2][None], model.means[k + 1 :]]),
+        psi=np.concatenate([model.psi[:k], new[3][None], model.psi[k + 1 :]]),
+    )
