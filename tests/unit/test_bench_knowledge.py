@@ -1,4 +1,4 @@
-"""The knowledge suite runs (one draw per held-out class) and reports every figure.
+"""The knowledge suite runs (quick: three draws per held-out class) and reports every figure.
 
 Quality targets of issue 7 are asserted on the figures (they are deterministic under the
 suite's seed); speed is never asserted, only reported.
@@ -12,7 +12,7 @@ import pytest
 
 from edgeloop import bench
 from edgeloop.bench import SuiteResult
-from edgeloop.bench.knowledge import TARGETS, Sizes, run_knowledge
+from edgeloop.bench.knowledge import QUICK, TARGETS, run_knowledge
 
 EXPECTED = {
     "digits_auroc_cloud": ("AUROC", "LDA Mahalanobis"),
@@ -29,7 +29,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def knowledge() -> SuiteResult:
-    return run_knowledge(True, sizes=Sizes(repeats=1))
+    return run_knowledge(True)
 
 
 def test_knowledge_suite_is_registered():
@@ -56,4 +56,4 @@ def test_issue_targets_are_met(knowledge: SuiteResult):
 
 def test_document_is_json(knowledge: SuiteResult):
     document = json.loads(json.dumps(knowledge.to_json(), allow_nan=False))
-    assert (document["suite"], document["environment"]["repeats"]) == ("knowledge", 1)
+    assert (document["suite"], document["environment"]["repeats"]) == ("knowledge", QUICK.repeats)
