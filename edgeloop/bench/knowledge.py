@@ -34,17 +34,19 @@ import dataclasses
 import os
 import platform
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from edgeloop.bench._report import Result, SuiteResult
 from edgeloop.errors import EdgeloopInternalError
-from edgeloop.learning.core import head_compiler, openworld
 from edgeloop.messages import encode_head
 from edgeloop.sensors import Head, check_head, compile_head, load_head
 from edgeloop.sensors.world import FeatureExtractor
+
+if TYPE_CHECKING:  # importing the learning core loads JAX: only when the suite runs
+    from edgeloop.learning.core import openworld
 
 __all__ = ["run_knowledge", "QUICK", "FULL", "Sizes", "TARGETS"]
 
@@ -143,6 +145,8 @@ def _holds(goal: str, value: float) -> bool:
 
 
 def _one_class_out(novel: int, sizes: Sizes, rng: np.random.Generator, tally: _Tally) -> None:
+    from edgeloop.learning.core import openworld
+
     extractor = FeatureExtractor([d for d in range(10) if d != novel], sizes.dim)
     x, y = extractor.gallery()
     names = [str(c) for c in y]
@@ -192,6 +196,8 @@ def _track_auroc(
     tracks: int = 60,
 ) -> float:
     """Novelty AUROC of 3-frame tracks: frames of one known class against novel ones."""
+    from edgeloop.learning.core import openworld
+
     known = []
     for _ in range(tracks):
         rows = np.flatnonzero(truth == truth[rng.integers(len(truth))])
@@ -208,6 +214,8 @@ def _device_head(
 ) -> Head:
     """Compile the head, check it as a device would (bytes and all), and check that it is
     what the sensors' own compiler makes from the same means and covariance."""
+    from edgeloop.learning.core import head_compiler
+
     spec = head_compiler.compile_openworld_head(model, held_out, extractor=extractor.id)
     head = load_head(encode_head(spec), extractor=extractor.id, dim=extractor.dim)
     theirs = compile_head(
@@ -227,6 +235,8 @@ def _device_head(
 
 
 def _labels(model: openworld.OpenWorld, x: Int8s) -> npt.NDArray[np.str_]:
+    from edgeloop.learning.core import openworld
+
     return np.asarray(np.array(model.labels)[openworld.classify(model, x)])
 
 
