@@ -24,6 +24,9 @@ rows calibrate the thresholds, odd rows test. Rows (``edgeloop`` field = our val
 - ``learn_and_compile_ms``: learn the class, compile and check its head, against
   refitting scikit-learn's LDA on all the data.
 
+Then the ``yard_*`` rows (``_knowledge_yard``): the same core on the ``opossum`` yard's
+own camera detections (frames to notice, false alarms, 5-shot class, known-accuracy drop).
+
 The issue's absolute targets and whether each is met are in the environment's
 ``targets``; the rows' goals compare with the anchors.
 """
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from edgeloop.bench._knowledge_yard import yard_rows
 from edgeloop.bench._report import Result, SuiteResult
 from edgeloop.errors import EdgeloopInternalError
 from edgeloop.messages import encode_head
@@ -120,6 +124,7 @@ def run_knowledge(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteRe
             "<= 1",
         ),
     ]
+    results += yard_rows()
     values = {r.name: r.edgeloop for r in results}
     targets = {
         name: {"goal": goal, "value": values[name], "met": _holds(goal, values[name])}

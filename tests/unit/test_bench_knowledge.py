@@ -24,6 +24,10 @@ EXPECTED = {
     "digits_track_auroc_3frames": ("AUROC", "one frame"),
     "digits_false_alarm_rate": ("fraction", "calibrated 0.01"),
     "learn_and_compile_ms": ("ms", "scikit-learn LDA refit"),
+    "yard_frames_to_notice": ("frames", "device gate (5% FPR)"),
+    "yard_false_alarm_rate": ("fraction", "calibrated 0.01"),
+    "yard_new_class_acc_5shot": ("fraction", "device head"),
+    "yard_known_acc_drop": ("fraction", "tolerance 0.01"),
 }
 
 
@@ -42,7 +46,7 @@ def test_every_figure_is_reported(knowledge: SuiteResult):
         assert (result.unit, result.anchor_name) == EXPECTED[result.name]
         assert result.edgeloop >= 0
         assert result.anchor > 0
-        if result.unit != "ms":
+        if result.unit not in ("ms", "frames"):
             assert max(result.edgeloop, result.anchor) <= 1.0
 
 
