@@ -270,8 +270,9 @@ def learn_class(
     ``label``, or ``species-<K+1>`` until a user names it."""
     x = _as_examples(examples, model.dim, "examples")
     name = label if label is not None else f"species-{len(model.labels) + 1}"
-    if name in model.labels:
-        raise KnowledgeError(f"class {name!r} already exists; choose another name", field="label")
+    if name in model.labels or not name:
+        msg = f"class name {name!r} is empty or already exists; choose another name"
+        raise KnowledgeError(msg, field="label")
     return _append(model, x, name), name
 
 

@@ -131,9 +131,10 @@ def test_bad_examples_are_refused(model: openworld.OpenWorld, examples: object, 
 
 
 def test_bad_vocabulary_operations_are_refused(model: openworld.OpenWorld):
-    with pytest.raises(KnowledgeError, match="already exists") as error:
-        openworld.learn_class(model, NOVEL[None, :], "c1")
-    assert error.value.field == "label"
+    for taken in ("c1", ""):
+        with pytest.raises(KnowledgeError, match="empty or already exists") as error:
+            openworld.learn_class(model, NOVEL[None, :], taken)
+        assert error.value.field == "label"
     with pytest.raises(KnowledgeError, match="no class 'zebra'"):
         openworld.name_class(model, "zebra", "horse")
     with pytest.raises(KnowledgeError, match="taken"):
