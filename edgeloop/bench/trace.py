@@ -32,7 +32,7 @@ from edgeloop.actors import Actor
 from edgeloop.bench._measure import interleave, median, timed_section
 from edgeloop.bench._report import Result, SuiteResult
 from edgeloop.clock import Clock
-from edgeloop.messages import Event, EventAck, Message
+from edgeloop.messages import DeviceStatus, Event, EventAck, Message
 from edgeloop.sensors import SensorTwin
 from edgeloop.supervisor import ChildSpec, DeviceMessage, Node, device_port
 from edgeloop.trace import (
@@ -107,6 +107,23 @@ def _twin_node(sizes: Sizes, done: _Done) -> Node:
         for d in _devices(sizes)
     ]
     return Node("bench-trace-twins", children=children, seed=1)
+
+
+def _hello(device: str) -> DeviceStatus:
+    """A device's first report: its stream starts at seq 1 (a fresh twin waits for it)."""
+    return DeviceStatus(
+        device=device,
+        ts=0.0,
+        boot=1,
+        next_seq=1,
+        oldest_seq=1,
+        outbox_depth=0,
+        outbox_dropped=0,
+        frames_held=0,
+        frames_evicted=0,
+        head_version=1,
+        config_version=1,
+    )
 
 
 def _events(sizes: Sizes, count: int, first_seq: int = 1) -> list[Event]:
@@ -214,6 +231,8 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
         delivered = _Done()
         with _twin_node(sizes, delivered) as node:
             node.devices.set_sink(lambda device, message: True)
+            for device in _devices(sizes):  # as a device does when its link comes up
+                node.devices.inject(device, _hello(device))
             next_seq = itertools.count(0)
 
             def fresh() -> list[Event]:  # twins drop repeats: every round numbers anew
