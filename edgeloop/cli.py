@@ -357,6 +357,29 @@ def demo_supervision(
     raise typer.Exit(run_demo(seconds))
 
 
+@demo_app.command("yard")
+def demo_yard(
+    seconds: Annotated[
+        float | None, typer.Option(help="Stop after this many wall seconds (default: the end).")
+    ] = None,
+    scenario: Annotated[str, typer.Option(help="A shipped scenario's name or a TOML file.")] = (
+        "calm"
+    ),
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 20.0,
+    seed: Annotated[int | None, typer.Option(help="World seed (default: the scenario's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run the yard app with a scenario's devices as processes; show it, then score it."""
+    from edgeloop.apps.yard_demo import run_demo
+
+    configure_logging(level=logging.WARNING)
+    try:
+        run_demo(seconds=seconds, scenario=scenario, speed=speed, seed=seed, as_json=as_json)
+    except ConfigError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+
 @app.command("bench")
 def bench(
     suite: Annotated[str, typer.Argument(help="The suite to run, such as 'actors'.")],

@@ -1,0 +1,279 @@
+"""The yard application: the actors of :data:`APP_FILE` and the learner's model of a yard.
+
+Tree (``yard.toml``; strategies by what each failure must restart)::
+
+    root (one_for_one)
+    ├── devices   YardDevices: one twin per camera and trap (one_for_one: a twin is alone)
+    ├── traps     TrapRelay per trap, between the learner and the trap's twin (one_for_one)
+    └── pipeline  (rest_for_one: a stage's crash restarts the stages after it, so the
+        │          learner restarts and asks every twin for the events it lacks)
+        ├── functions  EventStage: the app's event functions, before fusion
+        ├── fusion     YardFusion: a FusionGroup over the scenario's cameras
+        ├── repair     GibbsRepair (idle unless the learner learns; see docs/yard.md)
+        └── learner    YardLearner: decides every trap, tells its TrapRelay
+
+Every actor takes plain app-file arguments and builds its configuration from the
+scenario (``scenario = "calm"``), so the app file stays data.
+
+Knowledge-cycle hook (the opossum; its pure core is another issue): the learner already
+tells every ``Decision`` to ``decisions_to`` and answers ``GetBelief``; the cycle's actor
+goes in ``pipeline`` after the learner, listed in the learner's ``decisions_to``, reads
+the beliefs of tracks of the "new" class and sends ``HeadUpdate``s through the camera twins
+under ``/devices``. Nothing else in this tree needs to change for it.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeloop.actors import Actor
+from edgeloop.apps.yard_functions import FunctionChain, build_chain
+from edgeloop.errors import EdgeloopError
+from edgeloop.learning import (
+    FusionConfig,
+    FusionGroup,
+    Learner,
+    LearnerConfig,
+    TrapConfig,
+)
+from edgeloop.messages import Command, Event
+from edgeloop.sensors import Devices
+from edgeloop.sensors.world import Scenario, World, load_scenario
+
+__all__ = [
+    "APP_FILE",
+    "EventStage",
+    "GetLog",
+    "TrapRelay",
+    "YardDevices",
+    "YardFusion",
+    "YardLearner",
+    "yard_learner_config",
+    "yard_model",
+]
+
+APP_FILE = Path(__file__).with_name("yard.toml")
+
+
+class GetLog:
+    """Ask an EventStage or a TrapRelay for its timing log and counters."""
+
+
+def _adjacency(scenario: Scenario) -> dict[str, list[str]]:
+    return {zone.id: list(zone.adjacent) for zone in scenario.zones if zone.adjacent}
+
+
+class YardDevices(Devices):
+    """The twins of every camera and trap of ``scenario``; cameras report to ``subscribers``."""
+
+    def __init__(self, scenario: str, subscribers: Sequence[str] = (), **kwargs: Any) -> None:
+        loaded = load_scenario(scenario)
+        devices: list[dict[str, Any]] = [{"name": camera.id} for camera in loaded.cameras]
+        devices += [
+            {"name": zone.id, "kind": "trap", "subscribers": []}
+            for zone in loaded.zones
+            if zone.trap
+        ]
+        super().__init__(devices, subscribers, **kwargs)
+
+
+class EventStage(Actor):
+    """Runs the app's event functions on each Event and passes survivors ``downstream``.
+
+    Notes each event's arrival (``perf_counter``), so a demo can measure event to
+    actuation; ``GetLog`` answers ``{"arrivals": [...], "failures": ..., "dropped": ...}``.
+    """
+
+    def __init__(
+        self, downstream: str, functions: Sequence[Mapping[str, Any]] = (), keep: int = 100_000
+    ) -> None:
+        self.downstream = downstream
+        self.chain: FunctionChain = build_chain(functions)
+        self.arrivals: collections.deque[tuple[float, str, int]] = collections.deque(maxlen=keep)
+        self.passed = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Event):
+            self.arrivals.append((time.perf_counter(), message.device, message.seq))
+            event = self.chain(message)
+            if event is not None:
+                self.passed += 1
+                self.system.tell(self.downstream, event)
+            return None
+        if isinstance(message, GetLog):
+            return {
+                "arrivals": list(self.arrivals),
+                "passed": self.passed,
+                "failures": dict(self.chain.failures),
+                "dropped": dict(self.chain.dropped),
+            }
+        return super().on_receive(message)
+
+
+class TrapRelay(Actor):
+    """Between the learner and a trap's twin: forwards each Command and notes when it
+    left (``perf_counter``) and how the twin answered (a refusal is logged, not raised)."""
+
+    def __init__(self, twin: str) -> None:
+        self.twin = twin
+        self.commands: list[tuple[float, str]] = []
+        self.failed: list[str] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Command):
+            self.commands.append((time.perf_counter(), message.name))
+            try:
+                self.system.tell(self.twin, message)
+            except EdgeloopError as error:  # no twin now: counted, the learner decides again
+                self.failed.append(f"{message.name}: {error}")
+            return None
+        if isinstance(message, GetLog):
+            return {"commands": list(self.commands), "failed": list(self.failed)}
+        return super().on_receive(message)
+
+
+class YardFusion(FusionGroup):
+    """A FusionGroup over ``scenario``'s cameras and zone graph."""
+
+    def __init__(
+        self,
+        scenario: str,
+        downstream: str,
+        window: float = 0.2,
+        lateness: float = 0.5,
+        tick: float | None = 0.05,
+    ) -> None:
+        loaded = load_scenario(scenario)
+        config = FusionConfig(
+            cameras=tuple(c.id for c in loaded.cameras),
+            window=window,
+            lateness=lateness,
+            adjacency=_adjacency(loaded),
+            dim=loaded.embedding_dim,
+        )
+        super().__init__(config, downstream, tick=tick)
+
+
+def yard_model(world: World) -> tuple[Any, Any]:
+    """The core's ``(Dims, YardSpec)`` for ``world``'s scenario, from what its owner knows:
+    the zone graph, the cameras' coverage and detector miss rate, each known species'
+    habits (``stay``, ``bait``), and embeddings from the extractor's gallery (the factory
+    data the on-device head was fitted on). The "new" class is a broad Student-t."""
+    from edgeloop.learning import core
+
+    scenario = world.scenario
+    known = scenario.known
+    zones = [z.id for z in scenario.zones]
+    k, z, c, d = len(known), len(zones), len(scenario.cameras), scenario.embedding_dim
+    k1 = k + 1
+    dims = core.Dims(classes=k, zones=z, cameras=c, tod_bins=1, score_bins=1, dim=d)
+    index = {zone: i for i, zone in enumerate(zones)}
+    near = np.eye(z, dtype=bool)
+    for zone in scenario.zones:
+        for other in zone.adjacent:
+            near[index[zone.id], index[other]] = near[index[other], index[zone.id]] = True
+    trap = np.array([zone.trap for zone in scenario.zones])
+    trans = np.zeros((k1, 1, z, z))
+    habits = [(s.stay, s.bait) for s in known] + [(0.7, 1.0)]
+    for cls, (stay, bait) in enumerate(habits):
+        for i in range(z):
+            weights = (near[i] & (np.arange(z) != i)) * np.where(trap, 1.0 + bait, 1.0)
+            row = np.full(z, 1e-3)
+            row[i] += stay
+            if weights.sum() > 0:
+                row += (1.0 - stay) * weights / weights.sum()
+            trans[cls, 0, i] = row / row.sum()
+    zone_obs = np.zeros((c, z, z))
+    detect = np.full((c, z), 1e-3)
+    for cam, camera in enumerate(scenario.cameras):
+        seen = [index[zone] for zone in camera.zones]
+        detect[cam, seen] = (1.0 - camera.miss) * (1.0 - camera.dropout)
+        zone_obs[cam] = np.full((z, z), 0.02 / z) + 0.98 * np.eye(z)
+    label = np.full((c, k1, k1), 0.1 / k1)
+    label[:, np.arange(k1), np.arange(k1)] += 0.9
+    label /= label.sum(axis=2, keepdims=True)
+    embeddings, classes = world.extractor.gallery()
+    rows = embeddings.astype(np.float64)
+    loc = np.zeros((k1, d))
+    scale = np.zeros((k1, d, d))
+    for cls, species in enumerate(known):
+        mine = rows[classes == species.digit]
+        loc[cls] = mine.mean(axis=0)
+        # 2x the factory spread: cameras add pixel noise, night shots are noisier
+        scale[cls] = 2.0 * np.cov(mine.T) + 25.0 * np.eye(d)
+    scale[k] = 4.0 * np.cov(rows.T) + 100.0 * np.eye(d)
+    spec = core.YardSpec(
+        class_prior=np.append(np.full(k, 0.9 / k), 0.1),
+        init_zone=np.full((k1, z), 1.0 / z),
+        trans=trans,
+        zone_obs=zone_obs,
+        detect=detect,
+        label=label,
+        emb_loc=loc,
+        emb_scale=scale,
+        emb_df=np.append(np.full(k, 30.0), 5.0),
+        score_edges=np.zeros(0),
+    )
+    return dims, spec
+
+
+def yard_learner_config(
+    scenario: str,
+    *,
+    seed: int | None = None,
+    traps_at: str = "/traps",
+    devices_at: str = "/devices",
+    decisions_to: Sequence[str] = (),
+    store: str | None = None,
+    tracks: int = 64,
+    **options: Any,
+) -> LearnerConfig:
+    """The LearnerConfig of the yard app for ``scenario``: the model of :func:`yard_model`,
+    one trap per trap zone (for skunks, never on cats) told through ``traps_at/<zone>``,
+    and every camera's twin as a source of missed events after a restart."""
+    world = World(scenario, seed)
+    loaded = world.scenario
+    dims, spec = yard_model(world)
+    labels = tuple(s.name for s in loaded.known)
+    targets = tuple(s for s in ("skunk",) if s in labels)
+    protected = tuple(s for s in ("cat",) if s in labels)
+    traps = tuple(
+        TrapConfig(
+            device=zone.id,
+            zone=zone.id,
+            twin=f"{traps_at}/{zone.id}",
+            targets=targets,
+            protected=protected,
+        )
+        for zone in loaded.zones
+        if zone.trap
+    )
+    return LearnerConfig(
+        spec=spec,
+        dims=dims,
+        cameras=tuple(c.id for c in loaded.cameras),
+        zones=tuple(z.id for z in loaded.zones),
+        labels=labels,
+        adjacency=_adjacency(loaded),
+        sources={c.id: f"{devices_at}/{c.id}" for c in loaded.cameras},
+        traps=traps,
+        decisions_to=tuple(decisions_to),
+        store=store or None,
+        tracks=tracks,
+        tick=loaded.tick,
+        gate=10.0 * loaded.tick,
+        **options,
+    )
+
+
+class YardLearner(Learner):
+    """The Learner configured for ``scenario`` by :func:`yard_learner_config`."""
+
+    def __init__(self, scenario: str, seed: int | None = None, **options: Any) -> None:
+        super().__init__(yard_learner_config(scenario, seed=seed, **options))

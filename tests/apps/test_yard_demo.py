@@ -1,0 +1,48 @@
+"""`edgeloop demo yard --json` end to end: a node with the yard app, the calm scenario's
+cameras and traps as real device processes over ZeroMQ, scored against the ground truth
+the trap devices recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.procs import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_calm_yard_catches_the_skunk_and_no_cat_losing_nothing() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "edgeloop", "demo", "yard", "--json", "--speed", "30"],
+        cwd=ROOT,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["scenario"] == "calm"
+    assert summary["simulated_s"] == 600.0  # the whole scenario played
+    assert summary["events"] > 500  # four cameras, a frame a simulated second, animals in view
+    assert summary["events_lost"] == 0
+    assert summary["events_duplicated"] == 0
+    dropped = sum(summary["function_dropped"].values())  # by drop_low_score, on purpose
+    assert summary["events_to_learner"] + dropped == summary["events"]
+    assert summary["learner_duplicates"] == 0
+    assert summary["function_failures"] == {}
+    assert summary["trap_decisions"], "the traps closed at least once"
+    for decision in summary["trap_decisions"]:
+        assert decision["trap"] in ("trap-shed", "trap-garden")
+        assert isinstance(decision["truth"], list)  # what the trap device held then
+    assert summary["skunk_caught"] is True
+    assert summary["cats_trapped"] == 0
+    latency = summary["event_to_actuation_ms"]
+    assert latency["n"] > 0
+    assert 0 < latency["p50"] <= latency["p99"]
