@@ -25,6 +25,7 @@ under ``/devices``. Nothing else in this tree needs to change for it.
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -117,25 +118,67 @@ class EventStage(Actor):
 
 
 class TrapRelay(Actor):
-    """Between the learner and a trap's twin: forwards each Command and notes when it
-    left (``perf_counter``) and how the twin answered (a refusal is logged, not raised)."""
+    """Between the learner and a trap's twin, with a safety interlock under the learner.
 
-    def __init__(self, twin: str) -> None:
+    Forwards each Command to ``twin`` and notes when it left (``perf_counter``). The
+    interlock: a ``close`` is held while a camera has reported a ``protected`` label (a
+    cat) in the trap's zone or next to it within the last ``hold`` seconds of source time
+    (the relay subscribes to the camera twins' events); it goes out once that clears, if
+    the learner still wants it. Why: the learner decides on what it has seen, one fusion
+    hold behind the yard, and a cat next door can step in meanwhile.
+    """
+
+    def __init__(
+        self,
+        twin: str,
+        scenario: str,
+        zone: str,
+        protected: Sequence[str] = ("cat",),
+        hold: float = 3.0,
+    ) -> None:
+        loaded = load_scenario(scenario)
         self.twin = twin
+        self.guarded = {zone, *_adjacency(loaded).get(zone, [])}
+        self.guarded |= {z.id for z in loaded.zones if zone in z.adjacent}
+        self.protected = frozenset(protected)
+        self.hold = hold
         self.commands: list[tuple[float, str]] = []
         self.failed: list[str] = []
+        self.held = 0
+        self._latest = -math.inf
+        self._protected_at = -math.inf
+        self._wanted: Command | None = None  # a close the interlock holds back
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
-            self.commands.append((time.perf_counter(), message.name))
-            try:
-                self.system.tell(self.twin, message)
-            except EdgeloopError as error:  # no twin now: counted, the learner decides again
-                self.failed.append(f"{message.name}: {error}")
+            self._wanted = None
+            if message.name == "close" and not self._clear():
+                self._wanted = message
+                self.held += 1
+                return None
+            self._forward(message)
+            return None
+        if isinstance(message, Event):
+            self._latest = max(self._latest, message.ts)
+            if message.label in self.protected and message.zone in self.guarded:
+                self._protected_at = max(self._protected_at, message.ts)
+            if self._wanted is not None and self._clear():
+                wanted, self._wanted = self._wanted, None
+                self._forward(wanted)
             return None
         if isinstance(message, GetLog):
-            return {"commands": list(self.commands), "failed": list(self.failed)}
+            return {"commands": list(self.commands), "failed": list(self.failed), "held": self.held}
         return super().on_receive(message)
+
+    def _clear(self) -> bool:
+        return self._latest - self._protected_at > self.hold
+
+    def _forward(self, command: Command) -> None:
+        self.commands.append((time.perf_counter(), command.name))
+        try:
+            self.system.tell(self.twin, command)
+        except EdgeloopError as error:  # no twin now: counted, the learner decides again
+            self.failed.append(f"{command.name}: {error}")
 
 
 class YardFusion(FusionGroup):

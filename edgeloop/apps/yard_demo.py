@@ -36,6 +36,9 @@ from edgeloop.supervisor import Node, parse_app
 __all__ = ["run_demo", "yard_app"]
 
 _ASK = 30.0
+LEAD = 4.0
+"""Wall seconds between starting the device processes and the scenario's second 0: every
+process is up by then (a fresh one imports for about a second), so none misses the start."""
 
 
 def _free_port() -> int:
@@ -65,12 +68,14 @@ def yard_app(scenario: str, listen: str, store: str | None = None) -> dict[str, 
     patch(data["supervisor"]["children"])
     traps = [z.id for z in loaded.zones if z.trap]
     for child in data["supervisor"]["children"]:
+        if child["id"] == "devices":  # the relays' interlocks see the cameras' events too
+            child["args"]["subscribers"] = ["/pipeline/functions", *(f"/traps/{t}" for t in traps)]
         if child["id"] == "traps":
             child["children"] = [
                 {
                     "id": t,
                     "start": "edgeloop.apps.yard:TrapRelay",
-                    "args": {"twin": f"/devices/{t}"},
+                    "args": {"twin": f"/devices/{t}", "scenario": scenario, "zone": t},
                 }
                 for t in traps
             ]
@@ -179,16 +184,16 @@ def run_demo(
                 speed=speed,
                 run_dir=where,
             )
-            runner.start()
+            runner.start(lead=LEAD)
             try:
-                played_for = _play(node, runner, cameras, traps, seconds, speed, console, as_json)
+                played = _play(node, runner, cameras, traps, seconds, speed, console, as_json)
             finally:
                 runner.stop()
             summary = _summary(node, runner, cameras, traps, loaded.name)
         finally:
             node.stop()
     summary["wall_s"] = round(time.perf_counter() - began, 2)
-    summary["simulated_s"] = round(min(played_for * speed, loaded.duration), 1)
+    summary["simulated_s"] = round(min(played, loaded.duration), 1)
     if as_json:
         print(json.dumps(summary))
     else:
@@ -207,10 +212,11 @@ def _play(
     as_json: bool,
 ) -> float:
     """Wait for the scenario's end (or ``seconds``), refreshing the live view; returns the
-    wall seconds played."""
+    simulated seconds played."""
     start = time.perf_counter()
-    # the scenario's last second plus one for the last acks (as YardRunner.wait counts)
-    end = start + (runner.duration + 1.0 if runner.duration is not None else math.inf)
+    # the scenario's second 0 is the runner's start_at; its end plus a second for the acks
+    ahead = runner.start_at - time.time()
+    end = start + ahead + (runner.duration + 1.0 if runner.duration is not None else math.inf)
     if seconds is not None:
         end = min(end, start + seconds)
     last_events, last_at = 0, start
@@ -222,8 +228,8 @@ def _play(
             events = len(log["arrivals"])
             rate = (events - last_events) / max(now - last_at, 1e-6)
             last_events, last_at = events, now
-            live.update(_view(node, cameras, traps, rate, (now - start) * speed))
-    return time.perf_counter() - start
+            live.update(_view(node, cameras, traps, rate, (time.time() - runner.start_at) * speed))
+    return max(0.0, (time.time() - runner.start_at) * speed)
 
 
 def _summary(
@@ -264,6 +270,7 @@ def _summary(
         "function_failures": stage["failures"] if stage else {},
         "function_dropped": stage["dropped"] if stage else {},
         "trap_commands": {t: [c for _, c in r["commands"]] for t, r in relays.items()},
+        "closes_held_by_interlock": sum(r.get("held", 0) for r in relays.values()),
         "trap_decisions": decisions,
         "skunk_caught": any(a.startswith("skunk:") for a in caught),
         "cats_trapped": sum(1 for a in caught if a.startswith("cat:")),

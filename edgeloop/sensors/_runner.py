@@ -188,9 +188,10 @@ class YardRunner:
         duration = load_scenario(scenario).duration / speed
         return cls(configs, mode=mode, run_dir=run_dir, duration=duration, restart=restart)
 
-    def start(self) -> YardRunner:
-        """Start every device; they share one ``start_at`` (simulated second 0 is now)."""
-        self.start_at = time.time()
+    def start(self, lead: float = 0.0) -> YardRunner:
+        """Start every device; they share one ``start_at``: simulated second 0 is ``lead``
+        seconds from now (time for every process to come up, so none misses the start)."""
+        self.start_at = time.time() + lead
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for config in self.configs:
             if self.mode == "in-process":

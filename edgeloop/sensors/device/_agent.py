@@ -171,7 +171,8 @@ class DeviceAgent:
             self._source.configure(zones=settings.zones, exposure=settings.exposure)
         self._t0 = self._clock.now()
         if self._start_at is not None:
-            self._origin = max(0.0, (time.time() - self._start_at) * self._speed)
+            # negative while start_at is ahead: the source waits for its second 0
+            self._origin = (time.time() - self._start_at) * self._speed
         self._endpoint = Endpoint(
             endpoint_config,
             on_message=self._on_message,

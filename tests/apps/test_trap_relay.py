@@ -1,0 +1,79 @@
+"""The TrapRelay's interlock: no close goes to the trap's twin while a camera has seen a
+cat in or next to the trap within ``hold`` seconds of source time; it goes once clear."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeloop.actors import Actor, ActorSystem
+from edgeloop.apps.yard import GetLog, TrapRelay
+from edgeloop.messages import Command, Event
+from tests.helpers import WAIT
+
+
+class Twin(Actor):
+    """Stands where the trap's twin would be: keeps the commands it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[str] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Command):
+            self.told.append(message.name)
+            return None
+        return list(self.told)
+
+
+def seen(seq: int, ts: float, label: str, zone: str) -> Event:
+    return Event(
+        device="cam-garden",
+        seq=seq,
+        ts=ts,
+        zone=zone,
+        label=label,
+        score=0.9,
+        embedding=bytes(20),
+        head_version=1,
+        config_version=1,
+    )
+
+
+def close(n: int) -> Command:
+    return Command(id=f"c{n}", device="trap-garden", name="close")
+
+
+def test_a_close_waits_while_a_cat_is_next_door_and_goes_once_clear(
+    system: ActorSystem,
+) -> None:
+    twin = system.spawn(Twin, "/devices/trap-garden")
+    relay = system.spawn(
+        TrapRelay,
+        "/traps/trap-garden",
+        args={"twin": "/devices/trap-garden", "scenario": "calm", "zone": "trap-garden"},
+    )
+    relay.tell(seen(1, 10.0, "cat", "garden"))  # garden is next to trap-garden
+    relay.tell(seen(2, 10.0, "cat", "porch"))  # porch is not: ignored
+    relay.tell(close(1))
+    relay.tell(seen(3, 12.0, "skunk", "trap-garden"))  # 2 s after the cat: still held
+    assert relay.ask(GetLog()).get(WAIT)["held"] == 1  # the relay has handled all of it
+    assert twin.ask("told").get(WAIT) == []
+    relay.tell(seen(4, 13.5, "skunk", "trap-garden"))  # 3.5 s: clear, the close goes
+    log = relay.ask(GetLog()).get(WAIT)
+    assert log["held"] == 1
+    assert [name for _, name in log["commands"]] == ["close"]
+    assert twin.ask("told").get(WAIT) == ["close"]
+
+
+def test_an_open_cancels_a_held_close_and_always_goes(system: ActorSystem) -> None:
+    twin = system.spawn(Twin, "/devices/trap-garden")
+    relay = system.spawn(
+        TrapRelay,
+        "/traps/trap-garden",
+        args={"twin": "/devices/trap-garden", "scenario": "calm", "zone": "trap-garden"},
+    )
+    relay.tell(seen(1, 10.0, "cat", "trap-garden"))
+    relay.tell(close(1))
+    relay.tell(Command(id="o1", device="trap-garden", name="open"))
+    relay.tell(seen(2, 20.0, "skunk", "trap-garden"))  # clear now, but the learner let go
+    relay.ask(GetLog()).get(WAIT)
+    assert twin.ask("told").get(WAIT) == ["open"]
