@@ -46,3 +46,25 @@ def test_the_calm_yard_catches_the_skunk_and_no_cat_losing_nothing() -> None:
     latency = summary["event_to_actuation_ms"]
     assert latency["n"] > 0
     assert 0 < latency["p50"] <= latency["p99"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--scenario", "no-such-yard"], "no-such-yard"),
+        (["--speed", "0"], "speed"),
+    ],
+)
+def test_bad_options_are_refused_with_what_was_wrong(args: list[str], says: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "edgeloop", "demo", "yard", "--json", *args],
+        cwd=ROOT,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert says in run.stderr
+    assert run.stdout == ""

@@ -37,8 +37,10 @@ def test_drop_low_score_and_tag_night() -> None:
     # start 18:00, a 600 s day: t = 100 s is 22:00 (night), t = 400 s is 10:00 (day)
     night = tag_night(event(ts=100.0), start_hour=18.0, day_length=600.0)
     day = tag_night(event(ts=400.0), start_hour=18.0, day_length=600.0)
-    assert night is not None and night.extra == {"night": True}
-    assert day is not None and day.extra == {"night": False}
+    assert night is not None
+    assert night.extra == {"night": True}
+    assert day is not None
+    assert day.extra == {"night": False}
 
 
 def test_a_function_that_raises_is_counted_and_the_stream_goes_on() -> None:
@@ -52,11 +54,13 @@ def test_a_function_that_raises_is_counted_and_the_stream_goes_on() -> None:
     )
     out = [chain(event(seq, score=0.1 if seq == 2 else 0.9, ts=100.0)) for seq in (1, 2, 3)]
     assert [e.seq if e else None for e in out] == [1, None, 3]
-    assert out[0] is not None and out[0].extra == {"night": True}
+    assert out[0] is not None
+    assert out[0].extra == {"night": True}
     assert chain.failures == {"explode": 3, "not_an_event": 3}  # they run before the drop
     assert chain.dropped == {"drop_low_score": 1}
     cat = chain(event(4, label="cat", ts=100.0))
-    assert cat is not None and cat.extra == {}  # tag_night is registered on skunks only
+    assert cat is not None
+    assert cat.extra == {}
 
 
 def test_build_chain_from_app_tables() -> None:
