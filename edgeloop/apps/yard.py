@@ -252,7 +252,7 @@ def yard_model(world: World) -> tuple[Any, Any]:
         scale[cls] = 2.0 * np.cov(mine.T) + 25.0 * np.eye(d)
     scale[k] = 4.0 * np.cov(rows.T) + 100.0 * np.eye(d)
     spec = core.YardSpec(
-        class_prior=np.append(np.full(k, 0.9 / k), 0.1),
+        class_prior=np.append(np.full(k, 0.97 / k), 0.03),
         init_zone=np.full((k1, z), 1.0 / z),
         trans=trans,
         zone_obs=zone_obs,

@@ -26,7 +26,7 @@ from rich.live import Live
 from rich.table import Table
 
 from edgeloop.apps.yard import APP_FILE, GetLog
-from edgeloop.errors import ConfigError
+from edgeloop.errors import ConfigError, EdgeloopError
 from edgeloop.learning import GetStatistics
 from edgeloop.sensors import GetState
 from edgeloop.sensors._runner import YardRunner
@@ -36,6 +36,7 @@ from edgeloop.supervisor import Node, parse_app
 __all__ = ["run_demo", "yard_app"]
 
 _ASK = 30.0
+_VIEW_ASK = 1.0
 LEAD = 4.0
 """Wall seconds between starting the device processes and the scenario's second 0: every
 process is up by then (a fresh one imports for about a second), so none misses the start."""
@@ -82,22 +83,29 @@ def yard_app(scenario: str, listen: str, store: str | None = None) -> dict[str, 
     return data
 
 
-def _ask(node: Node, path: str, message: Any) -> Any:
+def _ask(node: Node, path: str, message: Any, timeout: float = _ASK) -> Any:
+    """The answer of the actor at ``path``; ``None`` if there is none now or it is busy past
+    ``timeout`` (a restarting or compiling learner must not stop the demo)."""
     ref = node.lookup(path)
-    return None if ref is None else ref.ask(message).get(_ASK)
+    if ref is None:
+        return None
+    try:
+        return ref.ask(message).get(timeout)
+    except EdgeloopError:
+        return None
 
 
-def _twins(node: Node, names: list[str]) -> dict[str, Any]:
+def _twins(node: Node, names: list[str], timeout: float = _ASK) -> dict[str, Any]:
     out = {}
     for name in names:
-        state = _ask(node, f"/devices/{name}", GetState())
+        state = _ask(node, f"/devices/{name}", GetState(), timeout)
         if state is not None:
             out[name] = state
     return out
 
 
 def _view(node: Node, cameras: list[str], traps: list[str], rate: float, t: float) -> Group:
-    twins = _twins(node, cameras + traps)
+    twins = _twins(node, cameras + traps, _VIEW_ASK)
     cams = Table(title=f"cameras (t = {t:.0f} s simulated)")
     for column in ("camera", "connected", "delivered", "lost"):
         cams.add_column(column)
@@ -115,7 +123,7 @@ def _view(node: Node, cameras: list[str], traps: list[str], rate: float, t: floa
         trap_table.add_column(column)
     for name in traps:
         state = twins.get(name)
-        log = _ask(node, f"/traps/{name}", GetLog()) or {"commands": []}
+        log = _ask(node, f"/traps/{name}", GetLog(), _VIEW_ASK) or {"commands": []}
         position = str(state.extra.get("position", "?")) if state is not None else "?"
         trap_table.add_row(
             name,
@@ -123,7 +131,7 @@ def _view(node: Node, cameras: list[str], traps: list[str], rate: float, t: floa
             position,
             ", ".join(c for _, c in log["commands"][-4:]),
         )
-    stats = _ask(node, "/pipeline/learner", GetStatistics())
+    stats = _ask(node, "/pipeline/learner", GetStatistics(), _VIEW_ASK)
     tracks = stats.tracks_started if stats is not None else 0
     events = stats.events if stats is not None else 0
     line = Table.grid()
@@ -224,7 +232,7 @@ def _play(
         while time.perf_counter() < end:
             runner.wait(min(0.5, max(0.0, end - time.perf_counter())))  # or a stop
             now = time.perf_counter()
-            log = _ask(node, "/pipeline/functions", GetLog()) or {"arrivals": []}
+            log = _ask(node, "/pipeline/functions", GetLog(), _VIEW_ASK) or {"arrivals": []}
             events = len(log["arrivals"])
             rate = (events - last_events) / max(now - last_at, 1e-6)
             last_events, last_at = events, now
