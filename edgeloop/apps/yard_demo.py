@@ -132,8 +132,8 @@ def _view(node: Node, cameras: list[str], traps: list[str], rate: float, t: floa
             ", ".join(c for _, c in log["commands"][-4:]),
         )
     stats = _ask(node, "/pipeline/learner", GetStatistics(), _VIEW_ASK)
-    tracks = stats.tracks_started if stats is not None else 0
-    events = stats.events if stats is not None else 0
+    tracks = stats.tracks_started if stats is not None else "? (busy)"
+    events = stats.events if stats is not None else "? (busy)"
     line = Table.grid()
     line.add_row(f"events/s {rate:.1f} | learner events {events} | tracks started {tracks}")
     return Group(cams, trap_table, line)
@@ -310,4 +310,4 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(table)
     for decision in summary["trap_decisions"]:
         truth = ", ".join(decision["truth"]) or "empty"
-        console.print(f"  {decision['trap']} closed at t={decision['t']}: {truth}")
+        console.print(f"  {decision['trap']} closed at t = {decision['t']:.1f} s: {truth}")
