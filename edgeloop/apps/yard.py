@@ -4,22 +4,23 @@ Tree (``yard.toml``; strategies by what each failure must restart)::
 
     root (one_for_one)
     ├── devices   YardDevices: one twin per camera and trap (one_for_one: a twin is alone)
-    ├── traps     TrapRelay per trap, between the learner and the trap's twin (one_for_one)
+    ├── traps     TrapRelay per trap: learner → interlock → the trap's twin (one_for_one)
     └── pipeline  (rest_for_one: a stage's crash restarts the stages after it, so the
         │          learner restarts and asks every twin for the events it lacks)
         ├── functions  EventStage: the app's event functions, before fusion
         ├── fusion     YardFusion: a FusionGroup over the scenario's cameras
-        ├── repair     GibbsRepair (idle unless the learner learns; see docs/yard.md)
         └── learner    YardLearner: decides every trap, tells its TrapRelay
+
+No GibbsRepair child yet: it repairs what the learner learns, and this learner runs a
+fixed model (no ``prior``); docs/yard.md says what adding both takes.
 
 Every actor takes plain app-file arguments and builds its configuration from the
 scenario (``scenario = "calm"``), so the app file stays data.
 
-Knowledge-cycle hook (the opossum; its pure core is another issue): the learner already
-tells every ``Decision`` to ``decisions_to`` and answers ``GetBelief``; the cycle's actor
-goes in ``pipeline`` after the learner, listed in the learner's ``decisions_to``, reads
-the beliefs of tracks of the "new" class and sends ``HeadUpdate``s through the camera twins
-under ``/devices``. Nothing else in this tree needs to change for it.
+Knowledge-cycle hook (the opossum; its pure core is ``learning/core/openworld.py``, its
+actor is not built): that actor goes in ``pipeline`` after the learner, listed in the
+learner's ``decisions_to``; it finds novel tracks, learns them and sends ``HeadUpdate``s
+through the camera twins under ``/devices`` (docs/yard.md, Hooks). Nothing else changes.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""The TrapRelay's interlock: no close goes to the trap's twin while a camera has seen a
-cat in or next to the trap within ``hold`` seconds of source time; it goes once clear."""
+"""The yard app's own actors: the TrapRelay's interlock (no close goes to the twin while a
+camera has seen a cat in or next to the trap within ``hold`` seconds of source time; it
+goes once clear) and the EventStage (event functions, each isolated)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from edgeloop.actors import Actor, ActorSystem
-from edgeloop.apps.yard import GetLog, TrapRelay
+from edgeloop.apps.yard import EventStage, GetLog, TrapRelay
 from edgeloop.messages import Command, Event
 from tests.helpers import WAIT
 
@@ -77,3 +78,47 @@ def test_an_open_cancels_a_held_close_and_always_goes(system: ActorSystem) -> No
     relay.tell(seen(2, 20.0, "skunk", "trap-garden"))  # clear now, but the learner let go
     relay.ask(GetLog()).get(WAIT)
     assert twin.ask("told").get(WAIT) == ["open"]
+
+
+class Inbox(Actor):
+    """Stands where fusion would be: keeps the events it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Event):
+            self.events.append(message)
+            return None
+        return list(self.events)
+
+
+def test_the_event_stage_runs_the_app_functions_and_survives_a_faulty_one(
+    system: ActorSystem,
+) -> None:
+    fusion = system.spawn(Inbox, "/pipeline/fusion")
+    stage = system.spawn(
+        EventStage,
+        "/pipeline/functions",
+        args={
+            "downstream": "/pipeline/fusion",
+            "functions": [
+                {"call": "tests.apps.test_yard_functions:explode"},
+                {"call": "edgeloop.apps.yard_functions:drop_low_score"},
+                {"call": "edgeloop.apps.yard_functions:tag_night", "on": ["cat"]},
+            ],
+        },
+    )
+    for seq, (label, score) in enumerate([("cat", 0.9), ("skunk", 0.1), ("skunk", 0.8)], 1):
+        stage.tell(Event(**{**_fields(seen(seq, 100.0, label, "lawn")), "score": score}))
+    log = stage.ask(GetLog()).get(WAIT)
+    assert log["failures"] == {"explode": 3}
+    assert log["dropped"] == {"drop_low_score": 1}
+    assert log["passed"] == 2
+    assert [a[2] for a in log["arrivals"]] == [1, 2, 3]
+    events = fusion.ask("events").get(WAIT)
+    assert [(e.seq, e.extra) for e in events] == [(1, {"night": True}), (3, {})]
+
+
+def _fields(event: Event) -> dict[str, Any]:
+    return {f: getattr(event, f) for f in event.__struct_fields__}
