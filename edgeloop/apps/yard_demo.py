@@ -49,9 +49,12 @@ def _free_port() -> int:
         return port
 
 
-def yard_app(scenario: str, listen: str, store: str | None = None) -> dict[str, Any]:
+def yard_app(
+    scenario: str, listen: str, store: str | None = None, seed: int | None = None
+) -> dict[str, Any]:
     """The app document of ``yard.toml`` for ``scenario``, listening on ``listen``, the
-    learner snapshotting into ``store`` (a SQLite path) if given."""
+    learner snapshotting into ``store`` (a SQLite path) if given and building its model of
+    the world under ``seed`` (the devices' seed) if given."""
     loaded = load_scenario(scenario)
     with APP_FILE.open("rb") as handle:
         data = tomllib.load(handle)
@@ -64,6 +67,8 @@ def yard_app(scenario: str, listen: str, store: str | None = None) -> dict[str, 
                 args["scenario"] = scenario
             if child["id"] == "learner" and store is not None:
                 args["store"] = store
+            if child["id"] == "learner" and seed is not None:
+                args["seed"] = seed
             patch(child.get("children", []))
 
     patch(data["supervisor"]["children"])
@@ -180,7 +185,7 @@ def run_demo(
     console = console or Console(stderr=as_json)
     with _run_dir(run_dir) as where:
         listen = f"tcp://127.0.0.1:{_free_port()}"
-        node = Node.from_app(parse_app(yard_app(scenario, listen, str(where / "learner.db"))))
+        node = Node.from_app(parse_app(yard_app(scenario, listen, str(where / "learner.db"), seed)))
         began = time.perf_counter()
         node.start()
         try:
