@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/edgeloop demo supervision --seconds 6
+	$(BIN)/edgeloop demo yard --scenario calm --speed 30
 
 test: lint typecheck imports pytest
 
