@@ -11,6 +11,7 @@ frame pulled by ref arrives intact over the automatically chosen provider.
 
 from __future__ import annotations
 
+import functools
 import threading
 import zlib
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from edgeloop.sensors import GetState, TwinClient, TwinState
 from edgeloop.transport import LinkConfig, ReconnectBackoff
 from tests.helpers import wait_for
 from tests.integration.procs import Process, free_tcp_ports
+from tests.sensors.device.device_files import device_file
 
 pytestmark = pytest.mark.integration
 
@@ -91,31 +93,8 @@ def yard_node(address: str, seen: Seen, devices: list[dict[str, Any]]) -> Iterat
         yield node
 
 
-def device_file(tmp_path: Path, name: str, address: str, **outbox: object) -> Path:
-    lines = [
-        "[device]",
-        f'name = "{name}"',
-        f'node = "{address}"',
-        f'data_dir = "{tmp_path / name}"',
-        "status_interval = 0.5",
-        "[device.link]",
-        "heartbeat_interval = 0.1",
-        "liveness_timeout = 1.0",
-        "[device.camera]",
-        'reachable = ["porch", "yard"]',
-        'zones = ["porch"]',
-        "frame_rate = 60",
-        "[device.source]",
-        "rate = 50",
-        "speed = 2.0",
-        "seed = 3",
-        "[device.outbox]",
-        "ack_timeout = 0.5",
-        *(f"{key} = {value!r}".replace("'", '"') for key, value in outbox.items()),
-    ]
-    path = tmp_path / f"{name}.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+camera_file = functools.partial(device_file, reachable=("porch", "yard"), zones=("porch",))
+"""A camera that reaches two zones and points at the porch (the config tests move it)."""
 
 
 def run_device(path: Path) -> Process:
@@ -145,7 +124,7 @@ def test_a_device_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
 ) -> None:
     seen = Seen()
     where = address()
-    path = device_file(tmp_path, "cam-k", where)
+    path = camera_file(tmp_path, "cam-k", where)
     with yard_node(where, seen, [{"name": "cam-k"}]) as node:
         device = run_device(path)
         try:
@@ -171,7 +150,7 @@ def test_a_twin_killed_mid_stream_is_restarted_and_delivers_each_event_once(
 ) -> None:
     seen = Seen()
     where = address()
-    path = device_file(tmp_path, "cam-t", where)
+    path = camera_file(tmp_path, "cam-t", where)
     with yard_node(where, seen, [{"name": "cam-t"}]) as node:
         device = run_device(path)
         try:
@@ -192,7 +171,7 @@ def test_a_twin_killed_mid_stream_is_restarted_and_delivers_each_event_once(
 def test_a_restarted_node_gets_everything_resent(tmp_path: Path) -> None:
     first, second = Seen(), Seen()
     where = address()
-    path = device_file(tmp_path, "cam-n", where)
+    path = camera_file(tmp_path, "cam-n", where)
     device = run_device(path)
     try:
         with yard_node(where, first, [{"name": "cam-n"}]):
@@ -218,7 +197,7 @@ def test_malformed_configs_and_heads_are_refused_and_the_old_ones_keep_working(
 ) -> None:
     seen = Seen()
     where = address()
-    path = device_file(tmp_path, "cam-c", where)
+    path = camera_file(tmp_path, "cam-c", where)
     with yard_node(where, seen, [{"name": "cam-c", "desired": {"exposure": 0.8}}]) as node:
         device = run_device(path)
         try:
@@ -255,7 +234,7 @@ def test_malformed_configs_and_heads_are_refused_and_the_old_ones_keep_working(
 def test_buffer_eviction_and_outbox_overflow_are_reported_at_the_twin(tmp_path: Path) -> None:
     seen = Seen()
     where = address()
-    path = device_file(tmp_path, "cam-o", where, limit=20, overflow="drop_oldest")
+    path = camera_file(tmp_path, "cam-o", where, limit=20, overflow="drop_oldest")
     devices = [{"name": "cam-o", "buffer_events": 10}]
     device = run_device(path)
     try:
@@ -280,7 +259,7 @@ def test_buffer_eviction_and_outbox_overflow_are_reported_at_the_twin(tmp_path: 
 def test_a_frame_pulled_by_ref_arrives_intact_over_the_chosen_provider(tmp_path: Path) -> None:
     seen = Seen()
     where = address()
-    path = device_file(tmp_path, "cam-f", where)
+    path = camera_file(tmp_path, "cam-f", where)
     with yard_node(where, seen, [{"name": "cam-f"}]) as node:
         device = run_device(path)
         try:

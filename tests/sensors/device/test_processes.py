@@ -14,35 +14,10 @@ from edgeloop import Node
 from edgeloop.messages import ConfigDesired, ConfigReported, DeviceStatus
 from tests.helpers import wait_for
 from tests.integration.procs import Process, free_tcp_ports
+from tests.sensors.device.device_files import device_file
 from tests.sensors.device.twin import RECORDS
 
 pytestmark = pytest.mark.integration
-
-
-def device_file(tmp_path: Path, name: str, address: str, **outbox: object) -> Path:
-    lines = [
-        "[device]",
-        f'name = "{name}"',
-        f'node = "{address}"',
-        f'data_dir = "{tmp_path / name}"',
-        "status_interval = 0.5",
-        "[device.link]",
-        "heartbeat_interval = 0.1",
-        "liveness_timeout = 1.0",
-        "[device.camera]",
-        'reachable = ["porch"]',
-        "frame_rate = 60",
-        "[device.source]",
-        "rate = 50",
-        "speed = 2.0",
-        "seed = 3",
-        "[device.outbox]",
-        "ack_timeout = 0.5",
-        *(f"{key} = {value!r}".replace("'", '"') for key, value in outbox.items()),
-    ]
-    path = tmp_path / f"{name}.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_kill_9_while_the_node_is_away_loses_and_duplicates_nothing(
