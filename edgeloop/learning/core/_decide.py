@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from edgeloop.learning.core._model import Dims
+from edgeloop.learning.core._model import EXACT, Dims
 
 __all__ = ["OPEN", "CLOSE", "Decision", "trap_loss", "expected_loss", "decide", "decide_joint"]
 
@@ -68,7 +68,7 @@ def trap_loss(
 
 def expected_loss(belief: Array, loss: Array) -> Array:
     """E[loss(a)] [..., A] for beliefs [..., K1, Z] and a loss table [A, K1, Z]."""
-    return jnp.einsum("...kz,akz->...a", belief, loss)
+    return jnp.einsum("...kz,akz->...a", belief, loss, precision=EXACT)
 
 
 def decide(belief: Array, loss: Array) -> Decision:

@@ -20,7 +20,7 @@ import numpy as np
 from jax import Array
 
 from edgeloop.errors import ObservationError
-from edgeloop.learning.core._model import Dims, Params, prior_belief
+from edgeloop.learning.core._model import EXACT, Dims, Params, prior_belief
 
 __all__ = [
     "ObsBatch",
@@ -173,8 +173,8 @@ def _log_likelihood_parts(p: Params, obs: ObsBatch) -> tuple[Array, Array]:
     # single large matrix product under vmap (W m does not depend on the batch).
     k1, dim = p.emb_loc.shape
     stacked = p.emb_whiten.reshape(k1 * dim, dim)
-    white = (obs.embedding @ stacked.T).reshape(-1, k1, dim)  # [C, K1, D]
-    white = white - jnp.einsum("kij,kj->ki", p.emb_whiten, p.emb_loc)[None]
+    white = jnp.matmul(obs.embedding, stacked.T, precision=EXACT).reshape(-1, k1, dim)  # [C, K1, D]
+    white = white - jnp.einsum("kij,kj->ki", p.emb_whiten, p.emb_loc, precision=EXACT)[None]
     maha = jnp.sum(white * white, axis=-1)  # [C, K1]
     safe_df = jnp.where(p.emb_gauss, 1.0, p.emb_df)
     shape = jnp.where(p.emb_gauss, -0.5 * maha, -0.5 * (safe_df + dim) * jnp.log1p(maha / safe_df))
@@ -205,7 +205,7 @@ def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
     trans = p.trans[:, tod]  # [K1, Z, Z]
 
     def tick(_: Array | int, b: Array) -> Array:
-        return jnp.einsum("kz,kzy->ky", b, trans)
+        return jnp.einsum("kz,kzy->ky", b, trans, precision=EXACT)
 
     # One tick is the common case: do it directly and loop only over the rest (a
     # vmapped loop costs a select per iteration even where nothing is left to do).

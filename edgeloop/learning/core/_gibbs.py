@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from edgeloop.learning.core._filter import _log_likelihood_parts
-from edgeloop.learning.core._model import Params, YardSpec, params, prior_belief
+from edgeloop.learning.core._model import EXACT, Params, YardSpec, params, prior_belief
 from edgeloop.learning.core._posterior import Posterior, SuffStats, add_stats, spec_of
 from edgeloop.learning.core._smoother import ObsSeq, _power, _stats_one
 
@@ -51,8 +51,10 @@ def _inverse_wishart(chi2: Array, normal: Array, psi: Array) -> Array:
     ``chi2`` [D] (chi-square with nu - i degrees of freedom) and ``normal`` [D, D]."""
     bartlett = jnp.tril(normal, -1) + jnp.diag(jnp.sqrt(chi2))
     chol_prec = jnp.linalg.cholesky(jnp.linalg.inv(psi))
-    inv = jnp.linalg.inv(chol_prec @ bartlett)  # precision = (L B)(L B)^T
-    sigma: Array = inv.T @ inv
+    inv = jnp.linalg.inv(
+        jnp.matmul(chol_prec, bartlett, precision=EXACT)
+    )  # precision = (L B)(L B)^T
+    sigma: Array = jnp.matmul(inv.T, inv, precision=EXACT)
     return sigma
 
 
@@ -86,7 +88,9 @@ def draw_spec(key: Array, post: Posterior) -> YardSpec:
         2.0 * half_chi2, jax.random.normal(k_norm, (k1, d, d)), post.niw_psi
     )
     chol = jnp.linalg.cholesky(sigma / post.niw_kappa[:, None, None])
-    mu = post.niw_mean + jnp.einsum("kij,kj->ki", chol, jax.random.normal(k_mu, (k1, d)))
+    mu = post.niw_mean + jnp.einsum(
+        "kij,kj->ki", chol, jax.random.normal(k_mu, (k1, d)), precision=EXACT
+    )
     new = jnp.arange(k1) == k1 - 1
 
     def rows(g: Array) -> Array:
@@ -131,7 +135,7 @@ def _ffbs(key: Array, log_class_prior: Array, p: Params, seq: ObsSeq) -> tuple[A
 
     def forward(prev: Array, xs: tuple[Array, Array, Array]) -> tuple[Array, Array]:
         start, move, ll = xs
-        pred = jnp.where(start, prior, jnp.einsum("kz,kzy->ky", prev, move))
+        pred = jnp.where(start, prior, jnp.einsum("kz,kzy->ky", prev, move, precision=EXACT))
         joint = jnp.log(pred) + ll
         weights = jnp.exp(joint - jnp.max(joint))
         filt = weights / jnp.sum(weights)

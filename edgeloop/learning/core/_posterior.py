@@ -22,7 +22,7 @@ from jax.scipy.special import digamma
 from jax.typing import ArrayLike
 
 from edgeloop.errors import ClassCapacityError, LearningError
-from edgeloop.learning.core._model import Dims, YardSpec
+from edgeloop.learning.core._model import EXACT, Dims, YardSpec
 
 __all__ = [
     "Posterior",
@@ -199,8 +199,9 @@ def _niw_add(
     psi = (
         post.niw_psi
         + outer
-        + post.niw_kappa[:, None, None] * jnp.einsum("ki,kj->kij", post.niw_mean, post.niw_mean)
-        - kappa[:, None, None] * jnp.einsum("ki,kj->kij", mean, mean)
+        + post.niw_kappa[:, None, None]
+        * jnp.einsum("ki,kj->kij", post.niw_mean, post.niw_mean, precision=EXACT)
+        - kappa[:, None, None] * jnp.einsum("ki,kj->kij", mean, mean, precision=EXACT)
     )
     return kappa, mean, nu, 0.5 * (psi + jnp.swapaxes(psi, -1, -2))
 
@@ -275,7 +276,7 @@ def add_class(
         base,
         one * x.shape[0],
         one[:, None] * jnp.sum(x, axis=0)[None, :],
-        one[:, None, None] * (x.T @ x)[None],
+        one[:, None, None] * jnp.matmul(x.T, x, precision=EXACT)[None],
     )
     labels = base.label_conc
     if label_counts is not None:

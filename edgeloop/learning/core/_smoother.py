@@ -26,7 +26,7 @@ from edgeloop.learning.core._filter import (
     _int_array,
     _log_likelihood_parts,
 )
-from edgeloop.learning.core._model import Dims, Params, params, prior_belief
+from edgeloop.learning.core._model import EXACT, Dims, Params, params, prior_belief
 from edgeloop.learning.core._posterior import Posterior, SuffStats, spec_of, svb_update
 
 __all__ = [
@@ -84,7 +84,9 @@ def make_obs_seq(dims: Dims, **fields: object) -> ObsSeq:
 
 def _power(trans: Array, steps: Array) -> Array:
     eye = jnp.broadcast_to(jnp.eye(trans.shape[-1], dtype=trans.dtype), trans.shape)
-    out: Array = jax.lax.fori_loop(0, steps, lambda _, m: m @ trans, eye)
+    out: Array = jax.lax.fori_loop(
+        0, steps, lambda _, m: jnp.matmul(m, trans, precision=EXACT), eye
+    )
     return out
 
 
@@ -96,7 +98,7 @@ def _smooth_one(p: Params, seq: ObsSeq, first: Array) -> tuple[Array, Array, Arr
 
     def forward(prev: Array, xs: tuple[Array, Array, Array]) -> tuple[Array, tuple[Array, ...]]:
         start, move, ll = xs
-        pred = jnp.where(start, prior, jnp.einsum("kz,kzy->ky", prev, move))
+        pred = jnp.where(start, prior, jnp.einsum("kz,kzy->ky", prev, move, precision=EXACT))
         joint = jnp.log(pred) + ll
         top = jnp.max(joint)
         weights = jnp.exp(joint - top)
@@ -134,21 +136,24 @@ def _stats_one(p: Params, seq: ObsSeq, smoothed: Array, xi: Array) -> SuffStats:
     zone_onehot = jax.nn.one_hot(seq.zone, n_zone)  # [T, C, Z]
     out_onehot = jax.nn.one_hot(outcome, p.log_label.shape[-1])  # [T, C, O]
     tod_onehot = jax.nn.one_hot(seq.tod, h)  # [T, H]
-    w = jnp.einsum("tc,tk->tck", pres, class_b)  # [T, C, K1]
+    w = jnp.einsum("tc,tk->tck", pres, class_b, precision=EXACT)  # [T, C, K1]
     x = seq.embedding  # [T, C, D]
     return SuffStats(
-        crp=jnp.einsum("t,tk->k", starts, class_b),
-        init=jnp.einsum("t,tkz->kz", starts, smoothed),
-        trans=jnp.einsum("th,tkzy->khzy", tod_onehot, xi),
-        zone=jnp.einsum("tc,tz,tcy->czy", pres, zone_b, zone_onehot),
+        crp=jnp.einsum("t,tk->k", starts, class_b, precision=EXACT),
+        init=jnp.einsum("t,tkz->kz", starts, smoothed, precision=EXACT),
+        trans=jnp.einsum("th,tkzy->khzy", tod_onehot, xi, precision=EXACT),
+        zone=jnp.einsum("tc,tz,tcy->czy", pres, zone_b, zone_onehot, precision=EXACT),
         detect=jnp.stack(
-            [jnp.einsum("tc,tz->cz", pres, zone_b), jnp.einsum("tc,tz->cz", sil, zone_b)],
+            [
+                jnp.einsum("tc,tz->cz", pres, zone_b, precision=EXACT),
+                jnp.einsum("tc,tz->cz", sil, zone_b, precision=EXACT),
+            ],
             axis=-1,
         ),
-        label=jnp.einsum("tck,tco->cko", w, out_onehot),
-        emb_w=jnp.einsum("tck->k", w),
-        emb_sum=jnp.einsum("tck,tcd->kd", w, x),
-        emb_outer=jnp.einsum("tck,tcd,tce->kde", w, x, x),
+        label=jnp.einsum("tck,tco->cko", w, out_onehot, precision=EXACT),
+        emb_w=jnp.einsum("tck->k", w, precision=EXACT),
+        emb_sum=jnp.einsum("tck,tcd->kd", w, x, precision=EXACT),
+        emb_outer=jnp.einsum("tck,tcd,tce->kde", w, x, x, precision=EXACT),
     )
 
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from edgeloop.learning.core._model import EXACT
 from edgeloop.learning.core._svi import Quality, quality_model
 
 __all__ = ["hmm_log_likelihood", "nuts_transitions", "nuts_quality"]
@@ -23,7 +24,7 @@ def hmm_log_likelihood(init: Array, trans: Array, log_emit: Array) -> Array:
 
     def body(carry: tuple[Array, Array], ll: Array) -> tuple[tuple[Array, Array], None]:
         belief, total = carry
-        joint = jnp.log(belief @ trans) + ll
+        joint = jnp.log(jnp.matmul(belief, trans, precision=EXACT)) + ll
         top = jnp.max(joint)
         w = jnp.exp(joint - top)
         return (w / jnp.sum(w), total + top + jnp.log(jnp.sum(w))), None
