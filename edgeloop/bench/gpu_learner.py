@@ -133,7 +133,7 @@ def _exactness_on_device(models: int = 2, tracks: int = 32, steps: int = 20) -> 
         state = core.init(p, tracks)
         got = np.zeros((tracks, steps, *dims.states))
         for t in range(steps):
-            rows = {key: np.stack([obs[key][t] for obs in runs]) for key in runs[0]}
+            rows: dict[str, Any] = {key: np.stack([obs[key][t] for obs in runs]) for key in runs[0]}
             batch = core.make_obs_batch(dims, tracks, track=np.arange(tracks), **rows)
             state = core.step(p, state, batch)
             got[:, t] = np.asarray(state.belief)
