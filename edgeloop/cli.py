@@ -663,11 +663,15 @@ def replay_trace(
         list[Path] | None,
         typer.Option(help="Extra directory to import actor modules from (repeatable)."),
     ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Record the replay into this directory (a reference for --check)."),
+    ] = None,
 ) -> None:
     """Feed a trace's inbound messages into APP's node under a virtual clock."""
     from edgeloop.clock import VirtualClock
     from edgeloop.supervisor import Node, load_app
-    from edgeloop.trace import ReplayOptions
+    from edgeloop.trace import RecorderConfig, ReplayOptions
     from edgeloop.trace._commands import run_replay
 
     configure_logging(LogFormat.console, level=logging.WARNING)
@@ -680,6 +684,7 @@ def replay_trace(
             start_offset=start_offset,
             loop=loop,
             settle_timeout=settle_timeout,
+            record=None if record is None else RecorderConfig(record),
         )
     except (ConfigError, ValueError) as error:
         _err.print(f"[red]error:[/] {error}")

@@ -36,6 +36,7 @@ from edgeloop.messages import Message
 from edgeloop.trace._check import Divergence, first_divergence
 from edgeloop.trace._format import TraceRecord
 from edgeloop.trace._reader import Trace
+from edgeloop.trace._recorder import Recorder, RecorderConfig
 
 __all__ = [
     "ReplayNode",
@@ -57,6 +58,7 @@ class ReplayPort(Protocol):
         self, peer: str, up: bool, *, reconnected: bool = False, reason: str = ""
     ) -> None: ...
     def statistics(self) -> Any: ...
+    def add_tap(self, tap: Callable[[Any], None]) -> Callable[[], None]: ...
 
 
 class ReplayNode(Protocol):
@@ -83,7 +85,10 @@ class ReplayOptions:
     ``settle_timeout``: wall seconds the node gets to settle after each step (generous:
     a learner may compile on its first event);
     ``announce``: tell the node each replayed device is connected before the first
-    message (as its link coming up would)."""
+    message (as its link coming up would); ``record``: record the replay's boundary
+    (virtual times) as a new trace, e.g. a reference that ``check`` compares later
+    replays with (a live recording of a busy, concurrent app rarely matches a replay
+    exactly; a replay's recording does, until the code changes)."""
 
     rate: float | None = 1.0
     topics: str | None = None
@@ -91,6 +96,7 @@ class ReplayOptions:
     loop: bool = False
     settle_timeout: float = 60.0
     announce: bool = True
+    record: RecorderConfig | None = None
 
     def __post_init__(self) -> None:
         if self.rate is not None and not self.rate > 0:
@@ -165,9 +171,13 @@ def replay(
     began = wall()
     node.start()
     injected = loops = 0
+    recorder: Recorder | None = None
     try:
         port = node.devices
         port.set_sink(sink)
+        if options.record is not None:
+            recorder = Recorder(options.record, clock=clock, node="replay")
+            recorder.attach(node.devices)
         _settle(node, options.settle_timeout, wall, "after it started")
         if options.announce:
             for device in devices:
@@ -198,9 +208,15 @@ def replay(
             loops += 1
             if not options.loop or not inbound:
                 break
+        if recorder is not None:
+            closing: Recorder = recorder
+            recorder = None
+            closing.close()  # before the sink goes: it records what the sink captured
         port.set_sink(None)
         counters = dict(port.statistics().counters)
     finally:
+        if recorder is not None:  # the replay failed: keep what it recorded
+            recorder.close()
         node.stop()
     result = ReplayResult(
         injected=injected,

@@ -14,7 +14,7 @@ from edgeloop.clock import VirtualClock
 from edgeloop.errors import ReplayError
 from edgeloop.messages import Command, EventAck
 from edgeloop.supervisor import ChildSpec, Node
-from edgeloop.trace import ReplayOptions, TraceWriter, open_trace, replay
+from edgeloop.trace import RecorderConfig, ReplayOptions, TraceWriter, open_trace, replay
 from tests.trace.trapapp import LIVE_HOLD, children, event, make_node, scenario
 
 FAST = ReplayOptions(rate=None)
@@ -211,3 +211,27 @@ def test_messages_for_devices_the_app_does_not_serve_are_counted(tmp_path: Path)
     assert result.port_counters["unknown_device"] == 1
     assert result.port_counters["received"] == 1
     assert [r.device for r in result.outbound] == ["cam-1"]
+
+
+def test_a_recorded_replay_is_a_reference_that_check_holds_later_replays_to(
+    live_trace: Path, tmp_path: Path
+) -> None:
+    options = ReplayOptions(rate=None, record=RecorderConfig(tmp_path / "reference"))
+    made = replay(open_trace(live_trace), lambda clock: make_node(clock, hold=LIVE_HOLD), options)
+
+    reference = open_trace(tmp_path / "reference")
+    live_in = [(r.ts, r.device, r.message) for r in open_trace(live_trace).records(direction="in")]
+    assert [(r.ts, r.device, r.message) for r in reference.records(direction="in")] == live_in
+    assert [(r.ts, r.device, r.message) for r in reference.records(direction="out")] == sorted(
+        decisions_at(made), key=lambda r: r[0]
+    )
+    same = replay(reference, lambda clock: make_node(clock, hold=LIVE_HOLD), FAST, check=True)
+    assert same.divergence is None
+    stricter = replay(
+        reference, lambda clock: make_node(clock, threshold=0.95, hold=LIVE_HOLD), FAST, check=True
+    )
+    assert stricter.divergence is not None
+
+
+def decisions_at(result: Any) -> list[tuple[float, str, Any]]:
+    return [(r.ts, r.device, r.message) for r in result.outbound]
