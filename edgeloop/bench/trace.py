@@ -4,6 +4,9 @@
   device port, the real :class:`~edgeloop.sensors.SensorTwin` per device deduplicates,
   orders, acknowledges and delivers each event to a subscriber) with a recorder tapping
   the boundary (edgeloop) and without (anchor), in interleaved rounds; goal ratio >= 0.8.
+  ``recording_overhead_process`` is the same with the files written by a writer process
+  (``RecorderConfig(writer="process")``: the node's process only encodes and pipes), the
+  writer process caught up at the end of each round too.
   The clock stops when the subscriber has every event *and* the recorder's writer has
   caught up, so the figure is a sustainable rate, not a burst the queue absorbed (drops,
   if any, are reported in the environment). ``recording_overhead_ack_only`` is the same
@@ -26,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgeloop.actors import Actor
 from edgeloop.bench._measure import interleave, median, timed_section
@@ -199,12 +202,18 @@ class _Overhead:
 
 
 def _overhead(
-    node: Node, done: _Done, events: Callable[[], list[Event]], base: Path, rounds: int
+    node: Node,
+    done: _Done,
+    events: Callable[[], list[Event]],
+    base: Path,
+    rounds: int,
+    writer: Literal["thread", "process"],
 ) -> _Overhead:
     stats = _Overhead([], [])
 
     def recorded() -> float:
-        recorder = Recorder(RecorderConfig(base / f"r{time.monotonic_ns()}"))
+        # built before the round: a writer process has started (imported) by then
+        recorder = Recorder(RecorderConfig(base / f"r{time.monotonic_ns()}", writer=writer))
         try:
             return _event_round(node, done, events(), recorder)
         finally:
@@ -238,12 +247,13 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
             def fresh() -> list[Event]:  # twins drop repeats: every round numbers anew
                 return _events(sizes, sizes.events, 1 + next(next_seq) * per_device)
 
-            twins = _overhead(node, delivered, fresh, base, sizes.rounds)
+            twins = _overhead(node, delivered, fresh, base, sizes.rounds, "thread")
+            piped = _overhead(node, delivered, fresh, base, sizes.rounds, "process")
         # The worst case: a twin that does nothing but ack each event.
         acks = _Done()
         with _node(sizes) as node:
             node.devices.set_sink(acks)
-            bare = _overhead(node, acks, lambda: events, base, sizes.rounds)
+            bare = _overhead(node, acks, lambda: events, base, sizes.rounds, "thread")
         path = base / "yard.mcap"
         with TraceWriter(path, info={"clock_start": "0.0"}) as writer:
             for index, event in enumerate(events[: sizes.replay_events]):
@@ -262,6 +272,14 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
             ">= 0.8",
         ),
         Result(
+            "recording_overhead_process",
+            "events/s",
+            median(piped.with_recording),
+            median(piped.without),
+            "no recording",
+            ">= 0.8",
+        ),
+        Result(
             "recording_overhead_ack_only",
             "events/s",
             median(bare.with_recording),
@@ -272,15 +290,19 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
         Result("replay_fast", "events/s", replay_rate, TRACE_RATE, "real time", ">= 10"),
     ]
     records = twins.recorded + bare.recorded
-    env = {
+    env: dict[str, Any] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "quick": quick,
-        "recorder_dropped": twins.dropped + bare.dropped,
-        # what the writer thread costs per record written
+        "recorder_dropped": twins.dropped + bare.dropped + piped.dropped,
+        # what the writer thread costs the node's process per record: writing the files
+        # itself, and with a writer process (encode each batch, pipe it)
         "writer_us_per_record": round((twins.writer_cpu + bare.writer_cpu) / records * 1e6, 3)
         if records
+        else None,
+        "process_writer_us_per_record": round(piped.writer_cpu / piped.recorded * 1e6, 3)
+        if piped.recorded
         else None,
         **dataclasses.asdict(sizes),
     }

@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
+import numpy as np
 
 from edgeloop.messages import KINDS, FrameRef, Message, kind_of
 
@@ -38,6 +40,7 @@ __all__ = [
     "schema_name",
     "schema_bytes",
     "to_ns",
+    "to_ns_many",
     "from_ns",
 ]
 
@@ -132,6 +135,13 @@ def schema_bytes(kind: str) -> bytes:
 def to_ns(seconds: float) -> int:
     """MCAP log time: the node clock in whole nanoseconds (negative clocks clamp to 0)."""
     return max(0, round(seconds * 1e9))
+
+
+def to_ns_many(seconds: Sequence[float]) -> list[int]:
+    """:func:`to_ns` of many clock readings at once."""
+    ns = np.rint(np.maximum(np.asarray(seconds, dtype=np.float64) * 1e9, 0.0))
+    times: list[int] = ns.astype(np.int64).tolist()
+    return times
 
 
 def from_ns(ns: int) -> float:

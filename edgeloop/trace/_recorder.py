@@ -14,7 +14,6 @@ last ``snapshot_seconds`` of records in memory and writes them to a file of thei
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import itertools
 import threading
 import time
@@ -22,15 +21,17 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 import structlog
 
 from edgeloop.clock import Clock
 from edgeloop.errors import TraceError
-from edgeloop.messages import PROTOCOL_VERSION, FrameRef, encode, kind_of
+from edgeloop.messages import FrameRef, encode, kind_of
+from edgeloop.trace._files import TraceFiles, file_info
 from edgeloop.trace._format import Direction
 from edgeloop.trace._reader import SNAPSHOT_MARK
+from edgeloop.trace._sink import WriterProcess
 from edgeloop.trace._writer import DEFAULT_CHUNK_SIZE, Compression, TapLike, TraceWriter
 
 __all__ = [
@@ -47,10 +48,6 @@ _log = structlog.get_logger("edgeloop.trace")
 RECORDER_SERVICE = "trace.recorder"
 """Where a recording node offers its recorder in ``ActorSystem.services``: an actor that
 fetched a full frame may keep it in the trace with ``recorder.record_frame(...)``."""
-
-_SLICE = 512
-"""Records written between two checks of the file's size (fewer for small files: about
-one per kilobyte of ``max_bytes``), so a file overshoots its size by at most that many."""
 
 DRAIN_INTERVAL = 0.05
 """Seconds between the writer's rounds (it writes everything queued in one go)."""
@@ -70,7 +67,9 @@ class RecorderConfig:
     disk, checked per chunk) or spans that much node-clock time; ``queue_size`` bounds the
     records waiting for the writer (beyond it they are dropped and counted);
     ``snapshot_seconds`` switches to snapshot mode; ``frame_budget`` is how many bytes of
-    full frames :meth:`Recorder.record_frame` may add in all.
+    full frames :meth:`Recorder.record_frame` may add in all; ``writer="process"`` writes
+    the files in a process of their own, so building MCAP records does not hold the
+    node's GIL (the writer thread then only encodes each batch and pipes it there).
     """
 
     out_dir: Path
@@ -82,6 +81,7 @@ class RecorderConfig:
     queue_size: int = 65536
     snapshot_seconds: float | None = None
     frame_budget: int = 0
+    writer: Literal["thread", "process"] = "thread"
 
     def __post_init__(self) -> None:
         checks = [
@@ -99,6 +99,14 @@ class RecorderConfig:
                 f"compression must be one of zstd, lz4, none, not {self.compression!r}",
             ),
             (bool(self.name) and "/" not in self.name, "name must be a plain file stem"),
+            (
+                self.writer in ("thread", "process"),
+                f"writer must be 'thread' or 'process', not {self.writer!r}",
+            ),
+            (
+                self.writer == "thread" or self.snapshot_seconds is None,
+                "snapshot mode keeps its window in the node: use writer='thread'",
+            ),
         ]
         for ok, problem in checks:
             if not ok:
@@ -167,9 +175,6 @@ class Recorder:
         # The writer wakes every DRAIN_INTERVAL, or early when the queue is half full:
         # waking it per record would cost the node a thread switch per record.
         self._high_water = max(1, config.queue_size // 2)
-        self._slice = (
-            _SLICE if config.max_bytes is None else max(8, min(_SLICE, config.max_bytes // 1024))
-        )
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._drop_lock = threading.Lock()
@@ -178,11 +183,8 @@ class Recorder:
         self._frames_skipped = 0
         self._recorded = 0
         self._frames = 0
-        self._files: list[Path] = []
         self._snapshots: list[Path] = []
-        self._index = itertools.count()
         self._snapshot_index = itertools.count()
-        self._writer: TraceWriter | None = None
         self._window: deque[tuple[Direction, str, str, bytes, float]] = deque()
         self._closing = False
         self._busy = False
@@ -196,6 +198,10 @@ class Recorder:
             msg = f"cannot create the trace directory {config.out_dir}: {error}"
             raise TraceError(msg) from error
         self.clock_start = clock.now() if clock is not None else clock_start
+        self._process: WriterProcess | None = None
+        self._trace_files = TraceFiles(config, self._base_info, self._totals)
+        if config.writer == "process":
+            self._process = WriterProcess(config)
         self._thread = threading.Thread(target=self._run, name="edgeloop-recorder", daemon=True)
         self._thread.start()
 
@@ -249,12 +255,21 @@ class Recorder:
         return request.path
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Wait until every queued record has been handed to the writer."""
+        """Wait until every queued record has been written (into the open chunk: on disk
+        once the chunk fills or the file is finished), also by a writer process."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
         with self._idle:
-            return self._idle.wait_for(
+            done = self._idle.wait_for(
                 lambda: (not self._queue and not self._busy) or self._error is not None, timeout
             )
+        if not done or self._error is not None or self._process is None:
+            return done
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return self._process.sync(left)
+        except TraceError:
+            return True  # the writer failed: close() reports it
 
     def statistics(self) -> RecorderStatistics:
         with self._drop_lock:
@@ -265,7 +280,7 @@ class Recorder:
             queued=len(self._queue),
             frames=self._frames,
             frames_skipped=skipped,
-            files=tuple(self._files),
+            files=tuple(self._files()),
             snapshots=tuple(self._snapshots),
             writer_cpu=self._writer_cpu,
         )
@@ -361,26 +376,10 @@ class Recorder:
         self._recorded += len(records)
         if self.config.snapshot_seconds is not None:
             self._hold(records)
-            return
-        size = self._slice  # a size split looks once per slice
-        for begin in range(0, len(records), size):
-            self._write_slice(records[begin : begin + size])
-
-    def _write_slice(self, records: list[TapLike]) -> None:
-        writer = self._file_for(records[0].ts)
-        limit = self.config.max_seconds
-        if limit is None:
-            writer.write_records(records)
-            return
-        first = writer.first_ts if writer.first_ts is not None else records[0].ts
-        start = 0
-        for index, record in enumerate(records):
-            if record.ts - first >= limit:  # this record opens the next file
-                writer.write_records(records[start:index])
-                self._finish_file()
-                writer = self._file_for(record.ts)
-                first, start = record.ts, index
-        writer.write_records(records[start:])
+        elif self._process is not None:
+            self._process.records(records, self._base_info(), self._totals())
+        else:
+            self._trace_files.write_records(records)
 
     def _hold(self, records: list[TapLike]) -> None:
         """Snapshot mode: keep the window, and snapshot where ``trigger_on`` says so."""
@@ -402,7 +401,10 @@ class Recorder:
         self._frames += 1
         if self.config.snapshot_seconds is not None:
             return  # frames are not part of snapshots
-        self._file_for(item.ts).write_frame(item.device, item.ref, item.data, item.ts)
+        if self._process is not None:
+            self._process.frame(item.device, item.ref, item.data, item.ts)
+        else:
+            self._trace_files.write_frame(item.device, item.ref, item.data, item.ts)
 
     def _write_snapshot(self, request: _Trigger) -> None:
         try:
@@ -414,8 +416,10 @@ class Recorder:
                 path,
                 compression=self.config.compression,
                 chunk_size=self.config.chunk_size,
-                info=self._info(
-                    snapshot=request.reason or "trigger", clock_start=self._window[0][4]
+                info=file_info(
+                    self._base_info(),
+                    snapshot=request.reason or "trigger",
+                    clock_start=self._window[0][4],
                 ),
             )
             for direction, device, kind, data, ts in self._window:
@@ -427,53 +431,26 @@ class Recorder:
         finally:
             request.done.set()
 
-    def _file_for(self, ts: float) -> TraceWriter:
-        writer = self._writer
-        config = self.config
-        if writer is not None and (
-            (config.max_bytes is not None and writer.size >= config.max_bytes)
-            or (
-                config.max_seconds is not None
-                and writer.first_ts is not None
-                and ts - writer.first_ts >= config.max_seconds
-            )
-        ):
-            self._finish_file()
-            writer = None
-        if writer is None:
-            index = next(self._index)
-            path = config.out_dir / f"{config.name}_{index:04d}.mcap"
-            chunk = config.chunk_size
-            if config.max_bytes is not None:
-                chunk = max(1024, min(chunk, config.max_bytes // 8))
-            writer = TraceWriter(
-                path, compression=config.compression, chunk_size=chunk, info=self._info(split=index)
-            )
-            self._writer = writer
-            self._files.append(path)
-        return writer
-
     def _finish_file(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            with self._drop_lock:
-                dropped = self._dropped
-            writer.close(
-                {
-                    "messages": writer.messages,
-                    "recorded_total": self._recorded,
-                    "dropped_total": dropped,
-                    "frames_skipped_total": self._frames_skipped,
-                }
-            )
+        if self._process is not None:
+            self._process.close(self._totals())
+        else:
+            self._trace_files.finish()
 
-    def _info(self, **extra: object) -> dict[str, str]:
-        info: dict[str, str] = {
-            "node": self._node,
-            "wall_start": datetime.datetime.now(datetime.UTC).isoformat(),
-            "protocol_version": str(PROTOCOL_VERSION),
-        }
+    def _files(self) -> list[Path]:
+        return self._process.files if self._process is not None else self._trace_files.files
+
+    def _base_info(self) -> dict[str, str]:
+        info = {"node": self._node}
         if self.clock_start is not None:
             info["clock_start"] = repr(self.clock_start)
-        info.update({k: repr(v) if isinstance(v, float) else str(v) for k, v in extra.items()})
         return info
+
+    def _totals(self) -> dict[str, int]:
+        with self._drop_lock:
+            dropped, skipped = self._dropped, self._frames_skipped
+        return {
+            "recorded_total": self._recorded,
+            "dropped_total": dropped,
+            "frames_skipped_total": skipped,
+        }

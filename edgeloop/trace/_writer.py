@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import io
 from collections.abc import Mapping, Sequence
@@ -27,12 +28,13 @@ from edgeloop.trace._format import (
     schema_bytes,
     schema_name,
     to_ns,
+    to_ns_many,
     topic_for,
 )
 from edgeloop.trace._mcap import MESSAGE_HEAD as _MESSAGE
 from edgeloop.trace._mcap import McapWriter
 
-__all__ = ["TraceWriter", "TapLike", "Compression", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["TraceWriter", "TapLike", "Columns", "Compression", "DEFAULT_CHUNK_SIZE"]
 
 # The wire encoder's bytes (edgeloop.messages.encode adds a type check per call).
 _ENCODER = msgspec.msgpack.Encoder()
@@ -52,6 +54,31 @@ class TapLike(Protocol):
 
 
 Compression = Literal["zstd", "lz4", "none"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Columns:
+    """Records as columns of equal length, each message already encoded (``datas``: the
+    bytes, or ``msgspec.Raw`` views of them)."""
+
+    directions: Sequence[str]
+    devices: Sequence[str]
+    kinds: Sequence[str]
+    times: Sequence[float]
+    datas: Sequence[bytes | msgspec.Raw]
+
+    def __len__(self) -> int:
+        return len(self.datas)
+
+    def slice(self, begin: int, end: int) -> Columns:
+        return Columns(
+            self.directions[begin:end],
+            self.devices[begin:end],
+            self.kinds[begin:end],
+            self.times[begin:end],
+            self.datas[begin:end],
+        )
+
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 """Uncompressed bytes per MCAP chunk. Smaller than mcap's 1 MiB default, so a recorder
@@ -126,6 +153,21 @@ class TraceWriter:
         self.messages += 1
         if self.first_ts is None:
             self.first_ts = ts
+
+    def write_columns(self, columns: Columns) -> None:
+        """Write records given as columns, their messages already encoded (the writer
+        process's path: no Python code runs per record but for a new channel)."""
+        if not columns.datas:
+            return
+        keys = list(zip(columns.directions, columns.devices, columns.kinds, strict=True))
+        try:
+            channels = list(map(self._channels.__getitem__, keys))
+        except KeyError:  # a channel this file has not seen yet
+            channels = [self._channel(*key) for key in keys]  # type: ignore[arg-type]
+        self._writer.add_messages(channels, to_ns_many(columns.times), columns.datas)
+        self.messages += len(columns.datas)
+        if self.first_ts is None:
+            self.first_ts = columns.times[0]
 
     def write_records(self, records: Sequence[TapLike]) -> None:
         """Write many boundary records: the recorder's hot loop, kept to the bone (it

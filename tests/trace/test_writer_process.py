@@ -1,0 +1,97 @@
+"""A recorder whose files are written by a process of their own (``writer="process"``):
+the same files as the writer thread writes, splits and frames included, read by the
+standard mcap reader; a process that fails is reported, never blocking the taps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcap.reader import make_reader
+
+from edgeloop.errors import TraceError
+from edgeloop.messages import Event, EventAck, FrameRef
+from edgeloop.trace import Recorder, RecorderConfig, TraceRecord, open_trace
+
+REF = FrameRef(device="cam-1", frame_id=1, shape=(64,), dtype="uint8", nbytes=64, checksum=0)
+
+
+def records(count: int) -> list[TraceRecord]:
+    out = []
+    for i in range(count):
+        device = f"cam-{i % 3}"
+        event = Event(
+            device=device,
+            seq=i + 1,
+            ts=float(i),
+            zone="gate",
+            label="cat",
+            score=0.5,
+            embedding=bytes(32),
+            head_version=1,
+            config_version=1,
+        )
+        out.append(TraceRecord("in", device, event, i * 1e-3))
+        out.append(TraceRecord("out", device, EventAck(device=device, seq=i + 1), i * 1e-3))
+    return out
+
+
+def record(out: Path, writer: str, **config: object) -> tuple[list[tuple[object, ...]], Recorder]:
+    recorder = Recorder(
+        RecorderConfig(out, writer=writer, frame_budget=1 << 20, **config),  # type: ignore[arg-type]
+        node="edge",
+        clock_start=0.0,
+    )
+    batch = records(3000)
+    for item in batch[:3000]:
+        recorder.tap(item)
+    assert recorder.flush(30.0)
+    recorder.record_frame("cam-1", REF, bytes(range(64)), 1.5)
+    for item in batch[3000:]:
+        recorder.tap(item)
+    recorder.close()
+    trace = open_trace(out)
+    got = [(r.ts, r.direction, r.device, r.message) for r in trace]
+    frames = [(f.ts, f.device, f.frame) for f in trace.frames()]
+    return [*got, *frames], recorder
+
+
+@pytest.mark.parametrize("split", [{"max_bytes": 40_000}, {"max_seconds": 0.5}])
+def test_the_process_writes_what_the_thread_writes(tmp_path: Path, split: dict[str, float]) -> None:
+    by_thread, threaded = record(tmp_path / "thread", "thread", **split)
+    by_process, process = record(tmp_path / "process", "process", **split)
+
+    assert by_process == by_thread
+    assert len(by_process) == 6000 + 1
+    stats = process.statistics()
+    assert [p.name for p in stats.files] == [p.name for p in threaded.statistics().files]
+    assert len(stats.files) > 2, "it split"
+    assert (stats.recorded, stats.dropped, stats.frames) == (6000, 0, 1)
+    assert stats.writer_cpu > 0  # what the node's process paid: encoding, piping
+    last = open_trace(stats.files[-1]).metadata
+    assert last["edgeloop.recorder"]["recorded_total"] == "6000"
+    assert last["edgeloop.trace"]["node"] == "edge"
+    for path in stats.files:  # the standard reader, CRCs checked, indexed reads
+        with path.open("rb") as stream:
+            reader = make_reader(stream, validate_crcs=True)  # type: ignore[no-untyped-call]
+            times = [m.log_time for _, _, m in reader.iter_messages(log_time_order=True)]
+        assert times == sorted(times)
+        assert times
+
+
+def test_a_writer_process_that_fails_is_reported_at_close(tmp_path: Path) -> None:
+    out = tmp_path / "gone"
+    recorder = Recorder(RecorderConfig(out, writer="process", queue_size=8))
+    out.rmdir()
+    out.write_text("a file where the directory was")
+    for item in records(200):
+        recorder.tap(item)  # never blocks: once the process is gone, the queue drops
+    with pytest.raises(TraceError, match="cannot write the trace file"):
+        recorder.close()
+
+
+def test_snapshot_mode_keeps_its_writer_in_the_node(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="snapshot mode keeps its window in the node"):
+        RecorderConfig(tmp_path, writer="process", snapshot_seconds=5.0)
+    with pytest.raises(ValueError, match="writer must be 'thread' or 'process'"):
+        RecorderConfig(tmp_path, writer="fork")  # type: ignore[arg-type]
