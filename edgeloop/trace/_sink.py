@@ -117,6 +117,10 @@ class WriterProcess:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 bufsize=0,
+                # its own session: a Ctrl-C or SIGTERM for the node's process group must
+                # not cut the writer short; it finishes when the node's end of the pipe
+                # closes, however the node ended (a SIGKILL included)
+                start_new_session=True,
             )
         except OSError as error:
             msg = f"cannot start the trace writer process: {error}"
@@ -286,8 +290,9 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     sink = stdout or sys.stdout
 
     def say(**answer: object) -> None:
-        sink.write(json.dumps(answer) + "\n")
-        sink.flush()
+        with contextlib.suppress(OSError, ValueError):  # the recorder is gone: write on
+            sink.write(json.dumps(answer) + "\n")
+            sink.flush()
 
     decoder: msgspec.msgpack.Decoder[_Incoming] = msgspec.msgpack.Decoder(_Incoming)
     files: TraceFiles | None = None

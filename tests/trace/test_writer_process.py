@@ -4,14 +4,19 @@ standard mcap reader; a process that fails is reported, never blocking the taps.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from mcap.reader import make_reader
 
-from edgeloop.errors import TraceError
+from edgeloop.errors import TraceCorruptError, TraceError
 from edgeloop.messages import Event, EventAck, FrameRef
 from edgeloop.trace import Recorder, RecorderConfig, TraceRecord, open_trace
+from tests.helpers import wait_for
+from tests.integration.procs import ROOT
 
 REF = FrameRef(device="cam-1", frame_id=1, shape=(64,), dtype="uint8", nbytes=64, checksum=0)
 
@@ -95,3 +100,50 @@ def test_snapshot_mode_keeps_its_writer_in_the_node(tmp_path: Path) -> None:
         RecorderConfig(tmp_path, writer="process", snapshot_seconds=5.0)
     with pytest.raises(ValueError, match="writer must be 'thread' or 'process'"):
         RecorderConfig(tmp_path, writer="fork")  # type: ignore[arg-type]
+
+
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+from edgeloop.messages import EventAck
+from edgeloop.trace import Recorder, RecorderConfig, TraceRecord
+recorder = Recorder(RecorderConfig(Path(sys.argv[1]), writer=sys.argv[2]), clock_start=0.0)
+for seq in range(1, 5001):
+    recorder.tap(TraceRecord("out", "cam-1", EventAck(device="cam-1", seq=seq), seq * 1e-3))
+assert recorder.flush(30.0)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def killed_while_recording(out: Path, writer: str) -> None:
+    """A node's process that records 5000 messages, flushes, and is killed (SIGKILL)."""
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED, str(out), writer],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
+
+
+def test_a_node_killed_mid_recording_leaves_a_finished_trace_with_a_writer_process(
+    tmp_path: Path,
+) -> None:
+    killed_while_recording(tmp_path / "process", "process")
+
+    def finished() -> int:
+        try:
+            return len(list(open_trace(tmp_path / "process")))
+        except TraceError:  # the writer process is still finishing it
+            return 0
+
+    wait_for(lambda: finished() == 5000, what="the writer process finished the file")
+    trace = open_trace(tmp_path / "process")
+    assert trace.damage == ()
+    assert trace.metadata["edgeloop.recorder"]["recorded_total"] == "5000"
+
+    # A writer thread dies with the node: its open chunk is lost, the file unfinished.
+    killed_while_recording(tmp_path / "thread", "thread")
+    with pytest.raises(TraceCorruptError, match="byte"):
+        open_trace(tmp_path / "thread")
