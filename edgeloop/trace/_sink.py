@@ -11,9 +11,11 @@ files with the same :class:`~edgeloop.trace._files.TraceFiles` the thread would 
 Frames on the pipe are a 4-byte little-endian length and a MessagePack array tagged by
 its first element. The process answers on stdout, one JSON object a line: ``ready``,
 ``file`` (a file opened), ``sync`` (everything before it written), ``error`` (it failed:
-the message, then it exits 1), ``done``. Closing its stdin finishes the last file. A pipe
-that fills (the process behind) blocks the writer thread, never the node: the recorder's
-queue fills and drops, counted, as with a slow disk.
+the message, then it exits 1), ``done``. Closing its stdin finishes the last file, and
+so does the node's process ending any other way (its own session keeps the node's signals
+off it): a killed node leaves a finished trace. A pipe that fills (the process behind)
+blocks the writer thread, never the node: the recorder's queue fills and drops, counted,
+as with a slow disk.
 """
 
 from __future__ import annotations
