@@ -18,6 +18,10 @@ def test_the_trace_suite_reports_recording_overhead_and_replay_speed() -> None:
     )
     assert overhead.edgeloop > 0
     assert overhead.anchor > 0
+    piped = result.result("recording_overhead_process")  # the writer in its own process
+    assert (piped.goal, piped.anchor_name) == (">= 0.8", "no recording")
+    assert piped.edgeloop > 0
+    assert piped.anchor > 0
     worst = result.result("recording_overhead_ack_only")
     assert worst.edgeloop > 0
     assert worst.anchor > 0
@@ -26,4 +30,5 @@ def test_the_trace_suite_reports_recording_overhead_and_replay_speed() -> None:
     assert replay.edgeloop > 0
     assert result.environment is not None
     assert result.environment["recorder_dropped"] == 0
+    assert result.environment["process_writer_us_per_record"] > 0
     assert "trace" in bench.SUITES
