@@ -23,6 +23,8 @@ from edgeloop.learning._messages import (
     RepairRequest,
 )
 from edgeloop.learning._repair import GibbsRepair, RepairStatistics
+from edgeloop.learning.cycle import CycleConfig, Knowledge, KnowledgeCycle
+from edgeloop.learning.cycle_messages import ClassLearned, Fleet, GetCycles, NameClass
 
 __all__ = [
     # actors
@@ -48,4 +50,12 @@ __all__ = [
     "RepairStatistics",
     "Associator",
     "AssociatorCounts",
+    # the knowledge cycle
+    "KnowledgeCycle",
+    "CycleConfig",
+    "Knowledge",
+    "Fleet",
+    "ClassLearned",
+    "NameClass",
+    "GetCycles",
 ]

@@ -198,8 +198,15 @@ class DeviceRequests:
 
     def _push_head(self, head: bytes, timeout: float | None, request: Any) -> None:
         version = max(self.desired_head or 0, self.reported_head or 0) + 1
-        if isinstance(request, HeadUpdate):
-            version = max(version, request.version)
+        wanted = request.version if isinstance(request, HeadUpdate | PushHead) else 0
+        last = self._head
+        if wanted and last is not None and last.version == wanted and last.head == head:
+            version = wanted  # the same head again: a retry, not a new version
+            stale = self._finish("head", version)
+            if stale is not None:
+                self._answer(stale, None, DeviceTimeout(self.device, "superseded by a retry"))
+        else:
+            version = max(version, wanted)
         update = HeadUpdate(
             device=self.device, version=version, head=head, checksum=zlib.crc32(head)
         )
@@ -435,6 +442,10 @@ def invalid_request(device: str, request: Any) -> InvalidRequestError | None:
             if not isinstance(head, bytes):
                 msg = f"a head is bytes (HeadSpec), got {type(head).__name__}"
                 raise TypeError(msg)
+            version: object = request.version
+            if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+                msg = f"a head's version is an integer >= 0, got {version!r}"
+                raise ValueError(msg)
             validate(HeadUpdate(device=device, version=0, head=request.head, checksum=0))
         elif isinstance(request, PullFrame):
             ref: object = request.ref

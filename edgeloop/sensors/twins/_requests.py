@@ -79,6 +79,9 @@ class PushHead:
     head: bytes
     timeout: float = DEFAULT_TIMEOUT
     reply_to: ReplyTo = None
+    version: int = 0
+    """The version to give it (0: the next one); pushing the head the device was last
+    sent again, with its version, resends it unchanged (a retry)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -149,9 +152,11 @@ class TwinClient:
         self.ref.tell(Configure(dict(settings), timeout, future))
         return future
 
-    def push_head(self, head: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> Future[HeadAck]:
+    def push_head(
+        self, head: bytes, *, timeout: float = DEFAULT_TIMEOUT, version: int = 0
+    ) -> Future[HeadAck]:
         future = self._future(timeout, "head update")
-        self.ref.tell(PushHead(head, timeout, future))
+        self.ref.tell(PushHead(head, timeout, future, version))
         return future
 
     def pull_frame(self, ref: FrameRef, *, timeout: float = DEFAULT_TIMEOUT) -> Future[Any]:

@@ -1,0 +1,602 @@
+"""KnowledgeCycle: notice a new species, query the cameras, learn it, recompile and push
+the cameras' heads (paper section 2; docs/knowledge-cycle.md).
+
+A thin actor shell over pure parts: :mod:`~edgeloop.learning.cycle_core` (the notice
+rule, the push tracker, the timeline) and the open-world core (``openworld``,
+``head_compiler``). It subscribes to the camera twins' events; everything it waits for
+(the twins' event buffers, frame pulls, head acks) is a future whose callback signals the
+actor, and every deadline and retry is a timer on the node's clock, so it never blocks.
+
+Each stage is timed on the node's clock and logged (``cycle_noticed``, ``cycle_queried``,
+``cycle_learned``, ``cycle_recompiled``, ``cycle_pushed``); the records are answered to
+:class:`GetCycles` and shown by ``edgeloop node status`` (service ``status:knowledge``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import structlog
+
+from edgeloop.actors import Actor, Future, send_signal
+from edgeloop.errors import ConfigError, DeviceRefusedError, KnowledgeError, MailboxFull
+from edgeloop.learning.cycle_core import (
+    CycleRecord,
+    NoticeWindow,
+    PushTracker,
+    Sighting,
+)
+from edgeloop.learning.cycle_messages import (
+    Batch,
+    ClassLearned,
+    Due,
+    Fleet,
+    FleetFactory,
+    GetCycles,
+    NameClass,
+    Pulled,
+    Pushed,
+    remote_request,
+)
+from edgeloop.messages import Event, EventsBatch, EventsSince, encode_head
+
+if TYPE_CHECKING:  # the open-world core loads JAX (its package does): only on start
+    from edgeloop.learning.core.openworld import OpenWorld
+
+__all__ = ["Knowledge", "CycleConfig", "KnowledgeCycle", "STATUS_SERVICE"]
+
+_log = structlog.get_logger("edgeloop.learning.cycle")
+
+STATUS_SERVICE = "status:knowledge"
+"""Where the cycle offers ``node status`` its section (a callable)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Knowledge:
+    """What the cycle starts from: the open-world ``model`` of the known species, its
+    threshold calibrated; ``held_out`` known embeddings (the device gate's calibration);
+    the cameras' ``extractor`` and the head version they run now."""
+
+    model: OpenWorld
+    held_out: np.ndarray
+    extractor: str
+    head_version: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CycleConfig:
+    """The cycle's settings. ``knowledge`` and ``fleet`` are factories (or
+    ``"module:name"``): ``knowledge()`` gives the starting :class:`Knowledge`,
+    ``fleet(system)`` the way to the cameras. ``window`` and ``query_window`` are
+    seconds of source time; the timeouts and backoffs, seconds of the node's clock."""
+
+    cameras: tuple[str, ...]
+    knowledge: Callable[[], Knowledge] | str
+    fleet: FleetFactory | str
+    devices_at: str = "/devices"
+    window: float = 30.0
+    shots: int = 5
+    gate_cameras: int = 2
+    track_threshold: float = 0.0
+    query_window: float = 30.0
+    query_timeout: float = 2.0
+    max_examples: int = 50
+    max_frames: int = 5
+    push_timeout: float = 2.0
+    retry_min: float = 0.1
+    retry_max: float = 1.0
+    attempts: int = 8
+    announce_to: tuple[str, ...] = ()
+    keep: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.cameras or not all(isinstance(c, str) and c for c in self.cameras):
+            raise ConfigError("cameras", f"expected camera names, got {self.cameras!r}")
+        for key in ("shots", "gate_cameras", "max_examples", "attempts", "keep"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(key, f"expected an integer >= 1, got {value!r}")
+        for key in ("window", "query_window", "query_timeout", "push_timeout", "retry_min"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(key, f"expected a number > 0, got {value!r}")
+        if not self.retry_max >= self.retry_min:
+            raise ConfigError("retry_max", f"must be >= retry_min ({self.retry_min})")
+
+
+def _resolve(factory: Any) -> Any:
+    if isinstance(factory, str):
+        from edgeloop.supervisor import resolve_start
+
+        return resolve_start(factory)
+    return factory
+
+
+class KnowledgeCycle(Actor):
+    """The open-world knowledge cycle over the cameras of ``config`` (module docstring).
+
+    Subclasses may override :meth:`before_push` (a hook that runs as the push starts).
+    """
+
+    def __init__(self, config: CycleConfig) -> None:
+        self.config = config
+        self.counters: Counter[str] = Counter()
+        self.records: list[CycleRecord] = []
+        self.window = NoticeWindow(config.window, config.shots, config.gate_cameras)
+        self.heads: dict[str, int] = {}
+        """The head version each camera's latest event was scored with."""
+        self._knowledge: Knowledge | None = None
+        self._fleet: Fleet | None = None
+        self._model: OpenWorld | None = None
+        self._current: CycleRecord | None = None
+        self._waiting: set[str] = set()
+        self._examples: dict[tuple[str, int], np.ndarray] = {}
+        self._head: bytes = b""
+        self._snapshot: dict[str, Any] = {}
+        self._ow: Any = None
+        self._compiler: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        from edgeloop.learning.core import head_compiler, openworld
+
+        self._ow, self._compiler = openworld, head_compiler
+        knowledge: Knowledge = _resolve(self.config.knowledge)()
+        if not np.isfinite(knowledge.model.threshold):
+            raise ConfigError("knowledge", "the model's novelty threshold is not calibrated")
+        self._knowledge, self._model = knowledge, knowledge.model
+        self._fleet = _resolve(self.config.fleet)(self.system)
+        self._publish()
+        self.system.services[STATUS_SERVICE] = self.status
+
+    def on_stop(self) -> None:
+        if self.system.services.get(STATUS_SERVICE) == self.status:
+            del self.system.services[STATUS_SERVICE]
+
+    # -- messages ----------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        cls = message.__class__
+        if cls is Event:
+            self._on_event(message)
+        elif cls is Batch:
+            self._on_batch(message)
+        elif cls is Pulled:
+            self._on_pulled(message)
+        elif cls is Pushed:
+            self._on_pushed(message)
+        elif cls is Due:
+            self._on_due(message)
+        elif cls is GetCycles:
+            return self.status()
+        elif cls is NameClass or isinstance(message, dict):  # dict: a remote client's table
+            try:
+                request = message if cls is NameClass else remote_request(message)
+                if isinstance(request, GetCycles):
+                    return self.status()
+                return self._name(request.old, request.new)
+            except KnowledgeError as error:  # answered and counted; the cycle goes on
+                self.counters["bad_requests"] += 1
+                _log.warning("cycle_bad_request", error=str(error), field=error.field)
+                return {"error": str(error), "field": error.field}
+        else:
+            self.counters["unknown_message"] += 1
+            _log.warning("cycle_unknown_message", kind=type(message).__name__)
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """The cycle's status table (safe to call from any thread: a snapshot)."""
+        return self._snapshot
+
+    def _publish(self) -> None:
+        model = self._model
+        self._snapshot = {
+            "labels": list(model.labels) if model is not None else [],
+            "model_version": model.version if model is not None else 0,
+            "threshold": round(model.threshold, 4) if model is not None else None,
+            "head_version": self._head_version(),
+            "running": self._current is not None,
+            "counters": dict(self.counters),
+            "cycles": [r.to_json() for r in self.records],
+        }
+
+    def _now(self) -> float:
+        return self.system.clock.now()
+
+    # -- 1. notice ---------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        model = self._model
+        if model is None or event.device not in self.config.cameras:
+            self.counters["events_ignored"] += 1
+            return
+        now = self._now()
+        self.heads[event.device] = event.head_version
+        current = self._current
+        if current is not None and current.push is not None:
+            if current.push.acked(event.device, event.head_version, now):
+                self._acked(current, event.device, "event")
+            return
+        if current is not None:
+            return  # a cycle is running: its examples come from the query
+        embedding = np.frombuffer(event.embedding, dtype=np.int8)
+        if embedding.size != model.dim:
+            self.counters["bad_embedding"] += 1
+            if self.counters["bad_embedding"] <= 10:
+                _log.warning(
+                    "cycle_bad_embedding",
+                    device=event.device,
+                    seq=event.seq,
+                    size=embedding.size,
+                    expected=model.dim,
+                )
+            return
+        self.counters["events_scored"] += 1
+        score = float(self._ow.novelty_scores(model, embedding[None, :].astype(np.float64))[0])
+        sighting = Sighting(
+            device=event.device,
+            seq=event.seq,
+            ts=event.ts,
+            embedding=embedding,
+            frame=event.frame,
+            device_novel=bool(event.extra.get("novel", False)),
+            cloud_novel=score > model.threshold,
+            head_version=event.head_version,
+            arrived=now,
+        )
+        reason = self.window.offer(sighting)
+        if reason is None:
+            return
+        suspects = self.window.suspects()
+        rows = np.stack([s.embedding for s in suspects]).astype(np.float64)
+        odds = float(self._ow.track_novelty(model, rows))
+        if odds <= self.config.track_threshold:
+            self.counters["notices_unconfirmed"] += 1
+            self.window.clear()
+            return
+        self._notice(reason, suspects, odds, now)
+
+    def _notice(self, reason: str, suspects: list[Sighting], odds: float, now: float) -> None:
+        record = CycleRecord(
+            cycle=len(self.records) + 1,
+            reason=reason,
+            first_seen=min(s.arrived for s in suspects),
+            noticed=now,
+            track_log_odds=odds,
+        )
+        record.end("notice", now)
+        self._add(record)
+        self.window.clear()
+        self._examples = {(s.device, s.seq): s.embedding for s in suspects}
+        _log.info(
+            "cycle_noticed",
+            cycle=record.cycle,
+            reason=reason,
+            sightings=len(suspects),
+            track_log_odds=round(odds, 2),
+            wait_for_examples_ms=round((now - record.first_seen) * 1000.0, 1),
+        )
+        self._query(record, suspects)
+
+    def _add(self, record: CycleRecord) -> None:
+        self._current = record
+        self.records.append(record)
+        del self.records[: -self.config.keep]
+        self.counters["cycles"] += 1
+        self._publish()
+
+    # -- 2. query ----------------------------------------------------------------------
+
+    def _query(self, record: CycleRecord, suspects: list[Sighting]) -> None:
+        cameras = sorted({s.device for s in suspects})
+        record.cameras_queried = tuple(cameras)
+        since = max(s.ts for s in suspects) - self.config.query_window
+        cycle, me = record.cycle, self.ref
+        self._waiting = set()
+        for camera in cameras:
+            ref = self.system.lookup(f"{self.config.devices_at}/{camera}")
+            if ref is None:
+                self.counters["query_no_twin"] += 1
+                continue
+            key = f"events:{camera}"
+            self._waiting.add(key)
+            request = EventsSince(device=camera, since_ts=max(0.0, since), limit=10_000)
+            try:
+                future: Future[Any] = ref.ask(request, timeout=self.config.query_timeout)
+            except MailboxFull as error:
+                send_signal(me, Batch(cycle, camera, None, error))
+                continue
+
+            def answered(f: Future[Any], camera: str = camera) -> None:
+                try:
+                    batch, error = f.get(0), None
+                except Exception as failure:  # noqa: BLE001 (a typed failure, signalled)
+                    batch, error = None, failure
+                send_signal(me, Batch(cycle, camera, batch, error))
+
+            future.add_done_callback(answered)
+        fleet = self._fleet
+        assert fleet is not None
+        framed = [s for s in suspects if s.frame is not None][-self.config.max_frames :]
+        for index, sighting in enumerate(framed):
+            key = f"frame:{index}"
+            self._waiting.add(key)
+
+            def pulled(nbytes: int, error: BaseException | None, key: str = key) -> None:
+                send_signal(me, Pulled(cycle, key, nbytes, error))
+
+            assert sighting.frame is not None
+            fleet.pull_frame(sighting.frame, self.config.query_timeout, pulled)
+        if not self._waiting:
+            self._learn(record)
+            return
+        self._after(self.config.query_timeout + 0.5, Due("query", cycle))
+
+    def _on_batch(self, answer: Batch) -> None:
+        record = self._current
+        key = f"events:{answer.device}"
+        if record is None or record.cycle != answer.cycle or key not in self._waiting:
+            return
+        self._waiting.discard(key)
+        if answer.error is not None or not isinstance(answer.batch, EventsBatch):
+            self.counters["query_failed"] += 1
+            _log.warning("cycle_query_failed", device=answer.device, error=str(answer.error))
+        else:
+            self._take_examples(answer.batch)
+        if not self._waiting:
+            self._learn(record)
+
+    def _take_examples(self, batch: EventsBatch) -> None:
+        """Add the buffered events the model finds novel (of this camera, in the query
+        window) to the examples, by (device, seq): the ones already held count once."""
+        model = self._model
+        assert model is not None
+        rows = [
+            (e.seq, np.frombuffer(e.embedding, dtype=np.int8))
+            for e in batch.events
+            if len(e.embedding) == model.dim
+        ]
+        if not rows:
+            return
+        x = np.stack([r for _, r in rows]).astype(np.float64)
+        novel = self._ow.novelty_scores(model, x) > model.threshold
+        for (seq, row), flag in zip(rows, novel, strict=True):
+            if flag:
+                self._examples.setdefault((batch.device, seq), row)
+
+    def _on_pulled(self, answer: Pulled) -> None:
+        record = self._current
+        if record is None or record.cycle != answer.cycle or answer.device not in self._waiting:
+            return
+        self._waiting.discard(answer.device)
+        if answer.error is not None:
+            self.counters["frames_failed"] += 1
+            _log.warning("cycle_frame_failed", error=str(answer.error))
+        else:
+            record.frames_pulled += 1
+            record.frame_bytes += answer.nbytes
+        if not self._waiting:
+            self._learn(record)
+
+    # -- 3. learn, 4. recompile --------------------------------------------------------
+
+    def _learn(self, record: CycleRecord) -> None:
+        now = self._now()
+        record.end("query", now)
+        self._waiting = set()
+        examples = list(self._examples.values())[-self.config.max_examples :]
+        record.examples = len(examples)
+        _log.info(
+            "cycle_queried",
+            cycle=record.cycle,
+            cameras=list(record.cameras_queried),
+            examples=len(examples),
+            frames=record.frames_pulled,
+            frame_bytes=record.frame_bytes,
+            ms=record.stage_ms()["query"],
+        )
+        model = self._model
+        assert model is not None
+        try:
+            grown, name = self._ow.learn_class(model, np.stack(examples).astype(np.float64))
+        except KnowledgeError as error:
+            self._fail(record, f"learn: {error}")
+            return
+        self._model = grown
+        record.name, record.model_version = name, grown.version
+        record.end("learn", self._now())
+        _log.info("cycle_learned", cycle=record.cycle, name=name, version=grown.version)
+        self._recompile_and_push(record)
+
+    def _head_version(self) -> int:
+        knowledge = self._knowledge
+        floor = knowledge.head_version if knowledge is not None else 0
+        pushed = max((r.head_version for r in self.records), default=0)
+        return max([floor, pushed, *self.heads.values()])
+
+    def _recompile_and_push(self, record: CycleRecord) -> None:
+        knowledge, model = self._knowledge, self._model
+        assert knowledge is not None
+        assert model is not None
+        version = self._head_version() + 1
+        try:
+            head = self._compiler.compile_openworld_head(
+                model, knowledge.held_out, extractor=knowledge.extractor, version=version
+            )
+        except KnowledgeError as error:
+            self._fail(record, f"recompile: {error}")
+            return
+        self._head = encode_head(head)
+        record.head_version, record.head_bytes = version, len(self._head)
+        record.end("recompile", self._now())
+        _log.info(
+            "cycle_recompiled",
+            cycle=record.cycle,
+            head_version=version,
+            head_bytes=record.head_bytes,
+            labels=list(head.labels),
+        )
+        cameras = self.config.cameras
+        record.push = PushTracker(
+            version,
+            cameras,
+            attempts=self.config.attempts,
+            low=self.config.retry_min,
+            high=self.config.retry_max,
+        )
+        self._publish()
+        self.before_push(record)
+        for camera in cameras:
+            self._push_one(record, camera)
+
+    def before_push(self, record: CycleRecord) -> None:
+        """A hook for subclasses and fault-injection tests: the push is about to start."""
+
+    # -- 5. push -----------------------------------------------------------------------
+
+    def _push_one(self, record: CycleRecord, camera: str) -> None:
+        fleet = self._fleet
+        assert fleet is not None
+        cycle, version, me = record.cycle, record.head_version, self.ref
+
+        def done(error: BaseException | None) -> None:
+            send_signal(me, Pushed(cycle, camera, version, error))
+
+        self.counters["heads_sent"] += 1
+        fleet.push_head(camera, self._head, version, self.config.push_timeout, done)
+
+    def _on_pushed(self, answer: Pushed) -> None:
+        record = self._current
+        if record is None or record.cycle != answer.cycle or record.push is None:
+            return
+        push, now = record.push, self._now()
+        if answer.error is None:
+            if push.acked(answer.device, answer.version, now):
+                self._acked(record, answer.device, "ack")
+            return
+        if isinstance(answer.error, DeviceRefusedError):
+            self.counters["heads_refused"] += 1
+            push.refused(answer.device, str(answer.error), now)
+            _log.warning("cycle_head_refused", device=answer.device, error=str(answer.error))
+        else:
+            delay = push.failed(answer.device, str(answer.error))
+            self.counters["push_retries" if delay is not None else "push_given_up"] += 1
+            _log.info(
+                "cycle_push_retry" if delay is not None else "cycle_push_away",
+                device=answer.device,
+                error=str(answer.error),
+                retry_in=delay,
+            )
+            if delay is not None:
+                self._after(delay, Due("retry", record.cycle, answer.device))
+        self._maybe_finish(record)
+
+    def _acked(self, record: CycleRecord, camera: str, how: str) -> None:
+        self.counters["heads_acked"] += 1
+        _log.debug("cycle_head_acked", device=camera, version=record.head_version, by=how)
+        self._maybe_finish(record)
+
+    def _on_due(self, due: Due) -> None:
+        record = self._current
+        if record is None or record.cycle != due.cycle:
+            return
+        if due.what == "query" and "query" not in record.ends:
+            self.counters["query_timed_out"] += 1
+            _log.warning("cycle_query_timeout", waiting=sorted(self._waiting))
+            self._learn(record)
+        elif (
+            due.what == "retry"
+            and record.push is not None
+            and record.push.cameras[due.device].state == "sent"
+        ):
+            self._push_one(record, due.device)
+
+    def _maybe_finish(self, record: CycleRecord) -> None:
+        push = record.push
+        assert push is not None
+        settled = all(e.state != "sent" for e in push.cameras.values())
+        if push.done or settled:
+            if "push" not in record.ends:
+                record.end("push", self._now())
+                record.state = "done" if push.names("acked") == sorted(push.cameras) else "partial"
+                _log.info(
+                    "cycle_pushed",
+                    cycle=record.cycle,
+                    state=record.state,
+                    head_version=record.head_version,
+                    acked=len(push.names("acked")),
+                    refused=push.names("refused"),
+                    away=push.names("away"),
+                    stage_ms=record.stage_ms(),
+                    cycle_latency_ms=record.latency_ms(),
+                )
+                self._announce(record)
+            if push.done:
+                self._current = None
+        self._publish()
+
+    def _announce(self, record: CycleRecord) -> None:
+        model = self._model
+        assert model is not None
+        message = ClassLearned(
+            name=record.name,
+            head_version=record.head_version,
+            labels=tuple(model.labels),
+            previous=record.renamed_from or None,
+        )
+        for address in self.config.announce_to:
+            try:
+                self.system.ref(address).tell(message)
+            except Exception as error:  # noqa: BLE001 (counted; the cycle goes on)
+                self.counters["announce_failed"] += 1
+                _log.warning("cycle_announce_failed", to=address, error=str(error))
+
+    def _fail(self, record: CycleRecord, why: str) -> None:
+        record.state, record.error = "failed", why
+        self.counters["cycles_failed"] += 1
+        _log.warning("cycle_failed", cycle=record.cycle, error=why)
+        self._current = None
+        self._publish()
+
+    def _after(self, delay: float, due: Due) -> None:
+        me = self.ref
+
+        def fire() -> None:
+            send_signal(me, due)
+
+        self.system.clock.call_later(delay, fire)
+
+    # -- naming ------------------------------------------------------------------------
+
+    def _name(self, old: str, new: str) -> dict[str, Any]:
+        model = self._model
+        assert model is not None
+        if self._current is not None and self._current.push is None:
+            msg = f"cycle {self._current.cycle} is still learning; name {old!r} once it pushes"
+            raise KnowledgeError(msg, field="old")
+        renamed = self._ow.name_class(model, old, new)
+        superseded = self._current
+        if superseded is not None:  # a rename supersedes a push still waiting for cameras
+            superseded.state, superseded.error = "partial", "superseded by a rename"
+            self._current = None
+        self._model = renamed
+        now = self._now()
+        record = CycleRecord(
+            cycle=len(self.records) + 1, reason="named", first_seen=now, noticed=now
+        )
+        record.name, record.renamed_from, record.model_version = new, old, renamed.version
+        for stage in ("notice", "query", "learn"):
+            record.end(stage, now)
+        self._add(record)
+        _log.info("cycle_named", old=old, new=new, version=renamed.version)
+        self._recompile_and_push(record)
+        return record.to_json()
+
+    def names(self) -> Sequence[str]:
+        """The model's class names now."""
+        return tuple(self._model.labels) if self._model is not None else ()
