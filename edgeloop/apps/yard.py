@@ -5,11 +5,12 @@ Tree (``yard.toml``; strategies by what each failure must restart)::
     root (one_for_one)
     ├── devices   YardDevices: one twin per camera and trap (one_for_one: a twin is alone)
     ├── traps     TrapRelay per trap: learner → interlock → the trap's twin (one_for_one)
-    └── pipeline  (rest_for_one: a stage's crash restarts the stages after it, so the
-        │          learner restarts and asks every twin for the events it lacks)
-        ├── functions  EventStage: the app's event functions, before fusion
-        ├── fusion     YardFusion: a FusionGroup over the scenario's cameras
-        └── learner    YardLearner: decides every trap, tells its TrapRelay
+    ├── pipeline  (rest_for_one: a stage's crash restarts the stages after it, so the
+    │   │          learner restarts and asks every twin for the events it lacks)
+    │   ├── functions  EventStage: the app's event functions, before fusion
+    │   ├── fusion     YardFusion: a FusionGroup over the scenario's cameras
+    │   └── learner    YardLearner: decides every trap, tells its TrapRelay
+    └── knowledge YardCycle: the open-world knowledge cycle (new species, new heads)
 
 No GibbsRepair child yet: it repairs what the learner learns, and this learner runs a
 fixed model (no ``prior``); docs/yard.md says what adding both takes.
@@ -17,10 +18,10 @@ fixed model (no ``prior``); docs/yard.md says what adding both takes.
 Every actor takes plain app-file arguments and builds its configuration from the
 scenario (``scenario = "calm"``), so the app file stays data.
 
-Knowledge-cycle hook (the opossum; its pure core is ``learning/core/openworld.py``, its
-actor is not built): that actor goes in ``pipeline`` after the learner, listed in the
-learner's ``decisions_to``; it finds novel tracks, learns them and sends ``HeadUpdate``s
-through the camera twins under ``/devices`` (docs/yard.md, Hooks). Nothing else changes.
+The knowledge cycle (the opossum) is a child of the root, ``knowledge``
+(:class:`~edgeloop.apps.yard_cycle.YardCycle`): it sees every camera event, learns a new
+species and pushes new heads through the camera twins under ``/devices``; it tells each
+TrapRelay the species it learnt, which the interlock then protects (docs/knowledge-cycle.md).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from edgeloop.actors import Actor
 from edgeloop.apps.yard_functions import FunctionChain, build_chain
 from edgeloop.errors import EdgeloopError
 from edgeloop.learning import (
+    ClassLearned,
     FusionConfig,
     FusionGroup,
     Learner,
@@ -149,6 +151,7 @@ class TrapRelay(Actor):
         self._latest = -math.inf
         self._protected_at = -math.inf
         self._wanted: Command | None = None  # a close the interlock holds back
+        self._learnt_head: int | None = None  # the head that knows the cycle's new classes
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
@@ -159,9 +162,12 @@ class TrapRelay(Actor):
                 return None
             self._forward(message)
             return None
+        if isinstance(message, ClassLearned):
+            self._learned(message)
+            return None
         if isinstance(message, Event):
             self._latest = max(self._latest, message.ts)
-            if message.label in self.protected and message.zone in self.guarded:
+            if self._protects(message) and message.zone in self.guarded:
                 self._protected_at = max(self._protected_at, message.ts)
             if self._wanted is not None and self._clear():
                 wanted, self._wanted = self._wanted, None
@@ -170,6 +176,21 @@ class TrapRelay(Actor):
         if isinstance(message, GetLog):
             return {"commands": list(self.commands), "failed": list(self.failed), "held": self.held}
         return super().on_receive(message)
+
+    def _learned(self, message: ClassLearned) -> None:
+        """The knowledge cycle learnt (or renamed) a species: it is not a target, so the
+        interlock protects it like a cat until a person says otherwise."""
+        self.protected = self.protected | {message.name}
+        self._learnt_head = max(self._learnt_head or 0, message.head_version)
+
+    def _protects(self, event: Event) -> bool:
+        """Whether ``event`` may show a protected animal: a protected label, or a novel
+        one from a camera still scoring with a head older than the one that knows the
+        learnt species (the event's ``head_version`` says which it ran)."""
+        if event.label in self.protected:
+            return True
+        learnt = self._learnt_head
+        return learnt is not None and event.label == "unknown" and event.head_version < learnt
 
     def _clear(self) -> bool:
         return self._latest - self._protected_at > self.hold

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from edgeloop.apps.yard import APP_FILE, GetLog
 from edgeloop.errors import ConfigError, EdgeloopError
-from edgeloop.learning import GetStatistics
+from edgeloop.learning import GetCycles, GetStatistics
 from edgeloop.sensors import GetState
 from edgeloop.sensors._runner import YardRunner
 from edgeloop.sensors.world import load_scenario
@@ -67,7 +67,7 @@ def yard_app(
                 args["scenario"] = scenario
             if child["id"] == "learner" and store is not None:
                 args["store"] = store
-            if child["id"] == "learner" and seed is not None:
+            if child["id"] in ("learner", "knowledge") and seed is not None:
                 args["seed"] = seed
             patch(child.get("children", []))
 
@@ -75,7 +75,13 @@ def yard_app(
     traps = [z.id for z in loaded.zones if z.trap]
     for child in data["supervisor"]["children"]:
         if child["id"] == "devices":  # the relays' interlocks see the cameras' events too
-            child["args"]["subscribers"] = ["/pipeline/functions", *(f"/traps/{t}" for t in traps)]
+            child["args"]["subscribers"] = [
+                "/pipeline/functions",
+                *(f"/traps/{t}" for t in traps),
+                "/knowledge",
+            ]
+        if child["id"] == "knowledge":
+            child["args"]["announce_to"] = [f"/traps/{t}" for t in traps]
         if child["id"] == "traps":
             child["children"] = [
                 {
@@ -141,7 +147,46 @@ def _view(node: Node, cameras: list[str], traps: list[str], rate: float, t: floa
     events = stats.events if stats is not None else "? (busy)"
     line = Table.grid()
     line.add_row(f"events/s {rate:.1f} | learner events {events} | tracks started {tracks}")
+    line.add_row(_cycle_line(_ask(node, "/knowledge", GetCycles(), _VIEW_ASK)))
     return Group(cams, trap_table, line)
+
+
+def _cycle_line(status: dict[str, Any] | None) -> str:
+    """The knowledge cycle in one line: what it knows and its latest cycle's stages."""
+    if status is None:
+        return "knowledge cycle: ? (busy)"
+    line = f"knowledge: {', '.join(status['labels'])} | head v{status['head_version']}"
+    if status["cycles"]:
+        last = status["cycles"][-1]
+        stages = " ".join(f"{k} {v:.0f}" for k, v in last["stage_ms"].items())
+        line += (
+            f" | cycle {last['cycle']} {last['name'] or '?'} {last['state']}: {stages} ms,"
+            f" acked {len(last['cameras_acked'])}"
+        )
+    return line
+
+
+def _learned(status: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The first new species the cycle learnt (its record), or None."""
+    for record in (status or {}).get("cycles", []):
+        if record["reason"] != "named" and record["state"] in ("done", "partial"):
+            keys = (
+                "name",
+                "state",
+                "reason",
+                "head_version",
+                "head_bytes",
+                "examples",
+                "frames_pulled",
+                "stage_ms",
+                "wait_for_examples_ms",
+                "cycle_latency_ms",
+                "cameras_acked",
+                "cameras_refused",
+                "cameras_away",
+            )
+            return {key: record[key] for key in keys}
+    return None
 
 
 def _latencies(arrivals: list[tuple[float, str, int]], commands: list[float]) -> list[float]:
@@ -273,6 +318,7 @@ def _summary(
         )
     caught = [a for d in decisions for a in d["truth"]]
     lat = _latencies(stage["arrivals"] if stage else [], commands)
+    knowledge = _ask(node, "/knowledge", GetCycles())
     return {
         "scenario": scenario,
         "events": sum(t.delivered_seq or 0 for t in twins.values()),
@@ -293,6 +339,8 @@ def _summary(
             "n": len(lat),
             "measured": "node: newest event received before the trap command -> command out",
         },
+        "new_species_learned": _learned(knowledge),
+        "knowledge_cycles": len((knowledge or {}).get("cycles", [])),
     }
 
 
@@ -312,6 +360,11 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
         table.add_row(key, str(summary[key]))
     lat = summary["event_to_actuation_ms"]
     table.add_row("event to actuation p50 / p99 (ms)", f"{lat['p50']} / {lat['p99']}")
+    learned = summary["new_species_learned"]
+    if learned is not None:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in learned["stage_ms"].items())
+        table.add_row(f"new species {learned['name']!r} (ms)", stages)
+        table.add_row("cameras acked the new head", str(len(learned["cameras_acked"])))
     console.print(table)
     for decision in summary["trap_decisions"]:
         truth = ", ".join(decision["truth"]) or "empty"

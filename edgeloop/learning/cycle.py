@@ -72,7 +72,11 @@ class CycleConfig:
     """The cycle's settings. ``knowledge`` and ``fleet`` are factories (or
     ``"module:name"``): ``knowledge()`` gives the starting :class:`Knowledge`,
     ``fleet(system)`` the way to the cameras. ``window`` and ``query_window`` are
-    seconds of source time; the timeouts and backoffs, seconds of the node's clock."""
+    seconds of source time; the timeouts and backoffs, seconds of the node's clock.
+    ``track_threshold`` is the log-odds of NEW over the known species that the noticed
+    sightings together must pass (5: about 150 to 1; single frames and device gates,
+    5% false alarms each, cross by chance); a cycle learns from ``min_examples`` at least.
+    """
 
     cameras: tuple[str, ...]
     knowledge: Callable[[], Knowledge] | str
@@ -81,7 +85,8 @@ class CycleConfig:
     window: float = 30.0
     shots: int = 5
     gate_cameras: int = 2
-    track_threshold: float = 0.0
+    track_threshold: float = 5.0
+    min_examples: int = 3
     query_window: float = 30.0
     query_timeout: float = 2.0
     max_examples: int = 50
@@ -96,7 +101,7 @@ class CycleConfig:
     def __post_init__(self) -> None:
         if not self.cameras or not all(isinstance(c, str) and c for c in self.cameras):
             raise ConfigError("cameras", f"expected camera names, got {self.cameras!r}")
-        for key in ("shots", "gate_cameras", "max_examples", "attempts", "keep"):
+        for key in ("shots", "gate_cameras", "min_examples", "max_examples", "attempts", "keep"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"expected an integer >= 1, got {value!r}")
@@ -138,6 +143,7 @@ class KnowledgeCycle(Actor):
         self._head: bytes = b""
         self._snapshot: dict[str, Any] = {}
         self._ow: Any = None
+        self._learnt: set[str] = set()
         self._compiler: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -217,6 +223,8 @@ class KnowledgeCycle(Actor):
             return
         now = self._now()
         self.heads[event.device] = event.head_version
+        if event.label in self._learnt:
+            self.counters["events_of_learnt_classes"] += 1  # the cameras know it now
         current = self._current
         if current is not None and current.push is not None:
             if current.push.acked(event.device, event.head_version, now):
@@ -402,12 +410,16 @@ class KnowledgeCycle(Actor):
         )
         model = self._model
         assert model is not None
+        if len(examples) < self.config.min_examples:
+            self._fail(record, f"learn: {len(examples)} examples, fewer than min_examples")
+            return
         try:
             grown, name = self._ow.learn_class(model, np.stack(examples).astype(np.float64))
         except KnowledgeError as error:
             self._fail(record, f"learn: {error}")
             return
         self._model = grown
+        self._learnt.add(name)
         record.name, record.model_version = name, grown.version
         record.end("learn", self._now())
         _log.info("cycle_learned", cycle=record.cycle, name=name, version=grown.version)
@@ -585,6 +597,7 @@ class KnowledgeCycle(Actor):
             superseded.state, superseded.error = "partial", "superseded by a rename"
             self._current = None
         self._model = renamed
+        self._learnt.add(new)
         now = self._now()
         record = CycleRecord(
             cycle=len(self.records) + 1, reason="named", first_seen=now, noticed=now
