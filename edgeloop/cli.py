@@ -299,6 +299,11 @@ def render_status(status: dict[str, Any], console: Console) -> None:
         for device, state in twins.items():
             table.add_row(device, *(str(state.get(column, "")) for column in columns))
         console.print(table)
+    knowledge = status.get("knowledge")
+    if isinstance(knowledge, dict) and "cycles" in knowledge:
+        from edgeloop.learning.cycle_client import knowledge_table
+
+        console.print(knowledge_table(knowledge))
     rejected = status.get("rejected") or {}
     console.print(
         "rejected input: "
@@ -746,6 +751,42 @@ def record_node(
         _err.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
     raise typer.Exit(code)
+
+
+knowledge_app = typer.Typer(help="The open-world knowledge cycle of a node.", no_args_is_help=True)
+app.add_typer(knowledge_app, name="knowledge")
+
+
+@knowledge_app.command("name")
+def knowledge_name(
+    old: Annotated[str, typer.Argument(help="The learnt class, such as species-4.")],
+    new: Annotated[str, typer.Argument(help="Its name, such as opossum.")],
+    connect: Annotated[str, typer.Option(help="The node's address (tcp://host:port).")],
+    path: Annotated[str, typer.Option(help="The cycle actor's path.")] = "/knowledge",
+    server_key: Annotated[
+        str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+) -> None:
+    """Name a class the cycle learnt; the cameras get a head with the new name."""
+    from edgeloop.learning.cycle_client import name_class
+
+    configure_logging(LogFormat.console, level=logging.ERROR)
+    try:
+        record = name_class(
+            connect, old, new, path=path, server_key=server_key, secret_key=key, timeout=timeout
+        )
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(record))
+    else:
+        typer.echo(f"{old} is now {new}: head v{record['head_version']} going to the cameras")
 
 
 def _add_import_paths(paths: list[Path] | None) -> None:

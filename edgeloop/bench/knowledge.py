@@ -27,6 +27,12 @@ rows calibrate the thresholds, odd rows test. Rows (``edgeloop`` field = our val
 Then the ``yard_*`` rows (``_knowledge_yard``): the same core on the ``opossum`` yard's
 own camera detections (frames to notice, false alarms, 5-shot class, known-accuracy drop).
 
+Then the cycle end to end (``_cycle``), ``cycles`` times on a fresh node with the yard's
+eight cameras as device agents over real ZeroMQ links on loopback:
+``cycle_latency_p50_ms`` (notice to the last camera's head ack; the issue counts from the
+first event of the new species and leaves out the wait for the k examples, which is
+``cycle_wait_for_examples_ms``, against k frames at the cameras' rate).
+
 The issue's absolute targets and whether each is met are in the environment's
 ``targets``; the rows' goals compare with the anchors.
 """
@@ -36,12 +42,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from edgeloop.bench._cycle import cycle_rows
 from edgeloop.bench._knowledge_yard import yard_rows
 from edgeloop.bench._report import Result, SuiteResult
 from edgeloop.errors import EdgeloopInternalError
@@ -59,6 +68,7 @@ TARGETS = {
     "digits_auroc_device": ">= 0.90",
     "digits_new_class_acc_5shot": ">= 0.90",
     "digits_known_acc_drop": "<= 0.01",
+    "cycle_latency_p50_ms": "<= 1000",
 }
 """The issue's targets on the ``edgeloop`` values (not on the ratios)."""
 
@@ -69,10 +79,12 @@ class Sizes:
 
     repeats: int
     dim: int = 20
+    cycles: int = 10
+    """Knowledge cycles run end to end on loopback (``_cycle``)."""
 
 
-QUICK = Sizes(repeats=3)
-FULL = Sizes(repeats=20)
+QUICK = Sizes(repeats=3, cycles=3)
+FULL = Sizes(repeats=20, cycles=10)
 
 Int8s = npt.NDArray[np.int8]
 _NC = "nearest centroid"
@@ -125,6 +137,9 @@ def run_knowledge(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteRe
         ),
     ]
     results += yard_rows()
+    with tempfile.TemporaryDirectory(prefix="edgeloop-cycle-") as where:
+        rows, cycle_env = cycle_rows(sizes.cycles, Path(where))
+    results += rows
     values = {r.name: r.edgeloop for r in results}
     targets = {
         name: {"goal": goal, "value": values[name], "met": _holds(goal, values[name])}
@@ -140,6 +155,7 @@ def run_knowledge(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteRe
         "device_auroc_min": float(np.min(tally.figures["device"])),
         "head_bytes_max": int(np.max(tally.figures["head_bytes"])),
         **dataclasses.asdict(sizes),
+        **cycle_env,
     }
     return SuiteResult("knowledge", tuple(results), env)
 

@@ -28,6 +28,8 @@ EXPECTED = {
     "yard_false_alarm_rate": ("fraction", "calibrated 0.01"),
     "yard_new_class_acc_5shot": ("fraction", "device head"),
     "yard_known_acc_drop": ("fraction", "tolerance 0.01"),
+    "cycle_latency_p50_ms": ("ms", "issue budget 1000 ms"),
+    "cycle_wait_for_examples_ms": ("ms", "5 frames at the cameras' rate"),
 }
 
 
