@@ -184,13 +184,15 @@ class TrapRelay(Actor):
         self._learnt_head = max(self._learnt_head or 0, message.head_version)
 
     def _protects(self, event: Event) -> bool:
-        """Whether ``event`` may show a protected animal: a protected label, or a novel
-        one from a camera still scoring with a head older than the one that knows the
-        learnt species (the event's ``head_version`` says which it ran)."""
+        """Whether ``event`` may show a protected animal: a protected label; or a novel
+        one nearest a protected class, or from a camera still scoring with a head older
+        than the one that knows the learnt species (its ``head_version`` says which)."""
         if event.label in self.protected:
             return True
         learnt = self._learnt_head
-        return learnt is not None and event.label == "unknown" and event.head_version < learnt
+        if learnt is None or event.label != "unknown":
+            return False
+        return event.head_version < learnt or event.extra.get("nearest") in self.protected
 
     def _clear(self) -> bool:
         return self._latest - self._protected_at > self.hold

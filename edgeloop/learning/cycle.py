@@ -189,14 +189,21 @@ class KnowledgeCycle(Actor):
             except KnowledgeError as error:  # answered and counted; the cycle goes on
                 self.counters["bad_requests"] += 1
                 _log.warning("cycle_bad_request", error=str(error), field=error.field)
-                return {"error": str(error), "field": error.field}
+                return {"refused": str(error), "field": error.field}
         else:
             self.counters["unknown_message"] += 1
             _log.warning("cycle_unknown_message", kind=type(message).__name__)
         return None
 
     def status(self) -> dict[str, Any]:
-        """The cycle's status table (safe to call from any thread: a snapshot)."""
+        """The cycle's status table (safe to call from any thread: a snapshot, with the
+        counters as they are now)."""
+        for _ in range(3):
+            try:
+                counters = dict(self.counters)
+            except RuntimeError:  # a counter was added meanwhile (another thread): again
+                continue
+            return {**self._snapshot, "counters": counters}
         return self._snapshot
 
     def _publish(self) -> None:

@@ -54,8 +54,8 @@ def ask_cycle(
         answer: dict[str, Any] = probe.ref(f"{target}:{path}").ask(body, timeout=left).get()
     finally:
         probe.stop()
-    if isinstance(answer, dict) and "error" in answer:
-        raise KnowledgeError(str(answer["error"]), field=str(answer.get("field", "")))
+    if isinstance(answer, dict) and "refused" in answer:
+        raise KnowledgeError(str(answer["refused"]), field=str(answer.get("field", "")))
     return answer
 
 
