@@ -59,10 +59,15 @@ def _free_address() -> str:
 
 @contextlib.contextmanager
 def cycle_node(
-    scenario: str, *, cycle: Any = "edgeloop.apps.yard_cycle:YardCycle", **options: Any
+    scenario: str,
+    *,
+    cycle: Any = "edgeloop.apps.yard_cycle:YardCycle",
+    with_cycle: bool = True,
+    **options: Any,
 ) -> Iterator[tuple[Node, str]]:
     """A started node listening on a free loopback port with the twins of ``scenario``'s
-    devices (under ``/devices``) and a cycle at ``/knowledge``; yields it and its address."""
+    devices (under ``/devices``) and a cycle at ``/knowledge`` (unless ``with_cycle`` is
+    false: the caller spawns one there); yields it and its address."""
     address = _free_address()
     children = [
         ChildSpec(
@@ -71,8 +76,9 @@ def cycle_node(
             args={"scenario": scenario, "subscribers": ["/knowledge"]},
             shutdown="infinity",
         ),
-        ChildSpec("knowledge", cycle, args={"scenario": scenario, **options}),
     ]
+    if with_cycle:
+        children.append(ChildSpec("knowledge", cycle, args={"scenario": scenario, **options}))
     node = Node("yard", children=children, listen=[address], link=LinkConfig("yard", **FAST_LINK))
     with node:
         yield node, address

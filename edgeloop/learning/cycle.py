@@ -536,27 +536,36 @@ class KnowledgeCycle(Actor):
             self._push_one(record, due.device)
 
     def _maybe_finish(self, record: CycleRecord) -> None:
+        """Settle the push once no camera is still being sent to: ``done`` when all
+        acked, else ``partial``; a camera away at that time may still catch up (its
+        twin resends on reconnect; a retry or an event with the new version says so)."""
         push = record.push
         assert push is not None
-        settled = all(e.state != "sent" for e in push.cameras.values())
-        if push.done or settled:
-            if "push" not in record.ends:
-                record.end("push", self._now())
-                record.state = "done" if push.names("acked") == sorted(push.cameras) else "partial"
-                _log.info(
-                    "cycle_pushed",
-                    cycle=record.cycle,
-                    state=record.state,
-                    head_version=record.head_version,
-                    acked=len(push.names("acked")),
-                    refused=push.names("refused"),
-                    away=push.names("away"),
-                    stage_ms=record.stage_ms(),
-                    cycle_latency_ms=record.latency_ms(),
-                )
-                self._announce(record)
-            if push.done:
-                self._current = None
+        if not all(e.state != "sent" for e in push.cameras.values()):
+            self._publish()
+            return
+        all_acked = push.names("acked") == sorted(push.cameras)
+        first = "push" not in record.ends
+        if first or all_acked:
+            record.end("push", push.last_ack() or self._now())
+        record.state = "done" if all_acked else "partial"
+        if first:
+            _log.info(
+                "cycle_pushed",
+                cycle=record.cycle,
+                state=record.state,
+                head_version=record.head_version,
+                acked=len(push.names("acked")),
+                refused=push.names("refused"),
+                away=push.names("away"),
+                stage_ms=record.stage_ms(),
+                cycle_latency_ms=record.latency_ms(),
+            )
+            self._announce(record)
+        elif all_acked:
+            _log.info("cycle_caught_up", cycle=record.cycle, stage_ms=record.stage_ms())
+        if push.done:
+            self._current = None
         self._publish()
 
     def _announce(self, record: CycleRecord) -> None:
