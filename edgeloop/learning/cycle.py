@@ -149,6 +149,14 @@ class KnowledgeCycle(Actor):
     # -- lifecycle ---------------------------------------------------------------------
 
     def on_start(self) -> None:
+        # The model is built by the first message, not here: fitting and calibrating
+        # (and loading JAX, through the core's package) must not hold up the tree's start.
+        self._fleet = _resolve(self.config.fleet)(self.system)
+        self._publish()
+        self.system.services[STATUS_SERVICE] = self.status
+        send_signal(self.ref, Due("init", 0))
+
+    def _init(self) -> None:
         from edgeloop.learning.core import head_compiler, openworld
 
         self._ow, self._compiler = openworld, head_compiler
@@ -156,9 +164,13 @@ class KnowledgeCycle(Actor):
         if not np.isfinite(knowledge.model.threshold):
             raise ConfigError("knowledge", "the model's novelty threshold is not calibrated")
         self._knowledge, self._model = knowledge, knowledge.model
-        self._fleet = _resolve(self.config.fleet)(self.system)
+        _log.info(
+            "cycle_ready",
+            labels=list(knowledge.model.labels),
+            threshold=round(knowledge.model.threshold, 3),
+            head_version=knowledge.head_version,
+        )
         self._publish()
-        self.system.services[STATUS_SERVICE] = self.status
 
     def on_stop(self) -> None:
         if self.system.services.get(STATUS_SERVICE) == self.status:
@@ -226,7 +238,7 @@ class KnowledgeCycle(Actor):
     def _on_event(self, event: Event) -> None:
         model = self._model
         if model is None or event.device not in self.config.cameras:
-            self.counters["events_ignored"] += 1
+            self.counters["events_ignored" if model is not None else "events_before_ready"] += 1
             return
         now = self._now()
         self.heads[event.device] = event.head_version
@@ -521,6 +533,9 @@ class KnowledgeCycle(Actor):
         self._maybe_finish(record)
 
     def _on_due(self, due: Due) -> None:
+        if due.what == "init":
+            self._init()
+            return
         record = self._current
         if record is None or record.cycle != due.cycle:
             return
@@ -603,7 +618,8 @@ class KnowledgeCycle(Actor):
 
     def _name(self, old: str, new: str) -> dict[str, Any]:
         model = self._model
-        assert model is not None
+        if model is None:
+            raise KnowledgeError("the cycle is still building its model; ask again", field="old")
         if self._current is not None and self._current.push is None:
             msg = f"cycle {self._current.cycle} is still learning; name {old!r} once it pushes"
             raise KnowledgeError(msg, field="old")
