@@ -182,6 +182,7 @@ def _learned(status: dict[str, Any] | None) -> dict[str, Any] | None:
                 "wait_for_examples_ms",
                 "cycle_latency_ms",
                 "cameras_acked",
+                "ack_ms",
                 "cameras_refused",
                 "cameras_away",
             )

@@ -208,6 +208,17 @@ class CycleRecord:
             return None
         return round((last - self.noticed) * 1000.0, 3)
 
+    def ack_ms(self) -> dict[str, float]:
+        """Milliseconds from the push's start (the head compiled) to each camera's ack."""
+        push, start = self.push, self.ends.get("recompile")
+        if push is None or start is None:
+            return {}
+        return {
+            camera: round((entry.at - start) * 1000.0, 3)
+            for camera, entry in sorted(push.cameras.items())
+            if entry.state == "acked" and entry.at is not None
+        }
+
     def to_json(self) -> dict[str, Any]:
         push = self.push
         return {
@@ -228,6 +239,7 @@ class CycleRecord:
             "wait_for_examples_ms": round((self.noticed - self.first_seen) * 1000.0, 3),
             "cycle_latency_ms": self.latency_ms(),
             "cameras_acked": push.names("acked") if push is not None else [],
+            "ack_ms": self.ack_ms(),
             "cameras_refused": {c: push.cameras[c].error for c in push.names("refused")}
             if push is not None
             else {},
