@@ -349,13 +349,13 @@ class KnowledgeCycle(Actor):
             future.add_done_callback(answered)
         fleet = self._fleet
         assert fleet is not None
+        # The frames go to the record (what a person naming the class looks at); learning
+        # does not wait for them: a bulk lane that is slow to open must not hold the cycle.
         framed = [s for s in suspects if s.frame is not None][-self.config.max_frames :]
-        for index, sighting in enumerate(framed):
-            key = f"frame:{index}"
-            self._waiting.add(key)
+        for sighting in framed:
 
-            def pulled(nbytes: int, error: BaseException | None, key: str = key) -> None:
-                send_signal(me, Pulled(cycle, key, nbytes, error))
+            def pulled(nbytes: int, error: BaseException | None) -> None:
+                send_signal(me, Pulled(cycle, "", nbytes, error))
 
             assert sighting.frame is not None
             fleet.pull_frame(sighting.frame, self.config.query_timeout, pulled)
@@ -397,18 +397,14 @@ class KnowledgeCycle(Actor):
                 self._examples.setdefault((batch.device, seq), row)
 
     def _on_pulled(self, answer: Pulled) -> None:
-        record = self._current
-        if record is None or record.cycle != answer.cycle or answer.device not in self._waiting:
-            return
-        self._waiting.discard(answer.device)
+        record = next((r for r in self.records if r.cycle == answer.cycle), None)
         if answer.error is not None:
             self.counters["frames_failed"] += 1
-            _log.warning("cycle_frame_failed", error=str(answer.error))
-        else:
+            _log.warning("cycle_frame_failed", cycle=answer.cycle, error=str(answer.error))
+        elif record is not None:
             record.frames_pulled += 1
             record.frame_bytes += answer.nbytes
-        if not self._waiting:
-            self._learn(record)
+            self._publish()
 
     # -- 3. learn, 4. recompile --------------------------------------------------------
 
@@ -423,8 +419,6 @@ class KnowledgeCycle(Actor):
             cycle=record.cycle,
             cameras=list(record.cameras_queried),
             examples=len(examples),
-            frames=record.frames_pulled,
-            frame_bytes=record.frame_bytes,
             ms=record.stage_ms()["query"],
         )
         model = self._model
