@@ -342,6 +342,8 @@ def _summary(
         },
         "new_species_learned": _learned(knowledge),
         "knowledge_cycles": len((knowledge or {}).get("cycles", [])),
+        "knowledge_counters": (knowledge or {}).get("counters", {}),
+        "learner_p_new_max": (knowledge or {}).get("learner_p_new_max"),
     }
 
 

@@ -24,14 +24,17 @@ import structlog
 
 from edgeloop.actors import Actor, Future, send_signal
 from edgeloop.errors import ConfigError, DeviceRefusedError, KnowledgeError, MailboxFull
+from edgeloop.learning._messages import GetBelief
 from edgeloop.learning.cycle_core import (
     CycleRecord,
     NoticeWindow,
     PushTracker,
     Sighting,
+    max_p_new,
 )
 from edgeloop.learning.cycle_messages import (
     Batch,
+    Beliefs,
     ClassLearned,
     Due,
     Fleet,
@@ -76,6 +79,10 @@ class CycleConfig:
     ``track_threshold`` is the log-odds of NEW over the known species that the noticed
     sightings together must pass (5: about 150 to 1; single frames and device gates,
     5% false alarms each, cross by chance); a cycle learns from ``min_examples`` at least.
+    ``learner`` (a Learner's path) adds a third way to notice: every ``learner_every``
+    seconds the cycle asks it for its tracks' beliefs, and a live track whose P(NEW)
+    reaches ``p_new`` starts a cycle on the sightings at hand (at least ``min_examples``,
+    whose log-odds favour NEW).
     """
 
     cameras: tuple[str, ...]
@@ -97,6 +104,9 @@ class CycleConfig:
     attempts: int = 8
     announce_to: tuple[str, ...] = ()
     keep: int = 32
+    learner: str | None = None
+    p_new: float = 0.99
+    learner_every: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.cameras or not all(isinstance(c, str) and c for c in self.cameras):
@@ -111,6 +121,10 @@ class CycleConfig:
                 raise ConfigError(key, f"expected a number > 0, got {value!r}")
         if not self.retry_max >= self.retry_min:
             raise ConfigError("retry_max", f"must be >= retry_min ({self.retry_min})")
+        if not 0.0 < self.p_new <= 1.0:
+            raise ConfigError("p_new", f"expected a probability in (0, 1], got {self.p_new!r}")
+        if not self.learner_every > 0:
+            raise ConfigError("learner_every", f"expected seconds > 0, got {self.learner_every}")
 
 
 def _resolve(factory: Any) -> Any:
@@ -144,6 +158,7 @@ class KnowledgeCycle(Actor):
         self._snapshot: dict[str, Any] = {}
         self._ow: Any = None
         self._learnt: set[str] = set()
+        self._p_new: float | None = None
         self._compiler: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -164,6 +179,8 @@ class KnowledgeCycle(Actor):
         if not np.isfinite(knowledge.model.threshold):
             raise ConfigError("knowledge", "the model's novelty threshold is not calibrated")
         self._knowledge, self._model = knowledge, knowledge.model
+        if self.config.learner is not None:
+            self._after(self.config.learner_every, Due("poll", 0))
         _log.info(
             "cycle_ready",
             labels=list(knowledge.model.labels),
@@ -190,6 +207,8 @@ class KnowledgeCycle(Actor):
             self._on_pushed(message)
         elif cls is Due:
             self._on_due(message)
+        elif cls is Beliefs:
+            self._on_beliefs(message)
         elif cls is GetCycles:
             return self.status()
         elif cls is NameClass or isinstance(message, dict):  # dict: a remote client's table
@@ -215,7 +234,7 @@ class KnowledgeCycle(Actor):
                 counters = dict(self.counters)
             except RuntimeError:  # a counter was added meanwhile (another thread): again
                 continue
-            return {**self._snapshot, "counters": counters}
+            return {**self._snapshot, "counters": counters, "learner_p_new_max": self._p_new}
         return self._snapshot
 
     def _publish(self) -> None:
@@ -287,6 +306,53 @@ class KnowledgeCycle(Actor):
             self.window.clear()
             return
         self._notice(reason, suspects, odds, now)
+
+    def _poll(self) -> None:
+        """Ask the learner for its tracks' beliefs (answered as a signal, never waited)."""
+        assert self.config.learner is not None
+        ref = self.system.lookup(self.config.learner)
+        if ref is None or self._current is not None:
+            self._after(self.config.learner_every, Due("poll", 0))
+            return
+        me = self.ref
+
+        def answered(future: Future[Any]) -> None:
+            try:
+                belief, live = future.get(0)
+            except Exception as error:  # noqa: BLE001 (counted; the next poll tries again)
+                send_signal(me, Beliefs(None, None, error))
+            else:
+                send_signal(me, Beliefs(belief, live, None))
+
+        try:
+            ref.ask(GetBelief(), timeout=4 * self.config.learner_every).add_done_callback(answered)
+        except MailboxFull as error:
+            send_signal(me, Beliefs(None, None, error))
+
+    def _on_beliefs(self, answer: Beliefs) -> None:
+        """The learner's beliefs: notice if a live track is NEW with P >= ``p_new``."""
+        self._after(self.config.learner_every, Due("poll", 0))
+        if answer.error is not None:
+            self.counters["learner_poll_failed"] += 1
+            return
+        try:
+            p_new = max_p_new(answer.belief, answer.live)
+        except (ValueError, TypeError) as error:
+            self.counters["learner_bad_beliefs"] += 1
+            _log.warning("cycle_bad_beliefs", error=str(error))
+            return
+        self._p_new = p_new
+        model = self._model
+        if p_new < self.config.p_new or self._current is not None or model is None:
+            return
+        suspects = self.window.suspects()
+        if len(suspects) < self.config.min_examples:
+            self.counters["learner_new_without_sightings"] += 1
+            return
+        rows = np.stack([s.embedding for s in suspects]).astype(np.float64)
+        odds = float(self._ow.track_novelty(model, rows))
+        if odds > 0.0:
+            self._notice("learner", suspects, odds, self._now())
 
     def _notice(self, reason: str, suspects: list[Sighting], odds: float, now: float) -> None:
         record = CycleRecord(
@@ -529,6 +595,9 @@ class KnowledgeCycle(Actor):
     def _on_due(self, due: Due) -> None:
         if due.what == "init":
             self._init()
+            return
+        if due.what == "poll":
+            self._poll()
             return
         record = self._current
         if record is None or record.cycle != due.cycle:

@@ -25,6 +25,7 @@ __all__ = [
     "PushTracker",
     "CycleRecord",
     "backoff",
+    "max_p_new",
 ]
 
 STAGES = ("notice", "query", "learn", "recompile", "push")
@@ -86,6 +87,22 @@ class NoticeWindow:
 
     def clear(self) -> None:
         self.sightings.clear()
+
+
+def max_p_new(belief: npt.ArrayLike, live: npt.ArrayLike) -> float:
+    """The largest P(NEW) of a live track: ``belief`` is the learner's ``[N, K + 1, Z]``
+    (NEW last, unnormalised is fine), ``live`` bool ``[N]``; 0 with no live track.
+    ValueError for shapes that do not fit."""
+    b = np.asarray(belief, dtype=np.float64)
+    alive = np.asarray(live, dtype=bool)
+    if b.ndim != 3 or alive.shape != b.shape[:1]:
+        msg = f"expected beliefs [N, K+1, Z] and live [N], got {b.shape} and {alive.shape}"
+        raise ValueError(msg)
+    mass = b[alive]
+    if not len(mass):
+        return 0.0
+    totals = np.maximum(mass.sum(axis=(1, 2)), 1e-300)
+    return float((mass[:, -1, :].sum(axis=1) / totals).max())
 
 
 def backoff(attempt: int, low: float, high: float) -> float:

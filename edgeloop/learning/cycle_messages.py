@@ -105,6 +105,13 @@ class Pushed:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Beliefs:
+    belief: Any
+    live: Any
+    error: BaseException | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Due:
     what: str
     cycle: int

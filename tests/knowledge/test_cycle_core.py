@@ -15,6 +15,7 @@ from edgeloop.learning.cycle_core import (
     PushTracker,
     Sighting,
     backoff,
+    max_p_new,
 )
 from edgeloop.learning.cycle_messages import remote_request
 
@@ -126,3 +127,15 @@ def test_a_config_names_its_bad_field() -> None:
         with pytest.raises(ConfigError) as caught:
             CycleConfig(**{**good, **bad})  # type: ignore[arg-type]
         assert field in str(caught.value)
+
+
+def test_the_largest_p_new_of_a_live_track() -> None:
+    belief = np.zeros((3, 3, 2))  # 3 track slots, 2 known classes + NEW, 2 zones
+    belief[0, 0, 0] = 1.0  # a cat, surely
+    belief[1, 2, :] = [0.5, 0.3]  # NEW with 0.8 of 1.0
+    belief[1, 1, 1] = 0.2
+    belief[2, 2, 0] = 1.0  # NEW, but not live
+    assert max_p_new(belief, [True, True, False]) == pytest.approx(0.8)
+    assert max_p_new(belief, [False, False, False]) == 0.0
+    with pytest.raises(ValueError, match="expected beliefs"):
+        max_p_new(belief[0], [True])
