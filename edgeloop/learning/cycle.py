@@ -89,7 +89,7 @@ class CycleConfig:
     knowledge: Callable[[], Knowledge] | str
     fleet: FleetFactory | str
     devices_at: str = "/devices"
-    window: float = 30.0
+    window: float = 10.0
     shots: int = 5
     gate_cameras: int = 2
     track_threshold: float = 5.0
@@ -145,7 +145,9 @@ class KnowledgeCycle(Actor):
         self.config = config
         self.counters: Counter[str] = Counter()
         self.records: list[CycleRecord] = []
-        self.window = NoticeWindow(config.window, config.shots, config.gate_cameras)
+        self.window = NoticeWindow(
+            config.window, config.shots, config.gate_cameras, config.min_examples
+        )
         self.heads: dict[str, int] = {}
         """The head version each camera's latest event was scored with."""
         self._knowledge: Knowledge | None = None

@@ -54,16 +54,18 @@ class NoticeWindow:
 
     Notice when ``shots`` sightings in the window cross the cloud model's calibrated
     threshold (1% false alarms on known species), or when the gates of ``gate_cameras``
-    distinct cameras fired; either way the caller confirms with the whole track's
-    log-odds before starting a cycle (single frames of known species do cross).
+    distinct cameras fired and ``gate_cloud`` of the sightings cross it too (the gates
+    pass 5% of known animals each: alone, they fired dozens of times a day in the busy
+    yard); either way the caller confirms with the whole track's log-odds.
     """
 
-    __slots__ = ("gate_cameras", "shots", "sightings", "window")
+    __slots__ = ("gate_cameras", "gate_cloud", "shots", "sightings", "window")
 
-    def __init__(self, window: float, shots: int, gate_cameras: int) -> None:
+    def __init__(self, window: float, shots: int, gate_cameras: int, gate_cloud: int = 1) -> None:
         self.window = window
         self.shots = shots
         self.gate_cameras = gate_cameras
+        self.gate_cloud = gate_cloud
         self.sightings: deque[Sighting] = deque()
 
     def offer(self, sighting: Sighting) -> Literal["cloud", "gates"] | None:
@@ -74,9 +76,11 @@ class NoticeWindow:
         newest = max(sighting.ts, self.sightings[-1].ts)
         while self.sightings and self.sightings[0].ts < newest - self.window:
             self.sightings.popleft()
-        if sum(s.cloud_novel for s in self.sightings) >= self.shots:
+        cloud = sum(s.cloud_novel for s in self.sightings)
+        if cloud >= self.shots:
             return "cloud"
-        if len({s.device for s in self.sightings if s.device_novel}) >= self.gate_cameras:
+        gates = len({s.device for s in self.sightings if s.device_novel})
+        if gates >= self.gate_cameras and cloud >= self.gate_cloud:
             return "gates"
         return None
 

@@ -47,12 +47,14 @@ def test_notice_needs_k_cloud_novel_sightings_within_the_window() -> None:
     assert window.suspects() == []
 
 
-def test_notice_when_the_gates_of_several_cameras_fire() -> None:
-    window = NoticeWindow(window=10.0, shots=5, gate_cameras=2)
+def test_notice_when_the_gates_of_several_cameras_fire_and_the_cloud_agrees() -> None:
+    window = NoticeWindow(window=10.0, shots=5, gate_cameras=2, gate_cloud=1)
     assert window.offer(sighting("cam-a", 1.0, gate=True)) is None
     assert window.offer(sighting("cam-a", 2.0, gate=True)) is None  # the same camera again
-    assert window.offer(sighting("cam-b", 3.0, gate=True)) == "gates"
+    assert window.offer(sighting("cam-b", 3.0, gate=True)) is None  # no cloud-novel one yet
     assert len(window.suspects()) == 3  # no cloud-novel one: every gate sighting
+    assert window.offer(sighting("cam-c", 4.0, cloud=True)) == "gates"
+    assert [s.device for s in window.suspects()] == ["cam-c"]
 
 
 def test_backoff_doubles_up_to_its_ceiling() -> None:
