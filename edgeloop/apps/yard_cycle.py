@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from edgeloop.errors import EdgeloopError
-from edgeloop.learning.cycle import CycleConfig, Knowledge, KnowledgeCycle
+from edgeloop.learning.cycle import KnowledgeCycle
+from edgeloop.learning.cycle_config import CycleConfig, Knowledge
 from edgeloop.messages import FrameRef
 from edgeloop.sensors import TwinClient
 from edgeloop.sensors.world import World, load_scenario

@@ -23,7 +23,8 @@ from edgeloop.learning._messages import (
     RepairRequest,
 )
 from edgeloop.learning._repair import GibbsRepair, RepairStatistics
-from edgeloop.learning.cycle import CycleConfig, Knowledge, KnowledgeCycle
+from edgeloop.learning.cycle import KnowledgeCycle
+from edgeloop.learning.cycle_config import CycleConfig, Knowledge
 from edgeloop.learning.cycle_messages import ClassLearned, Fleet, GetCycles, NameClass
 
 __all__ = [

@@ -14,17 +14,17 @@ Each stage is timed on the node's clock and logged (``cycle_noticed``, ``cycle_q
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
 
 from edgeloop.actors import Actor, Future, send_signal
-from edgeloop.errors import ConfigError, DeviceRefusedError, KnowledgeError, MailboxFull
+from edgeloop.errors import ConfigError, KnowledgeError, MailboxFull
 from edgeloop.learning._messages import GetBelief
+from edgeloop.learning.cycle_config import CycleConfig, Knowledge, resolve
 from edgeloop.learning.cycle_core import (
     CycleRecord,
     NoticeWindow,
@@ -35,22 +35,21 @@ from edgeloop.learning.cycle_core import (
 from edgeloop.learning.cycle_messages import (
     Batch,
     Beliefs,
-    ClassLearned,
     Due,
     Fleet,
-    FleetFactory,
     GetCycles,
     NameClass,
     Pulled,
     Pushed,
     remote_request,
 )
+from edgeloop.learning.cycle_push import CyclePush
 from edgeloop.messages import Event, EventsBatch, EventsSince, encode_head
 
 if TYPE_CHECKING:  # the open-world core loads JAX (its package does): only on start
     from edgeloop.learning.core.openworld import OpenWorld
 
-__all__ = ["Knowledge", "CycleConfig", "KnowledgeCycle", "STATUS_SERVICE"]
+__all__ = ["KnowledgeCycle", "STATUS_SERVICE"]
 
 _log = structlog.get_logger("edgeloop.learning.cycle")
 
@@ -58,84 +57,7 @@ STATUS_SERVICE = "status:knowledge"
 """Where the cycle offers ``node status`` its section (a callable)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Knowledge:
-    """What the cycle starts from: the open-world ``model`` of the known species, its
-    threshold calibrated; ``held_out`` known embeddings (the device gate's calibration);
-    the cameras' ``extractor`` and the head version they run now."""
-
-    model: OpenWorld
-    held_out: np.ndarray
-    extractor: str
-    head_version: int = 1
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CycleConfig:
-    """The cycle's settings. ``knowledge`` and ``fleet`` are factories (or
-    ``"module:name"``): ``knowledge()`` gives the starting :class:`Knowledge`,
-    ``fleet(system)`` the way to the cameras. ``window`` and ``query_window`` are
-    seconds of source time; the timeouts and backoffs, seconds of the node's clock.
-    ``track_threshold`` is the log-odds of NEW over the known species that the noticed
-    sightings together must pass (5: about 150 to 1; single frames and device gates,
-    5% false alarms each, cross by chance); a cycle learns from ``min_examples`` at least.
-    ``learner`` (a Learner's path) adds a third way to notice: every ``learner_every``
-    seconds the cycle asks it for its tracks' beliefs, and a live track whose P(NEW)
-    reaches ``p_new`` starts a cycle on the sightings at hand (at least ``min_examples``,
-    whose log-odds favour NEW).
-    """
-
-    cameras: tuple[str, ...]
-    knowledge: Callable[[], Knowledge] | str
-    fleet: FleetFactory | str
-    devices_at: str = "/devices"
-    window: float = 10.0
-    shots: int = 5
-    gate_cameras: int = 2
-    track_threshold: float = 5.0
-    min_examples: int = 3
-    query_window: float = 30.0
-    query_timeout: float = 2.0
-    max_examples: int = 50
-    max_frames: int = 5
-    push_timeout: float = 2.0
-    retry_min: float = 0.1
-    retry_max: float = 1.0
-    attempts: int = 8
-    announce_to: tuple[str, ...] = ()
-    keep: int = 32
-    learner: str | None = None
-    p_new: float = 0.99
-    learner_every: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not self.cameras or not all(isinstance(c, str) and c for c in self.cameras):
-            raise ConfigError("cameras", f"expected camera names, got {self.cameras!r}")
-        for key in ("shots", "gate_cameras", "min_examples", "max_examples", "attempts", "keep"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(key, f"expected an integer >= 1, got {value!r}")
-        for key in ("window", "query_window", "query_timeout", "push_timeout", "retry_min"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(key, f"expected a number > 0, got {value!r}")
-        if not self.retry_max >= self.retry_min:
-            raise ConfigError("retry_max", f"must be >= retry_min ({self.retry_min})")
-        if not 0.0 < self.p_new <= 1.0:
-            raise ConfigError("p_new", f"expected a probability in (0, 1], got {self.p_new!r}")
-        if not self.learner_every > 0:
-            raise ConfigError("learner_every", f"expected seconds > 0, got {self.learner_every}")
-
-
-def _resolve(factory: Any) -> Any:
-    if isinstance(factory, str):
-        from edgeloop.supervisor import resolve_start
-
-        return resolve_start(factory)
-    return factory
-
-
-class KnowledgeCycle(Actor):
+class KnowledgeCycle(CyclePush, Actor):
     """The open-world knowledge cycle over the cameras of ``config`` (module docstring).
 
     Subclasses may override :meth:`before_push` (a hook that runs as the push starts).
@@ -168,7 +90,7 @@ class KnowledgeCycle(Actor):
     def on_start(self) -> None:
         # The model is built by the first message, not here: fitting and calibrating
         # (and loading JAX, through the core's package) must not hold up the tree's start.
-        self._fleet = _resolve(self.config.fleet)(self.system)
+        self._fleet = resolve(self.config.fleet)(self.system)
         self._publish()
         self.system.services[STATUS_SERVICE] = self.status
         send_signal(self.ref, Due("init", 0))
@@ -177,7 +99,7 @@ class KnowledgeCycle(Actor):
         from edgeloop.learning.core import head_compiler, openworld
 
         self._ow, self._compiler = openworld, head_compiler
-        knowledge: Knowledge = _resolve(self.config.knowledge)()
+        knowledge: Knowledge = resolve(self.config.knowledge)()
         if not np.isfinite(knowledge.model.threshold):
             raise ConfigError("knowledge", "the model's novelty threshold is not calibrated")
         self._knowledge, self._model = knowledge, knowledge.model
@@ -252,7 +174,7 @@ class KnowledgeCycle(Actor):
         }
 
     def _now(self) -> float:
-        return self.system.clock.now()
+        return float(self.system.clock.now())
 
     # -- 1. notice ---------------------------------------------------------------------
 
@@ -550,50 +472,6 @@ class KnowledgeCycle(Actor):
     def before_push(self, record: CycleRecord) -> None:
         """A hook for subclasses and fault-injection tests: the push is about to start."""
 
-    # -- 5. push -----------------------------------------------------------------------
-
-    def _push_one(self, record: CycleRecord, camera: str) -> None:
-        fleet = self._fleet
-        assert fleet is not None
-        cycle, version, me = record.cycle, record.head_version, self.ref
-
-        def done(error: BaseException | None) -> None:
-            send_signal(me, Pushed(cycle, camera, version, error))
-
-        self.counters["heads_sent"] += 1
-        fleet.push_head(camera, self._head, version, self.config.push_timeout, done)
-
-    def _on_pushed(self, answer: Pushed) -> None:
-        record = self._current
-        if record is None or record.cycle != answer.cycle or record.push is None:
-            return
-        push, now = record.push, self._now()
-        if answer.error is None:
-            if push.acked(answer.device, answer.version, now):
-                self._acked(record, answer.device, "ack")
-            return
-        if isinstance(answer.error, DeviceRefusedError):
-            self.counters["heads_refused"] += 1
-            push.refused(answer.device, str(answer.error), now)
-            _log.warning("cycle_head_refused", device=answer.device, error=str(answer.error))
-        else:
-            delay = push.failed(answer.device, str(answer.error))
-            self.counters["push_retries" if delay is not None else "push_given_up"] += 1
-            _log.info(
-                "cycle_push_retry" if delay is not None else "cycle_push_away",
-                device=answer.device,
-                error=str(answer.error),
-                retry_in=delay,
-            )
-            if delay is not None:
-                self._after(delay, Due("retry", record.cycle, answer.device))
-        self._maybe_finish(record)
-
-    def _acked(self, record: CycleRecord, camera: str, how: str) -> None:
-        self.counters["heads_acked"] += 1
-        _log.debug("cycle_head_acked", device=camera, version=record.head_version, by=how)
-        self._maybe_finish(record)
-
     def _on_due(self, due: Due) -> None:
         if due.what == "init":
             self._init()
@@ -614,55 +492,6 @@ class KnowledgeCycle(Actor):
             and record.push.cameras[due.device].state == "sent"
         ):
             self._push_one(record, due.device)
-
-    def _maybe_finish(self, record: CycleRecord) -> None:
-        """Settle the push once no camera is still being sent to: ``done`` when all
-        acked, else ``partial``; a camera away at that time may still catch up (its
-        twin resends on reconnect; a retry or an event with the new version says so)."""
-        push = record.push
-        assert push is not None
-        if not all(e.state != "sent" for e in push.cameras.values()):
-            self._publish()
-            return
-        all_acked = push.names("acked") == sorted(push.cameras)
-        first = "push" not in record.ends
-        if first or all_acked:
-            record.end("push", push.last_ack() or self._now())
-        record.state = "done" if all_acked else "partial"
-        if first:
-            _log.info(
-                "cycle_pushed",
-                cycle=record.cycle,
-                state=record.state,
-                head_version=record.head_version,
-                acked=len(push.names("acked")),
-                refused=push.names("refused"),
-                away=push.names("away"),
-                stage_ms=record.stage_ms(),
-                cycle_latency_ms=record.latency_ms(),
-            )
-            self._announce(record)
-        elif all_acked:
-            _log.info("cycle_caught_up", cycle=record.cycle, stage_ms=record.stage_ms())
-        if push.done:
-            self._current = None
-        self._publish()
-
-    def _announce(self, record: CycleRecord) -> None:
-        model = self._model
-        assert model is not None
-        message = ClassLearned(
-            name=record.name,
-            head_version=record.head_version,
-            labels=tuple(model.labels),
-            previous=record.renamed_from or None,
-        )
-        for address in self.config.announce_to:
-            try:
-                self.system.ref(address).tell(message)
-            except Exception as error:  # noqa: BLE001 (counted; the cycle goes on)
-                self.counters["announce_failed"] += 1
-                _log.warning("cycle_announce_failed", to=address, error=str(error))
 
     def _fail(self, record: CycleRecord, why: str) -> None:
         record.state, record.error = "failed", why
