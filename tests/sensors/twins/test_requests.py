@@ -236,6 +236,33 @@ def test_a_head_is_pushed_acked_or_refused(yard: Yard) -> None:
     assert now.counters["heads_refused"] == 1
 
 
+def test_a_head_pushed_at_a_version_keeps_it_and_a_retry_resends_it_unchanged(
+    yard: Yard,
+) -> None:
+    """What the knowledge cycle relies on: every camera gets the same version, and
+    pushing the same head again (a retry) does not make a new one."""
+    sent: list[int] = []
+
+    def device(name: str, message: Message) -> None:
+        if isinstance(message, HeadUpdate):
+            sent.append(message.version)
+            if len(sent) > 1:  # the first one is lost on the way
+                yard.port.inject(name, HeadAck(device=name, version=message.version, ok=True))
+
+    yard.wire.respond = device
+    yard.up("cam-1")
+    yard.port.inject("cam-1", event(1))  # reports head version 1
+    client = TwinClient(yard.twin("cam-1"))
+    lost = client.push_head(b"head-v5", version=5, timeout=2.0)
+    wait_for(lambda: sent, what="the first push sent")
+    yard.clock.advance(2.0)
+    with pytest.raises(DeviceTimeout):
+        lost.get()
+    ack = client.push_head(b"head-v5", version=5).get()
+    assert (ack.version, sent) == (5, [5, 5])
+    assert client.push_head(b"head-v6").get().version == 6  # other bytes: the next one
+
+
 def test_a_trap_reports_its_position_and_refuses_to_move_in_fault(yard: Yard) -> None:
     jam: list[str] = []
 
@@ -352,6 +379,7 @@ def test_a_frame_is_pulled_by_ref_over_the_bulk_lane_and_checked() -> None:
         (RunCommand("pan", timeout=-1.0), "timeout must be a positive"),
         (Configure({"zones": {"nested": {"too": "deep"}}}), "settings"),
         (PushHead("not bytes"), "a head is bytes"),  # type: ignore[arg-type]
+        (PushHead(b"head", version=-1), "version is an integer >= 0"),
         (PullFrame("frame 7"), "needs a FrameRef"),  # type: ignore[arg-type]
     ],
 )
