@@ -141,3 +141,32 @@ def test_the_largest_p_new_of_a_live_track() -> None:
     assert max_p_new(belief, [False, False, False]) == 0.0
     with pytest.raises(ValueError, match="expected beliefs"):
         max_p_new(belief[0], [True])
+
+
+def test_node_status_shows_the_cycles_as_a_table() -> None:
+    from rich.console import Console
+
+    from edgeloop.cli import render_status
+
+    record = CycleRecord(cycle=1, reason="cloud", first_seen=0.0, noticed=0.5)
+    for at, stage in enumerate(STAGES):
+        record.end(stage, 0.5 + at / 1000)
+    record.name, record.state = "species-4", "done"
+    status = {
+        "node": "yard",
+        "uptime_s": 1.0,
+        "dead_letters": 0,
+        "actors": [],
+        "peers": [],
+        "knowledge": {
+            "labels": ["cat", "species-4"],
+            "head_version": 2,
+            "cycles": [record.to_json()],
+        },
+    }
+    console = Console(width=160, record=True)
+    render_status(status, console)
+    text = console.export_text()
+    assert "knowledge cycle: cat, species-4 (head v2)" in text
+    assert "species-4" in text.split("head v2)")[1]
+    assert "500.0" in text  # the notice stage: the wait for the examples, in ms
