@@ -65,7 +65,7 @@ class CycleConfig:
     keep: int = 32
     learner: str | None = None
     p_new: float = 0.99
-    learner_every: float = 0.5
+    learner_every: float = 2.0
 
     def __post_init__(self) -> None:
         if not self.cameras or not all(isinstance(c, str) and c for c in self.cameras):
