@@ -44,10 +44,12 @@ from edgeloop.learning.cycle_messages import (
     remote_request,
 )
 from edgeloop.learning.cycle_push import CyclePush
+from edgeloop.learning.cycle_snapshot import decode_knowledge, encode_knowledge
 from edgeloop.messages import Event, EventsBatch, EventsSince, encode_head
 
 if TYPE_CHECKING:  # the open-world core loads JAX (its package does): only on start
     from edgeloop.learning.core.openworld import OpenWorld
+    from edgeloop.store import Store
 
 __all__ = ["KnowledgeCycle", "STATUS_SERVICE"]
 
@@ -83,6 +85,8 @@ class KnowledgeCycle(CyclePush, Actor):
         self._ow: Any = None
         self._learnt: set[str] = set()
         self._p_new: float | None = None
+        self._store: Store | None = None
+        self._restored_head = 0
         self._compiler: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -103,6 +107,11 @@ class KnowledgeCycle(CyclePush, Actor):
         if not np.isfinite(knowledge.model.threshold):
             raise ConfigError("knowledge", "the model's novelty threshold is not calibrated")
         self._knowledge, self._model = knowledge, knowledge.model
+        if self.config.store is not None:
+            from edgeloop.store import Store
+
+            self._store = Store(self.config.store)
+            self._restore()
         if self.config.learner is not None:
             self._after(self.config.learner_every, Due("poll", 0))
         _log.info(
@@ -113,7 +122,35 @@ class KnowledgeCycle(CyclePush, Actor):
         )
         self._publish()
 
+    def _restore(self) -> None:
+        """Take up the model the store holds (what this cycle learnt before a restart)."""
+        knowledge, store = self._knowledge, self._store
+        assert knowledge is not None
+        assert store is not None
+        record = store.get(self.config.key)
+        if record is None:
+            return
+        try:
+            model, head = decode_knowledge(record.value, knowledge.model, knowledge.extractor)
+        except KnowledgeError as error:
+            self.counters["snapshot_refused"] += 1
+            _log.warning("cycle_snapshot_refused", error=str(error), field=error.field)
+            return
+        self._model, self._restored_head = model, head
+        self._learnt |= set(model.labels) - set(knowledge.model.labels)
+        self.counters["restored"] += 1
+        _log.info("cycle_restored", labels=list(model.labels), head_version=head)
+
+    def _save(self, head_version: int) -> None:
+        knowledge, store, model = self._knowledge, self._store, self._model
+        if store is None or knowledge is None or model is None:
+            return
+        data = encode_knowledge(model, head_version, knowledge.extractor)
+        store.put(self.config.key, data, self._now())
+
     def on_stop(self) -> None:
+        if self._store is not None:
+            self._store.close()
         if self.system.services.get(STATUS_SERVICE) == self.status:
             del self.system.services[STATUS_SERVICE]
 
@@ -432,7 +469,7 @@ class KnowledgeCycle(CyclePush, Actor):
         knowledge = self._knowledge
         floor = knowledge.head_version if knowledge is not None else 0
         pushed = max((r.head_version for r in self.records), default=0)
-        return max([floor, pushed, *self.heads.values()])
+        return max([floor, pushed, self._restored_head, *self.heads.values()])
 
     def _recompile_and_push(self, record: CycleRecord) -> None:
         knowledge, model = self._knowledge, self._model
@@ -448,6 +485,7 @@ class KnowledgeCycle(CyclePush, Actor):
             return
         self._head = encode_head(head)
         record.head_version, record.head_bytes = version, len(self._head)
+        self._save(version)
         record.end("recompile", self._now())
         _log.info(
             "cycle_recompiled",

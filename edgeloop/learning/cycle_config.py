@@ -38,10 +38,11 @@ class CycleConfig:
     ``track_threshold`` is the log-odds of NEW over the known species that the noticed
     sightings together must pass (5: about 150 to 1; single frames and device gates,
     5% false alarms each, cross by chance); a cycle learns from ``min_examples`` at least.
-    ``learner`` (a Learner's path) adds a third way to notice: every ``learner_every``
-    seconds the cycle asks it for its tracks' beliefs, and a live track whose P(NEW)
-    reaches ``p_new`` starts a cycle on the sightings at hand (at least ``min_examples``,
-    whose log-odds favour NEW).
+    ``store`` (a SQLite path) keeps the model under ``key`` after every change, so a
+    restarted cycle keeps what it learnt. ``learner`` (a Learner's path) adds a third way
+    to notice: every ``learner_every`` seconds the cycle asks it for its tracks' beliefs,
+    and a live track whose P(NEW) reaches ``p_new`` starts a cycle on the sightings at
+    hand (at least ``min_examples``, whose log-odds favour NEW).
     """
 
     cameras: tuple[str, ...]
@@ -63,6 +64,8 @@ class CycleConfig:
     attempts: int = 8
     announce_to: tuple[str, ...] = ()
     keep: int = 32
+    store: str | None = None
+    key: str = "knowledge"
     learner: str | None = None
     p_new: float = 0.99
     learner_every: float = 2.0

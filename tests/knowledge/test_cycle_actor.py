@@ -77,7 +77,7 @@ def edgeloop(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_cycle_learns_the_opossum_pushes_heads_and_takes_its_name(tmp_path: Path) -> None:
-    with yard(tmp_path) as (node, address):
+    with yard(tmp_path, store=str(tmp_path / "knowledge.db")) as (node, address):
         record = wait_cycle(node, WAIT)
         assert record is not None, "no cycle"
         assert record["state"] == "done", record
@@ -120,6 +120,18 @@ def test_the_cycle_learns_the_opossum_pushes_heads_and_takes_its_name(tmp_path: 
         section = json.loads(shown.stdout)["knowledge"]
         assert [c["name"] for c in section["cycles"]] == ["species-4", "opossum", "didelphis"]
         assert status(node)["counters"]["bad_requests"] == 2
+        # A crash: the restarted cycle takes up what it learnt from the store.
+        crashed = node.lookup("/knowledge")
+        assert crashed is not None
+        crashed.kill()
+
+        def restored() -> bool:
+            ref = node.lookup("/knowledge")
+            return ref is not None and ref is not crashed and "didelphis" in status(node)["labels"]
+
+        wait_for(restored, WAIT, "the cycle restarted with its knowledge")
+        assert status(node)["counters"]["restored"] == 1
+        assert status(node)["head_version"] >= version + 2
 
 
 class Damaging:
