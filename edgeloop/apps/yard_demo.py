@@ -53,7 +53,8 @@ def yard_app(
     scenario: str, listen: str, store: str | None = None, seed: int | None = None
 ) -> dict[str, Any]:
     """The app document of ``yard.toml`` for ``scenario``, listening on ``listen``, the
-    learner snapshotting into ``store`` (a SQLite path) if given and building its model of
+    learner snapshotting into ``store`` (a SQLite path; the knowledge cycle into
+    ``knowledge.db`` beside it) if given and building its model of
     the world under ``seed`` (the devices' seed) if given."""
     loaded = load_scenario(scenario)
     with APP_FILE.open("rb") as handle:
@@ -67,6 +68,8 @@ def yard_app(
                 args["scenario"] = scenario
             if child["id"] == "learner" and store is not None:
                 args["store"] = store
+            if child["id"] == "knowledge" and store is not None:
+                args["store"] = str(Path(store).with_name("knowledge.db"))
             if child["id"] in ("learner", "knowledge") and seed is not None:
                 args["seed"] = seed
             patch(child.get("children", []))
