@@ -30,6 +30,8 @@ from edgeloop.supervisor import Node
 from tests.helpers import wait_for
 from tests.integration.procs import ROOT
 
+pytestmark = pytest.mark.integration
+
 WAIT = 30.0
 CAMERAS = 8
 
