@@ -789,6 +789,41 @@ def knowledge_name(
         typer.echo(f"{old} is now {new}: head v{record['head_version']} going to the cameras")
 
 
+@knowledge_app.command("status")
+def knowledge_status(
+    connect: Annotated[str, typer.Option(help="The node's address (tcp://host:port).")],
+    path: Annotated[str, typer.Option(help="The cycle actor's path.")] = "/knowledge",
+    server_key: Annotated[
+        str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+) -> None:
+    """What the cycle knows, and every cycle's stages in ms."""
+    from edgeloop.learning.cycle_client import ask_cycle, knowledge_table
+
+    configure_logging(LogFormat.console, level=logging.ERROR)
+    try:
+        section = ask_cycle(
+            connect,
+            {"op": "cycles"},
+            path=path,
+            server_key=server_key,
+            secret_key=key,
+            timeout=timeout,
+        )
+    except EdgeloopError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(section))
+    else:
+        Console(width=132).print(knowledge_table(section))
+
+
 def _add_import_paths(paths: list[Path] | None) -> None:
     for directory in [*(paths or []), Path.cwd()]:
         entry = str(directory.resolve())

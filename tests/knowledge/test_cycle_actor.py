@@ -117,6 +117,9 @@ def test_the_cycle_learns_the_opossum_pushes_heads_and_takes_its_name(tmp_path: 
         assert "no class 'species-9'" in refused.stderr
         with pytest.raises(KnowledgeError, match="taken"):
             name_class(address, "didelphis", "skunk")
+        table = edgeloop("knowledge", "status", "--connect", address)
+        assert table.returncode == 0, table.stderr[-2000:]
+        assert "didelphis (was opossum)" in table.stdout
         shown = edgeloop("node", "status", "--connect", address, "--json")
         assert shown.returncode == 0, shown.stderr[-2000:]
         section = json.loads(shown.stdout)["knowledge"]
