@@ -15,7 +15,6 @@ from typing import Any, TypeAlias
 import structlog
 
 from edgeloop.actors import (
-    DEFAULT_START_TIMEOUT,
     SHUTDOWN,
     Actor,
     ActorRef,
@@ -298,7 +297,7 @@ class Supervisor(Actor):
                 parent=self.ref,
                 counters=child.counters,
                 # A supervisor's start includes its whole subtree: wait for it, as OTP does.
-                start_timeout=None if spec.type is ChildType.SUPERVISOR else DEFAULT_START_TIMEOUT,
+                start_timeout=spec.start_wait,
             )
         except PathTakenError as error:
             raise ActorStartError(str(error)) from error

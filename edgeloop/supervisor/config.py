@@ -45,7 +45,7 @@ _LINK_BACKOFF_KEYS = {"min", "max", "random_factor"}
 _PEER_KEYS = {"address", "server_key"}
 _SCHEMES = ("tcp", "ipc")
 _FLAG_KEYS = {"strategy", "intensity", "period", "backoff", "children"}
-_CHILD_KEYS = {"id", "start", "args", "restart", "shutdown", "type", "mailbox"}
+_CHILD_KEYS = {"id", "start", "args", "restart", "shutdown", "start_timeout", "type", "mailbox"}
 _BACKOFF_KEYS = {f.name for f in dataclasses.fields(Backoff)}
 _MAILBOX_KEYS = {f.name for f in dataclasses.fields(MailboxConfig)}
 
@@ -302,7 +302,7 @@ def _child(table: Mapping[str, Any], key: str) -> ChildSpec:
     if "id" not in table:
         raise ConfigError(f"{key}.id", "missing: every child needs an id")
     kwargs: dict[str, Any] = {
-        k: table[k] for k in ("id", "restart", "shutdown", "type") if k in table
+        k: table[k] for k in ("id", "restart", "shutdown", "start_timeout", "type") if k in table
     }
     if "mailbox" in table:
         mailbox = _table(table["mailbox"], f"{key}.mailbox")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Literal, TypeAlias
 
-from edgeloop.actors import MailboxConfig
+from edgeloop.actors import DEFAULT_START_TIMEOUT, MailboxConfig
 from edgeloop.errors import ConfigError
 
 __all__ = [
@@ -141,6 +141,9 @@ class ChildSpec:
     ``start`` is an actor class or factory (called as ``start(**args)``) or a
     ``"package.module:Name"`` string, imported when the child first starts.
     ``shutdown`` defaults to 5 seconds for workers and ``"infinity"`` for supervisors.
+    ``start_timeout`` bounds ``on_start`` (seconds, or ``"infinity"``): 5 seconds for
+    workers by default, long enough for most; raise it for a child that compiles in its
+    start (a JAX learner on a loaded machine). A supervisor always waits for its subtree.
     """
 
     id: str
@@ -150,6 +153,7 @@ class ChildSpec:
     shutdown: Shutdown | None = None
     type: ChildType = ChildType.WORKER
     mailbox: MailboxConfig = dataclasses.field(default_factory=MailboxConfig)
+    start_timeout: float | Literal["infinity"] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID.fullmatch(self.id):
@@ -174,8 +178,23 @@ class ChildSpec:
         elif shutdown not in ("brutal_kill", "infinity"):
             shutdown = _check_positive("shutdown", shutdown)
         object.__setattr__(self, "shutdown", shutdown)
+        start_timeout = self.start_timeout
+        if start_timeout is None:
+            worker = self.type is ChildType.WORKER
+            start_timeout = DEFAULT_START_TIMEOUT if worker else "infinity"
+        elif start_timeout != "infinity":
+            start_timeout = _check_positive("start_timeout", start_timeout)
+        object.__setattr__(self, "start_timeout", start_timeout)
         if not isinstance(self.mailbox, MailboxConfig):
             raise ConfigError("mailbox", f"expected a MailboxConfig, got {self.mailbox!r}")
+
+    @property
+    def start_wait(self) -> float | None:
+        """Seconds to wait for ``on_start``; None for infinity (supervisors)."""
+        if self.type is ChildType.SUPERVISOR or self.start_timeout == "infinity":
+            return None
+        assert isinstance(self.start_timeout, float)
+        return self.start_timeout
 
     @property
     def shutdown_timeout(self) -> float | None:

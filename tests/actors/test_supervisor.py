@@ -374,6 +374,37 @@ def test_child_start_failure_fails_the_supervisor_start(system: ActorSystem, tre
     wait_for(lambda: system.actors() == [], what="every path released")
 
 
+class SlowStart(Actor):
+    """An actor whose on_start waits until the test releases it."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    def on_start(self) -> None:
+        self.release.wait(WAIT)
+
+
+def test_a_start_outlasting_its_start_timeout_fails(system: ActorSystem, tree: Tree) -> None:
+    """A child's start_timeout bounds its on_start; outlasting it fails the start."""
+    release = threading.Event()
+    slow = ChildSpec("slow", SlowStart, args={"release": release}, start_timeout=0.05)
+    try:
+        with pytest.raises(ActorStartError, match=r"on_start did not finish within 0\.05 s"):
+            tree.start([tree.spec("a"), slow])
+    finally:
+        release.set()
+    assert tree.events == ["start:a", "stop:a"]
+    wait_for(lambda: system.actors() == [], what="every path released")
+
+
+def test_a_start_within_its_start_timeout_succeeds(tree: Tree) -> None:
+    """A start slower than nothing but within its own start_timeout is a normal start."""
+    release = threading.Event()
+    release.set()
+    sup = tree.start([ChildSpec("slow", SlowStart, args={"release": release}, start_timeout=WAIT)])
+    assert ids(sup) == ["slow"]
+
+
 def test_duplicate_child_ids_fail_the_supervisor_start(tree: Tree) -> None:
     """Two initial children with one id are refused before anything starts."""
     with pytest.raises(ActorStartError, match="two children have the id 'a'"):

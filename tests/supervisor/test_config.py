@@ -35,6 +35,7 @@ start = "tests.supervisor.sample_actors:Echo"
 args = { greeting = "hi" }
 restart = "transient"
 shutdown = 2.5
+start_timeout = 30
 mailbox = { capacity = 10, overflow = "drop_newest" }
 
 [[supervisor.children]]
@@ -74,6 +75,7 @@ class TestParse:
         worker, cameras = app.children
         assert worker.restart is Restart.TRANSIENT
         assert worker.shutdown == 2.5
+        assert worker.start_wait == 30.0
         assert worker.args == {"greeting": "hi"}
         assert worker.mailbox.capacity == 10
         assert cameras.type is ChildType.SUPERVISOR
@@ -129,6 +131,11 @@ class TestParse:
             "[[supervisor.children]]\nid = 'w'\nstart = 'm:A'\nshutdown = -1",
             "supervisor.children[0].shutdown",
             "> 0",
+        ),
+        (
+            "[[supervisor.children]]\nid = 'w'\nstart = 'm:A'\nstart_timeout = 'soon'",
+            "supervisor.children[0].start_timeout",
+            "seconds",
         ),
         (
             "[[supervisor.children]]\nid = 'w'\nstart = 'm:A'\nmailbox = { capacity = 0 }",

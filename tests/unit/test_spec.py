@@ -52,6 +52,18 @@ def test_supervisor_child_defaults_to_infinity() -> None:
     assert spec.shutdown_timeout is None
 
 
+def test_start_timeout_defaults_and_values() -> None:
+    """Workers wait 5 s for on_start by default, supervisors for their whole subtree;
+    a number or "infinity" overrides it, anything else is named."""
+    assert ChildSpec("w", Worker).start_wait == 5.0
+    assert ChildSpec("sub", Worker, type="supervisor").start_wait is None
+    assert ChildSpec("w", Worker, start_timeout=120).start_wait == 120.0
+    assert ChildSpec("w", Worker, start_timeout="infinity").start_wait is None
+    for bad in (0, -1, math.inf, "forever", True):
+        with config_error("start_timeout"):
+            ChildSpec("w", Worker, start_timeout=bad)  # type: ignore[arg-type]
+
+
 def test_strings_become_enums() -> None:
     """Restart and type given as strings (as in an app file) become the enums."""
     spec = ChildSpec("w", "tests.unit.test_spec:Worker", restart="transient", type="worker")
