@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/edgeloop demo yard --scenario calm --speed 30
+	$(BIN)/edgeloop demo yard --scenario opossum --speed 20
 
 test: lint typecheck imports pytest
 
