@@ -394,6 +394,9 @@ def bench(
         int | None,
         typer.Option(help="link only: send N hostile messages at a live endpoint instead."),
     ] = None,
+    minutes: Annotated[
+        float | None, typer.Option(help="chaos only: play the busy yard over M minutes.")
+    ] = None,
 ) -> None:
     """Measure edgeloop against its anchor in the same run and report the ratios."""
     from edgeloop import bench as benchmarks
@@ -415,8 +418,19 @@ def bench(
                 f"crashes {report['crashes']}"
             )
         raise typer.Exit(1 if report["crashes"] or report["unaccounted"] else 0)
+    if minutes is not None and suite != "chaos":
+        _err.print("[red]error:[/] --minutes applies to the chaos suite only")
+        raise typer.Exit(2)
     try:
-        result = benchmarks.run(suite, quick=quick)
+        if minutes is not None:
+            from edgeloop.bench.chaos import run_chaos
+
+            result = run_chaos(quick, minutes=minutes)
+        else:
+            result = benchmarks.run(suite, quick=quick)
+    except ConfigError as error:
+        _err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
     except KeyError as error:
         _err.print(f"[red]error:[/] {error.args[0]}")
         raise typer.Exit(2) from None

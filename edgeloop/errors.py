@@ -13,7 +13,8 @@ callers can catch either the precise or the generic type::
     │   ├── AskTimeout (TimeoutError)       no reply within the ask's timeout
     │   ├── MailboxFull                     a bounded mailbox refused a message
     │   ├── PathTakenError (ValueError)     a live actor already holds that path
-    │   └── ActorStartError                 on_start raised or did not finish in time
+    │   ├── ActorStartError                 on_start raised or did not finish in time
+    │   └── InjectedFault                   a crash asked for by fault injection (chaos runs)
     ├── SupervisorError
     │   ├── ChildNotFoundError (KeyError)   no child with that id
     │   ├── ChildExistsError (ValueError)   a child with that id is already present
@@ -66,6 +67,7 @@ __all__ = [
     "MailboxFull",
     "PathTakenError",
     "ActorStartError",
+    "InjectedFault",
     "SupervisorError",
     "ChildNotFoundError",
     "ChildExistsError",
@@ -157,6 +159,11 @@ class PathTakenError(ActorError, ValueError):
 
 class ActorStartError(ActorError):
     """An actor's ``on_start`` raised (see ``__cause__``) or did not finish in time."""
+
+
+class InjectedFault(ActorError):
+    """An ``InjectFault`` message crashed the actor on purpose (``edgeloop bench chaos``);
+    its supervisor restarts it as after any crash. Send none outside fault drills."""
 
 
 class SupervisorError(EdgeloopError):

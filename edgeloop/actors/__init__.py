@@ -3,6 +3,7 @@
 from edgeloop.actors._actor import Actor
 from edgeloop.actors._cell import Counters
 from edgeloop.actors._dead_letters import DeadLetter, DeadLetters
+from edgeloop.actors._fault import InjectFault
 from edgeloop.actors._future import Future
 from edgeloop.actors._mailbox import MailboxConfig, Overflow
 from edgeloop.actors._monitor import ActorRefLike, Watcher, deliver_down, monitor
@@ -35,6 +36,7 @@ __all__ = [
     "Counters",
     "DeadLetter",
     "DeadLetters",
+    "InjectFault",
     "DEFAULT_ASK_TIMEOUT",
     "DEFAULT_START_TIMEOUT",
     "check_path",

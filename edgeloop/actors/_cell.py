@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import structlog
 
+from edgeloop.actors._fault import InjectFault
 from edgeloop.actors._future import Future
 from edgeloop.actors._mailbox import Envelope, Mailbox, MailboxConfig
 from edgeloop.actors._monitor import Watcher, deliver_down
 from edgeloop.actors._ref import ActorRef, dead_error
 from edgeloop.actors._signals import NOPROC, Down, ExitReason
-from edgeloop.errors import MailboxFull
+from edgeloop.errors import InjectedFault, MailboxFull
 
 if TYPE_CHECKING:
     from edgeloop.actors._actor import Actor
@@ -130,6 +131,8 @@ class Cell(pykka.ThreadingActor):
                 return message.reason
             reply_to = envelope.reply_to
             try:
+                if message.__class__ is InjectFault:
+                    raise InjectedFault(f"{self.path}: {message.reason}")
                 result = receive(message)
             except BaseException as error:  # noqa: BLE001 - every failure reaches the parent
                 counters.failed += 1

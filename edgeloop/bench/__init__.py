@@ -20,7 +20,9 @@ from types import MappingProxyType
 from edgeloop.bench._report import Result, SuiteResult, check_goal, print_table, to_table
 from edgeloop.bench.actors import run_actors
 from edgeloop.bench.bulk import run_bulk
+from edgeloop.bench.chaos import run_chaos
 from edgeloop.bench.device import run_device
+from edgeloop.bench.e2e import run_e2e
 from edgeloop.bench.knowledge import run_knowledge
 from edgeloop.bench.learner import run_learner
 from edgeloop.bench.link import run_link
@@ -51,6 +53,8 @@ SUITES: Mapping[str, Callable[[bool], SuiteResult]] = MappingProxyType(
         "learner": run_learner,
         "trace": run_trace,
         "knowledge": run_knowledge,
+        "e2e": run_e2e,
+        "chaos": run_chaos,
     }
 )
 """Every suite by name: ``SUITES[name](quick)`` runs it."""

@@ -1,0 +1,108 @@
+"""`edgeloop bench e2e`: a small run end to end (a node, camera and trap device processes,
+the raw pyzmq anchor), the node-side rule, the cameras' source and bad options."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgeloop.bench._e2e_app import TRAP, command_for, e2e_app, yard_functions
+from edgeloop.bench._e2e_devices import GallerySource
+from edgeloop.bench.chaos import run_chaos
+from edgeloop.bench.e2e import Sizes, run_e2e
+from edgeloop.errors import ConfigError
+from edgeloop.messages import Event
+from edgeloop.supervisor import parse_app
+from tests.integration.procs import ROOT
+
+
+def _event(label: str) -> Event:
+    return Event(
+        device="cam-03",
+        seq=9,
+        ts=1.25,
+        zone="porch",
+        label=label,
+        score=0.9,
+        embedding=b"\x01\x02",
+        head_version=1,
+        config_version=1,
+    )
+
+
+def test_the_rule_closes_on_a_skunk_opens_otherwise_and_names_the_event() -> None:
+    close = command_for(_event("skunk"), 4)
+    assert (close.id, close.device, close.name) == (4, TRAP, "close")
+    assert close.args == {"device": "cam-03", "seq": 9, "ts": 1.25}
+    assert command_for(_event("cat"), 5).name == "open"
+
+
+def test_the_node_app_is_a_valid_app_with_the_yards_functions() -> None:
+    app = parse_app(e2e_app(["cam-00", "cam-01"], "tcp://127.0.0.1:5999"))
+    assert [c.id for c in app.children] == ["devices", "functions", "rule", "relay"]
+    assert [f["call"].rsplit(":", 1)[1] for f in yard_functions()] == [
+        "drop_low_score",
+        "tag_night",
+    ]
+
+
+def test_the_gallery_source_paces_offset_rows_and_ends() -> None:
+    rows = np.arange(40, dtype=np.int8).reshape(4, 10)
+    source = GallerySource(rows, seed=0, rate=30.0, offset=0.01, limit=5)
+    seen = [source.next() for _ in range(6)]
+    assert seen[-1] is None
+    times = [o.t for o in seen if o is not None]
+    assert times == pytest.approx([0.01 + k / 30.0 for k in range(5)])
+    assert {o.zone for o in seen if o is not None} == {"porch"}
+    assert sorted(bytes(o.embedding) for o in seen[:4] if o is not None) == sorted(
+        bytes(r) for r in rows
+    )
+
+
+@pytest.mark.integration
+def test_a_small_run_times_every_event_on_both_sides() -> None:
+    result = run_e2e(sizes=Sizes(seconds=1.0, rounds=1, cameras=(2,)))
+    names = [r.name for r in result.results]
+    assert names == ["event_to_actuation_p99_2cams", "events_per_s_2cams", "node_cpu_2cams"]
+    latency = result.result("event_to_actuation_p99_2cams")
+    assert 0 < latency.edgeloop < 1000
+    assert 0 < latency.anchor < 1000
+    rate = result.result("events_per_s_2cams")
+    assert rate.edgeloop > 30
+    assert rate.anchor > 30
+    run = result.environment["runs"]["2cams"] if result.environment else {}
+    assert run["made"] == run["received"]  # every event made got its command to the trap
+    assert run["node"]["failures"] == {}
+    assert run["node"]["held"] == 0
+    json.dumps(result.to_json(), allow_nan=False)
+
+
+def test_chaos_refuses_a_nonpositive_minutes() -> None:
+    with pytest.raises(ConfigError, match="minutes"):
+        run_chaos(minutes=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["e2e", "--minutes", "1"], "--minutes applies to the chaos suite only"),
+        (["chaos", "--minutes", "-1"], "minutes"),
+    ],
+)
+def test_bad_bench_options_are_refused(args: list[str], says: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "edgeloop", "bench", *args],
+        cwd=ROOT,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert says in run.stderr
