@@ -14,7 +14,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 def test_there_are_notebooks() -> None:
-    assert [n.name for n in NOTEBOOKS] == ["02-learner.ipynb", "03-replay.ipynb"]
+    assert [n.name for n in NOTEBOOKS] == [
+        "01-quickstart.ipynb",
+        "02-learner.ipynb",
+        "03-replay.ipynb",
+    ]
 
 
 @pytest.mark.timeout(300)

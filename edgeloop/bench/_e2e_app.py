@@ -22,13 +22,30 @@ from edgeloop.actors import Actor
 from edgeloop.apps.yard import APP_FILE, GetLog
 from edgeloop.messages import Command, Event
 
-__all__ = ["TrapRule", "command_for", "TRAP", "ZONE", "SCENARIO", "e2e_app", "yard_functions"]
+__all__ = [
+    "TrapRule",
+    "command_for",
+    "camera_name",
+    "RATE",
+    "TRAP",
+    "ZONE",
+    "SCENARIO",
+    "e2e_app",
+    "yard_functions",
+]
 
 SCENARIO = "calm"
 TRAP = "trap-shed"
 """The trap device (a trap zone of :data:`SCENARIO`, so the relay's interlock applies)."""
+RATE = 30.0
+"""Events a second per camera."""
 ZONE = "porch"
 """Where the cameras look: not next to the trap, so the interlock never holds a close."""
+
+
+def camera_name(index: int) -> str:
+    """The device name of camera ``index`` (``cam-00``, ...)."""
+    return f"cam-{index:02d}"
 
 
 class TrapRule(Actor):

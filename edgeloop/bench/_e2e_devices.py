@@ -42,7 +42,7 @@ import numpy.typing as npt
 import structlog
 import zmq
 
-from edgeloop.bench._e2e_app import SCENARIO, TRAP, ZONE
+from edgeloop.bench._e2e_app import RATE, SCENARIO, TRAP, ZONE, camera_name
 from edgeloop.messages import Command, Event, Message, decode, encode, encode_head
 from edgeloop.sensors.device import (
     CameraSettings,
@@ -57,13 +57,7 @@ from edgeloop.sensors.device import (
 if TYPE_CHECKING:
     from edgeloop.sensors.world import World
 
-RATE = 30.0
-"""Events a second per camera."""
 WAIT = 30.0
-
-
-def camera_name(index: int) -> str:
-    return f"cam-{index:02d}"
 
 
 class GallerySource:

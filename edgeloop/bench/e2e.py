@@ -49,8 +49,7 @@ from typing import IO, Any
 import zmq
 
 from edgeloop.apps.yard import GetLog
-from edgeloop.bench._e2e_app import TRAP, command_for, e2e_app
-from edgeloop.bench._e2e_devices import RATE, camera_name
+from edgeloop.bench._e2e_app import RATE, TRAP, camera_name, command_for, e2e_app
 from edgeloop.bench._measure import median, percentile
 from edgeloop.bench._report import Result, SuiteResult
 from edgeloop.errors import EdgeloopError, EdgeloopInternalError
