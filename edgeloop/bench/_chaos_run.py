@@ -19,10 +19,11 @@ seconds (seeded) one fault:
     twin for the events after it.
 
 The first three faults are one of each kind (shuffled), so every kind happens. A fault's
-restart time is from the fault to a new incarnation (a new process, a new actor at the
-path); its budget is the backoff delay its supervisor may take (the runner's, or the
-app's ``backoff`` max times ``1 + random_factor``; 0 without backoff) plus
-:data:`START_ALLOWANCE` for the start itself.
+restart time is from the death of the old incarnation (at once for ``kill -9``; for an
+injected fault, when the actor reached it in its mailbox: ``crashed_after_s``) to a new
+incarnation (a new process, a new actor at the path); its budget is the backoff delay
+its supervisor may take (the runner's, or the app's ``backoff`` max times ``1 +
+random_factor``; 0 without backoff) plus :data:`START_ALLOWANCE` for the start itself.
 """
 
 from __future__ import annotations
@@ -97,16 +98,25 @@ def _ask(node: Node, path: str, message: Any, timeout: float = ASK) -> Any:
         return None
 
 
-def _restarted(node: Node, path: str, old: ActorRef | None, deadline: float) -> float | None:
-    """Seconds until a new incarnation holds ``path`` (``None``: none by ``deadline``)."""
+def _restarted(
+    node: Node, path: str, old: ActorRef | None, deadline: float
+) -> tuple[float | None, float | None]:
+    """``(crashed, restarted)``: seconds until the old incarnation at ``path`` died (the
+    fault waits its turn in the mailbox), then seconds from its death until a new
+    incarnation held ``path``; ``None`` for what did not happen by ``deadline``."""
     began = time.perf_counter()
     pause = threading.Event()
+    while old is not None and old.is_alive():
+        if time.perf_counter() > deadline:
+            return None, None
+        pause.wait(0.002)
+    died = time.perf_counter()
     while time.perf_counter() < deadline:
         ref = node.lookup(path)
         if ref is not None and ref is not old and ref.is_alive():
-            return time.perf_counter() - began
-        pause.wait(0.005)
-    return None
+            return died - began, time.perf_counter() - died
+        pause.wait(0.002)
+    return died - began, None
 
 
 def _device_restarted(runner: YardRunner, name: str, old: Any, deadline: float) -> float | None:
@@ -200,6 +210,7 @@ def _inject(
         pause.wait(max(0.0, at - time.time()))
         kind = first.pop(0) if first else rng.choice(KINDS)
         t = round(time.time() - runner.start_at, 3)
+        crashed: float | None = 0.0
         if kind == "kill_device":
             name = rng.choice(cameras + traps)
             old = runner.processes[name]
@@ -211,7 +222,7 @@ def _inject(
             target = "/pipeline/learner" if kind == "kill_learner" else rng.choice(actors)
             old_ref = node.lookup(target)
             node.tell(target, InjectFault(f"chaos at t = {t} s"))
-            took = _restarted(node, target, old_ref, time.perf_counter() + RESTART_WAIT)
+            crashed, took = _restarted(node, target, old_ref, time.perf_counter() + RESTART_WAIT)
             parent = "/" + target.split("/")[1]
             budget = budgets.get(parent, 0.0) + START_ALLOWANCE
         faults.append(
@@ -219,6 +230,7 @@ def _inject(
                 "t": t,
                 "kind": kind,
                 "target": target,
+                "crashed_after_s": None if crashed is None else round(crashed, 4),
                 "restart_s": None if took is None else round(took, 4),
                 "budget_s": round(budget, 3),
                 "within": took is not None and took <= budget,

@@ -33,7 +33,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +110,7 @@ class _TimedTrap(DeviceAgent):
 
 def _edgeloop(
     role: str, address: str, count: int, start_at: float, seconds: float, run_dir: Path
-) -> tuple[list[DeviceAgent], Any]:
+) -> tuple[list[DeviceAgent], Callable[[], dict[str, Any]], Callable[[], int]]:
     if role == "trap":
         trap_config = DeviceConfig(
             name=TRAP,
@@ -120,7 +120,7 @@ def _edgeloop(
             trap=TrapConfig(zone=TRAP),
         )
         trap = _TimedTrap(trap_config, start_at=start_at)
-        return [trap], lambda: {"arrivals": trap.arrivals}
+        return [trap], lambda: {"arrivals": trap.arrivals}, lambda: len(trap.arrivals)
     world = _world()
     embeddings = _gallery()
     head = encode_head(world.initial_head())
@@ -151,13 +151,17 @@ def _edgeloop(
                 start_at=start_at,
             )
         )
-    return agents, lambda: {"made": sum(a.statistics().outbox.next_seq - 1 for a in agents)}
+
+    def made() -> int:
+        return sum(a.statistics().outbox.next_seq - 1 for a in agents)
+
+    return agents, lambda: {"made": made()}, made
 
 
 def _run_edgeloop(
     role: str, address: str, count: int, start_at: float, seconds: float, run_dir: Path
 ) -> None:
-    agents, report = _edgeloop(role, address, count, start_at, seconds, run_dir)
+    agents, report, counter = _edgeloop(role, address, count, start_at, seconds, run_dir)
     for agent in agents:
         agent.start()
     try:
@@ -168,7 +172,7 @@ def _run_edgeloop(
                 return
             time.sleep(0.01)  # a child process's own poll, not a test waiting
         print("ready", flush=True)
-        sys.stdin.readline()
+        _serve(counter)
         result = report()
     finally:
         for agent in agents:
@@ -214,7 +218,7 @@ def _run_zmq(role: str, address: str, count: int, start_at: float, seconds: floa
         thread = threading.Thread(target=receive, name="trap")
         thread.start()
         print("ready", flush=True)
-        sys.stdin.readline()
+        _serve(lambda: len(arrivals))
         stop.set()
         thread.join()
         socket.close()
@@ -261,13 +265,22 @@ def _run_zmq(role: str, address: str, count: int, start_at: float, seconds: floa
     thread = threading.Thread(target=send, name="cameras")
     thread.start()
     print("ready", flush=True)
-    sys.stdin.readline()
+    _serve(lambda: made[0])
     stop.set()
     thread.join()
     for dealer in sockets:
         dealer.close()
     context.term()
     print(json.dumps({"made": made[0]}), flush=True)
+
+
+def _serve(count: Callable[[], int]) -> None:
+    """Answer ``count`` lines with ``count()`` (events made, or commands arrived) until
+    ``quit`` (or the bench's end of stdin)."""
+    for line in sys.stdin:
+        if line.strip() != "count":
+            return
+        print(count(), flush=True)
 
 
 def main(argv: Sequence[str]) -> int:
