@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import socket
 import tempfile
 import threading
 import time
@@ -42,6 +41,7 @@ from typing import Any
 from edgeloop.actors import ActorRef, InjectFault
 from edgeloop.apps.yard import GetLog
 from edgeloop.apps.yard_demo import LEAD, yard_app
+from edgeloop.bench.e2e import bound_address
 from edgeloop.errors import EdgeloopError
 from edgeloop.learning import GetStatistics
 from edgeloop.sensors import GetState
@@ -57,13 +57,6 @@ START_ALLOWANCE = 2.0
 RESTART_WAIT = 20.0
 """Seconds to wait for a restart before the fault is reported as not restarted."""
 ASK = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -159,14 +152,18 @@ def chaos_run(
     faults: list[dict[str, Any]] = []
     began = time.perf_counter()
     with _run_dir(run_dir) as where:
-        listen = f"tcp://127.0.0.1:{_free_port()}"
-        app = yard_app(scenario, listen, str(where / "learner.db"), seed)
+        app = yard_app(scenario, "tcp://127.0.0.1:*", str(where / "learner.db"), seed)
         budgets = _budgets(app)
         node = Node.from_app(parse_app(app))
         node.start()
         try:
             runner = YardRunner.from_scenario(
-                scenario, connect=listen, mode="processes", seed=seed, speed=speed, run_dir=where
+                scenario,
+                connect=bound_address(node),
+                mode="processes",
+                seed=seed,
+                speed=speed,
+                run_dir=where,
             )
             runner.start(lead=LEAD)
             try:

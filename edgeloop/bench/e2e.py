@@ -37,7 +37,6 @@ import dataclasses
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -97,13 +96,6 @@ class Side:
     per_s: float
     cpu: float
     extra: dict[str, Any]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _Child:
@@ -210,10 +202,17 @@ def _window(
     )
 
 
+def bound_address(node: Node) -> str:
+    """The address a started node listening on ``tcp://127.0.0.1:*`` got (no port race)."""
+    bound = getattr(node.endpoint, "bound", ())
+    if not bound:
+        raise EdgeloopInternalError("the node bound no address: give its app a listen address")
+    return str(bound[0])
+
+
 def _edgeloop_side(count: int, seconds: float) -> Side:
-    listen = f"tcp://127.0.0.1:{_free_port()}"
     cameras = [camera_name(i) for i in range(count)]
-    node = Node.from_app(parse_app(e2e_app(cameras, listen)))
+    node = Node.from_app(parse_app(e2e_app(cameras, "tcp://127.0.0.1:*")))
     node.start()
 
     def log() -> dict[str, Any]:
@@ -229,7 +228,7 @@ def _edgeloop_side(count: int, seconds: float) -> Side:
         return out
 
     try:
-        return _window("edgeloop", listen, count, seconds, log)
+        return _window("edgeloop", bound_address(node), count, seconds, log)
     finally:
         node.stop()
 
@@ -237,11 +236,12 @@ def _edgeloop_side(count: int, seconds: float) -> Side:
 class _Relay:
     """The anchor's node: a ROUTER thread that answers each Event with a Command to the trap."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self) -> None:
         self.context = zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
-        self.router.bind(address)
+        self.router.bind("tcp://127.0.0.1:*")
+        self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.stop = threading.Event()
         self.sent = 0
         self.thread = threading.Thread(target=self._run, name="bench-e2e-relay")
@@ -267,10 +267,9 @@ class _Relay:
 
 
 def _anchor_side(count: int, seconds: float) -> Side:
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    relay = _Relay(address)
+    relay = _Relay()
     try:
-        return _window("zmq", address, count, seconds, lambda: {"sent": relay.sent})
+        return _window("zmq", relay.address, count, seconds, lambda: {"sent": relay.sent})
     finally:
         relay.close()
 
