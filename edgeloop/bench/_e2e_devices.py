@@ -16,7 +16,8 @@ source second 0: the bench picks it once every process has loaded) and then:
     the trap device: a DeviceAgent whose link thread stamps each Command's arrival with
     ``time.time()`` (``edgeloop``), or a raw DEALER that does the same (``zmq``).
 
-Each prints ``ready`` once linked, then on the line ``quit`` prints one JSON object
+Each prints ``ready`` once linked, answers each line ``count`` with the events made so far
+(cameras) or the commands arrived (trap), and on ``quit`` prints one JSON object
 (cameras: events made; trap: ``[ts, arrived, device, seq]`` per command) and exits.
 Event time: an observation at source second ``t`` is due at ``START_AT + t`` (speed 1),
 and the device makes its event when it is due, so the trap's ``arrived - (START_AT +
