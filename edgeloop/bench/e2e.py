@@ -20,6 +20,9 @@ Rows (the ratio is always ``edgeloop / anchor``):
     time ``start_at + ts``, speed 1) to the trap device's link thread receiving the
     command made for it (``time.time()``, one host, one clock); the 99th percentile over
     every event of the window (the first :data:`WARM` s left out), median over rounds;
+``event_to_actuation_p50_{1cam,8cams,32cams}`` (ms)
+    the median of the same (goal: ratio <= 5); on a loaded shared machine the p50 holds
+    still where the p99 follows the load (other jobs' scheduling);
 ``p99_8cams_vs_goal`` (ms)
     the 8-camera p99 against the issue's goal of 10 ms (ratio <= 1 meets it);
 ``events_per_s_{1cam,8cams,32cams}``
@@ -300,6 +303,13 @@ def run_e2e(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult:
                 f"event_to_actuation_p99_{label}", "ms", p99, anchor_p99, "raw pyzmq relay", "<= 20"
             )
         )
+        p50 = median([percentile(s.latencies, 50) for s in ours])
+        anchor_p50 = median([percentile(s.latencies, 50) for s in theirs])
+        results.append(
+            Result(
+                f"event_to_actuation_p50_{label}", "ms", p50, anchor_p50, "raw pyzmq relay", "<= 5"
+            )
+        )
         if count == 8:
             p99_8 = p99
         rate = median([s.per_s for s in ours])
@@ -316,8 +326,8 @@ def run_e2e(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult:
         )
         runs[label] = {
             "offered_per_s": RATE * count,
-            "p50_ms": median([percentile(s.latencies, 50) for s in ours]),
-            "anchor_p50_ms": median([percentile(s.latencies, 50) for s in theirs]),
+            "p99_ms_per_round": [round(percentile(s.latencies, 99), 2) for s in ours],
+            "anchor_p99_ms_per_round": [round(percentile(s.latencies, 99), 2) for s in theirs],
             "made": [s.made for s in ours],
             "received": [s.received for s in ours],
             "node": ours[-1].extra,
