@@ -11,11 +11,12 @@ import sys
 import numpy as np
 import pytest
 
+from edgeloop.bench._chaos_run import RESTART_WAIT
 from edgeloop.bench._e2e_app import TRAP, command_for, e2e_app, yard_functions
 from edgeloop.bench._e2e_devices import GallerySource
-from edgeloop.bench.chaos import run_chaos
+from edgeloop.bench.chaos import chaos_rows, run_chaos
 from edgeloop.bench.e2e import Sizes, run_e2e
-from edgeloop.errors import ConfigError
+from edgeloop.errors import ConfigError, EdgeloopInternalError
 from edgeloop.messages import Event
 from edgeloop.supervisor import parse_app
 from tests.integration.procs import ROOT
@@ -111,3 +112,49 @@ def test_bad_bench_options_are_refused(args: list[str], says: str) -> None:
     )
     assert run.returncode == 2, run.stderr[-2000:]
     assert says in run.stderr
+
+
+def _report(**changes: object) -> dict[str, object]:
+    fault = {"t": 1.0, "kind": "kill_learner", "target": "/pipeline/learner"}
+    report: dict[str, object] = {
+        "events": 100,
+        "events_lost": 0,
+        "events_duplicated": 0,
+        "cats_trapped": 0,
+        "trap_closes": 2,
+        "restarts_within_budget": 1,
+        "learner_restarts": 1,
+        "learner_restored_version": 3,
+        "faults": [{**fault, "restart_s": 0.5, "budget_s": 3.0, "within": True}],
+    }
+    report.update(changes)
+    return report
+
+
+def test_chaos_rows_meet_their_goals_only_when_the_contract_held() -> None:
+    assert all(r.met for r in chaos_rows(_report()))
+    rows = {r.name: r for r in chaos_rows(_report(events_lost=1, cats_trapped=1))}
+    assert not rows["events_lost"].met
+    assert not rows["cats_trapped"].met
+    unrestarted = [
+        {
+            "t": 1.0,
+            "kind": "crash_actor",
+            "target": "/pipeline/fusion",
+            "restart_s": None,
+            "budget_s": 3.2,
+            "within": False,
+        }
+    ]
+    rows = {r.name: r for r in chaos_rows(_report(faults=unrestarted, restarts_within_budget=0))}
+    assert rows["restart_max_s"].edgeloop == RESTART_WAIT  # counted as the whole wait
+    assert not rows["restart_max_s"].met
+    assert not rows["restarts_within_budget"].met
+    rows = {r.name: r for r in chaos_rows(_report(learner_restored_version=None))}
+    assert not rows["learner_recoveries"].met  # restarted, but not from a snapshot
+    json.dumps([r.to_json() for r in chaos_rows(_report(faults=[]))], allow_nan=False)
+
+
+def test_chaos_rows_refuse_a_report_without_fusions_count() -> None:
+    with pytest.raises(EdgeloopInternalError, match="fusion"):
+        chaos_rows(_report(events_duplicated=None))
