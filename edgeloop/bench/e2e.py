@@ -84,7 +84,7 @@ class Sizes:
     cameras: tuple[int, ...] = CAMERAS
 
 
-QUICK = Sizes(seconds=1.5, rounds=1)
+QUICK = Sizes(seconds=1.0, rounds=1)
 FULL = Sizes(seconds=8.0, rounds=3)
 
 
