@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from edgeloop.actors._future import Future
-from edgeloop.actors._mailbox import Envelope
+from edgeloop.actors._mailbox import Envelope, Overflow
 from edgeloop.actors._signals import NORMAL, ExitReason
 from edgeloop.errors import ActorDeadError
 
@@ -69,6 +69,28 @@ class ActorRef:
         """
         if not self._mailbox.put(Envelope(message), self.path, block=block):
             self._cell.undeliverable(message, None)
+
+    def tell_many(self, messages: list[Any]) -> list[Any]:
+        """Send ``messages`` in order without waiting, waking the actor once; returns
+        the ones left to the caller.
+
+        For a sender that must never wait and often has several messages at once (a
+        network I/O thread). If the actor is gone they all become dead letters, as do
+        those a full mailbox has no room for under ``drop_newest``; under ``block`` and
+        ``fail`` those are returned (``tell(block=False)`` would have raised
+        :class:`~edgeloop.errors.MailboxFull` for each): count them, drop them.
+        """
+        queued = self._mailbox.put_batch([Envelope(message) for message in messages])
+        if queued is None:
+            for message in messages:
+                self._cell.undeliverable(message, None)
+            return []
+        left = messages[queued:]
+        if left and self._mailbox.config.overflow is Overflow.DROP_NEWEST:
+            for message in left:
+                self._cell.undeliverable(message, None)
+            return []
+        return left
 
     def ask(
         self, message: Any, *, timeout: float = DEFAULT_ASK_TIMEOUT, block: bool = True

@@ -14,7 +14,9 @@ exactly the path a live message takes::
 
 Inbound delivery never blocks the I/O thread: a twin whose mailbox is full loses the
 message (counted as ``mailbox_full``), which is safe because devices resend whatever
-their twin has not acknowledged.
+their twin has not acknowledged. On an endpoint that runs turn hooks, what one turn of
+its I/O loop read for one twin goes to it at the end of the turn in one mailbox put
+(:meth:`DevicePort.flush`): the twin wakes once per turn, not once per message.
 """
 
 from __future__ import annotations
@@ -122,12 +124,26 @@ class DevicePort:
         self._endpoint: EndpointLike | None = None
         self._sink: Sink | None = None
         self._counters: Counter[str] = Counter()
+        # What this turn of the endpoint's I/O loop read, by twin (I/O thread only).
+        self._batch: dict[ActorRef, tuple[str, list[DeviceMessage]]] = {}
+        self._on_io_thread: Callable[[], bool] | None = None
 
     # -- wiring ------------------------------------------------------------------------
 
     def attach(self, endpoint: EndpointLike | None) -> None:
-        """Send through ``endpoint`` from now on (``None``: no link, the sink decides)."""
+        """Send through ``endpoint`` from now on (``None``: no link, the sink decides).
+
+        An endpoint with turn hooks (the ZeroMQ one) gets :meth:`flush` as one, and
+        messages it delivers are batched per twin and turn; call this before it starts.
+        """
         self._endpoint = endpoint
+        after_turn = getattr(endpoint, "after_turn", None)
+        on_io_thread = getattr(endpoint, "on_io_thread", None)
+        if callable(after_turn) and callable(on_io_thread):
+            after_turn(self.flush)
+            self._on_io_thread = on_io_thread
+        else:
+            self._on_io_thread = None
 
     @property
     def endpoint(self) -> EndpointLike | None:
@@ -222,10 +238,37 @@ class DevicePort:
         if self._taps:
             self._notify(TapRecord("in", device, message, now))
         self._count("received")
-        self._tell(device, ref, DeviceMessage(device, message, now))
+        delivery = DeviceMessage(device, message, now)
+        on_io_thread = self._on_io_thread
+        if on_io_thread is not None and on_io_thread():
+            batch = self._batch.get(ref)
+            if batch is None:
+                self._batch[ref] = (device, [delivery])
+            else:
+                batch[1].append(delivery)
+            return
+        self._tell(device, ref, delivery)
+
+    def flush(self) -> None:
+        """Hand every twin what this turn of the I/O loop read for it, in order, with one
+        mailbox put (the endpoint's turn hook; a no-op when nothing is gathered)."""
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, {}
+        for ref, (device, deliveries) in batch.items():
+            if len(deliveries) == 1:
+                self._tell(device, ref, deliveries[0])
+                continue
+            if not ref.is_alive():
+                self._count("actor_dead")
+            left = ref.tell_many(deliveries)
+            if left:
+                self._dropped(device, ref, len(left))
 
     def on_peer(self, peer: str, up: bool, *, reconnected: bool = False, reason: str = "") -> None:
         """A device link came up or went down (node peers are told apart by the caller)."""
+        if self._batch and self._on_io_thread is not None and self._on_io_thread():
+            self.flush()  # what the device sent before it went down goes first
         with self._lock:
             if up:
                 self._connected.add(peer)
@@ -264,15 +307,20 @@ class DevicePort:
         try:
             ref.tell(event, block=False)
         except MailboxFull:
-            count = self._count("mailbox_full")
-            if count <= 10 or count % 1000 == 0:
-                _log.warning(
-                    "device_message_dropped",
-                    device=device,
-                    actor=ref.path,
-                    reason="mailbox_full",
-                    dropped=count,
-                )
+            self._dropped(device, ref, 1)
+
+    def _dropped(self, device: str, ref: ActorRef, n: int) -> None:
+        with self._lock:
+            before = self._counters["mailbox_full"]
+            count = self._counters["mailbox_full"] = before + n
+        if before < 10 or count // 1000 > before // 1000:
+            _log.warning(
+                "device_message_dropped",
+                device=device,
+                actor=ref.path,
+                reason="mailbox_full",
+                dropped=count,
+            )
 
     def _reject_unknown(self, device: str, message: Message) -> None:
         count = self._count("unknown_device")

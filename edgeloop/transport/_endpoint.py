@@ -294,8 +294,6 @@ class Endpoint:
         self._accepted: dict[tuple[int, bytes], _Conn] = {}
         self._connectors: list[_Conn] = []
         self._by_peer: dict[str, _Conn] = {}
-        self._socket_conn: dict[zmq.Socket[Any], _Conn] = {}
-        self._listener_index: dict[zmq.Socket[Any], int] = {}
         self._backlogged: set[_Conn] = set()
         self._due = 0.0  # the earliest time housekeeping may have something to do
         self._io_thread_id: int | None = None
@@ -304,6 +302,11 @@ class Endpoint:
         self._wake_r = self._wake_w = -1
         self._wake_pending = False
         self._wake_lock = threading.Lock()
+        # Held by the I/O thread except while it waits in poll; a sender on another
+        # thread that gets it puts its message on the wire itself (see send).
+        self._io_lock = threading.Lock()
+        self._more = False  # a socket still has input: the next poll must not wait
+        self._turn_hooks: tuple[Callable[[], None], ...] = ()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._stopping = threading.Event()
@@ -372,13 +375,78 @@ class Endpoint:
 
         Thread-safe. ``True`` means the link took it (sent, or queued while the peer is
         away); a later drop is reported through ``on_undelivered``.
+
+        While the I/O thread waits in ``poll`` (it polls the sockets' file descriptors,
+        so it does not touch them there), a sender on another thread takes the I/O lock
+        and puts a data message for a ready link on the wire itself: no wake-up, no
+        thread hand-over. Otherwise the message joins the outbox and the I/O thread
+        sends it; order is kept either way (the fast path is taken only with the outbox
+        and the peer's backlog empty).
         """
-        if peer not in self._by_peer or self._thread is None or self._stopping.is_set():
+        conn = self._by_peer.get(peer)
+        if conn is None or self._thread is None or self._stopping.is_set():
             return False
+        if (
+            not self._outbox
+            and threading.get_ident() != self._io_thread_id
+            and self._io_lock.acquire(blocking=False)
+        ):
+            try:
+                if self._direct(conn, peer, message):
+                    return True
+            finally:
+                self._io_lock.release()
         self._outbox.append((peer, message))
         # The I/O thread flushes the outbox before it polls again, so it need not wake
         # itself; and a wake still pending covers this message too (see _drain_wake).
         if not self._wake_pending and threading.get_ident() != self._io_thread_id:
+            self._wake()
+        return True
+
+    def after_turn(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` on the I/O thread at the end of every turn of its loop (after it
+        read what the sockets held, before it waits again), so that ``on_message`` may
+        gather what one turn brought and hand it on at once (one wake-up per receiver
+        per turn). Register hooks before :meth:`start`."""
+        self._turn_hooks = (*self._turn_hooks, hook)
+
+    def on_io_thread(self) -> bool:
+        """Whether the caller runs on this endpoint's I/O thread (in a callback)."""
+        return threading.get_ident() == self._io_thread_id
+
+    def _direct(self, conn: _Conn, peer: str, message: messages.Message) -> bool:
+        """The fast path of :meth:`send`, on the sender's thread with the I/O lock held:
+        ``True`` if the message is on its way. Anything unusual (a link not ready, a
+        backlog, a message that does not encode) returns ``False`` and takes the outbox,
+        so every effect and callback still happens on the I/O thread."""
+        if self._outbox or conn.backlog or self._by_peer.get(peer) is not conn:
+            return False
+        if self._stopping.is_set() or self._io_thread_id is None:
+            return False
+        try:
+            payload = _encode(message)
+        except (TypeError, ValueError):
+            return False  # the I/O thread reports it as unencodable
+        if not conn.link.send_ready(message, time.monotonic()):
+            return False
+        socket = conn.socket
+        identity = conn.identity
+        try:
+            if identity is None:
+                socket.send(payload, _NOBLOCK)
+            else:
+                socket.send(identity, _NOBLOCK_MORE)
+                socket.send(payload, _NOBLOCK)
+        except zmq.ZMQError:
+            # Counted as sent: it waits in the backlog, and the I/O thread sends it when
+            # the pipe drains or finds the link lost, as for any held frame.
+            conn.backlog.append(payload)
+            self._backlogged.add(conn)
+            self._wake()
+            return True
+        # The send may have taken the socket's wake-up signal (ZeroMQ's descriptor is
+        # edge-like): if input is waiting, the I/O thread must look now.
+        if cast("int", socket.get(_EVENTS)) & _POLLIN:
             self._wake()
         return True
 
@@ -444,6 +512,13 @@ class Endpoint:
     # -- the I/O thread --------------------------------------------------------------
 
     def _run(self) -> None:
+        self._io_lock.acquire()  # released only while polling, and when the thread ends
+        try:
+            self._run_locked()
+        finally:
+            self._io_lock.release()
+
+    def _run_locked(self) -> None:
         self._io_thread_id = threading.get_ident()
         try:
             self._open()
@@ -461,6 +536,7 @@ class Endpoint:
             _log.critical("link_io_failed", endpoint=self.config.link.id, exc_info=error)
         finally:
             self._stopping.set()  # send() refuses from now on
+            self._end_turn()  # what the last turn gathered still goes on
             if not crashed:
                 self._flush_outbox()  # what was accepted before the stop still leaves
             self._goodbye()
@@ -499,9 +575,8 @@ class Endpoint:
             except BaseException:
                 socket.close(linger=0)  # not listed yet: the context could never end
                 raise
-            self._listener_index[socket] = len(self._listeners)
             self._listeners.append((socket, actual))
-            self._poller.register(socket, zmq.POLLIN)
+            self._poller.register(socket.FD, zmq.POLLIN)
             bound.append(actual)
         self._bound = tuple(bound)
         now = time.monotonic()
@@ -509,7 +584,6 @@ class Endpoint:
             link = Link.connector(self.config.link, rng=self._rng, control=WIRE_CONTROL)
             conn = _Conn(self._connect(peer), link, peer.address, peer_address=peer)
             self._connectors.append(conn)
-            self._socket_conn[conn.socket] = conn
             self._apply(conn, link.connect(now), now)
 
     def _new_socket(self, kind: int) -> zmq.Socket[Any]:
@@ -535,38 +609,47 @@ class Endpoint:
         except BaseException:
             socket.close(linger=0)  # not listed yet: the context could never end
             raise
-        self._poller.register(socket, zmq.POLLIN)
+        self._poller.register(socket.FD, zmq.POLLIN)
         return socket
 
     def _loop(self) -> None:
         poll = self._poller.poll
         wake = self._wake_r
-        listener_index = self._listener_index
-        socket_conn = self._socket_conn
+        listeners = self._listeners
+        connectors = self._connectors
         stopping = self._stopping
         monotonic = time.monotonic
+        lock = self._io_lock
         while not stopping.is_set():
-            if self._outbox:  # a callback on this thread sent something: no waiting
+            if self._outbox or self._more:  # sent from a callback, or input left: no wait
                 wait_ms = 0
             else:
                 due = self._due
                 if self._backlogged:  # while a slow peer holds frames back, poll often
                     due = min(due, monotonic() + 0.001)
                 wait_ms = max(0, math.ceil((due - monotonic()) * 1000))
-            for socket, _ in poll(wait_ms):
-                if socket == wake:
+            # The poll watches the sockets' descriptors, not the sockets, so while it
+            # waits another thread may send on them under the lock (see send).
+            lock.release()
+            try:
+                ready = poll(wait_ms)
+            finally:
+                lock.acquire()
+            for fd, _ in ready:
+                if fd == wake:
                     # Send what woke us before the pipe read's syscall; _drain_wake
                     # then makes sure nothing that arrives meanwhile waits for a poll.
                     self._flush_outbox()
                     self._drain_wake()
-                    continue
-                index = listener_index.get(socket)
-                if index is not None:
-                    self._read_listener(index, socket)
-                    continue
-                conn = socket_conn.get(socket)
-                if conn is not None:
-                    self._read_connector(conn, socket)
+            # A descriptor says only that something changed, and a send on another
+            # thread may have taken its signal: every socket is asked (ZMQ_EVENTS).
+            more = False
+            for index, (socket, _) in enumerate(listeners):
+                more |= self._read_listener(index, socket)
+            for conn in list(connectors):
+                more |= self._read_connector(conn, conn.socket)
+            if self._turn_hooks:
+                self._end_turn()
             if self._outbox:
                 self._flush_outbox()
             if self._backlogged:
@@ -574,6 +657,22 @@ class Endpoint:
             now = monotonic()
             if now >= self._due:
                 self._tick(now)
+            # Sends above may have taken a socket's signal too: look before polling.
+            self._more = more or self._readable()
+
+    def _end_turn(self) -> None:
+        for hook in self._turn_hooks:
+            try:
+                hook()
+            except Exception as error:  # noqa: BLE001 - a hook bug must not kill the links
+                self._rejected["handler_failed"] += 1
+                _log.error("turn_hook_failed", endpoint=self.config.link.id, exc_info=error)
+
+    def _readable(self) -> bool:
+        """Whether any socket holds input now (asking also takes its descriptor's signal)."""
+        sockets = [socket for socket, _ in self._listeners]
+        sockets.extend(conn.socket for conn in self._connectors)
+        return any(cast("int", socket.get(_EVENTS)) & _POLLIN for socket in sockets)
 
     def _all_conns(self) -> list[_Conn]:
         return [*self._connectors, *self._accepted.values()]
@@ -651,19 +750,21 @@ class Endpoint:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _read_listener(self, index: int, socket: zmq.Socket[Any]) -> None:
+    def _read_listener(self, index: int, socket: zmq.Socket[Any]) -> bool:
+        """Read what the listener holds (at most ``_BATCH`` messages); ``True`` if it
+        may hold more."""
         recv = socket.recv
         accepted = self._accepted
         now = time.monotonic()
         for count in range(_BATCH):
-            # One message is the common case: asking ZeroMQ whether a second one is
-            # there is cheaper than a receive that fails (a raised Again).
-            if count == 1 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
-                return
+            # Asking ZeroMQ whether a message is there is cheaper than a receive that
+            # fails (a raised Again); past the second message, one more is likely.
+            if count < 2 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                return False
             try:
                 head = recv(_NOBLOCK, copy=False)
             except zmq.Again:
-                return
+                return False
             identity = head.bytes
             frames, body = _rest(recv, head)
             if frames != 2:
@@ -682,6 +783,7 @@ class Endpoint:
                 self._dispatch(conn, message)
                 continue
             self._from_listener(index, socket, identity, message, now)
+        return True
 
     def _from_listener(
         self,
@@ -704,18 +806,19 @@ class Endpoint:
             self._soon()  # its handshake deadline
         self._apply(conn, conn.link.receive(message, now), now)
 
-    def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any]) -> None:
+    def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any]) -> bool:
+        """As :meth:`_read_listener`, for a connector's socket."""
         recv = socket.recv
         now = time.monotonic()
         for count in range(_BATCH):
             if conn.socket is not socket:
-                return  # the link reconnected on a new socket while handling the last one
-            if count == 1 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
-                return  # as in _read_listener
+                return True  # the link reconnected on a new socket: look at that one
+            if count < 2 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                return False  # as in _read_listener
             try:
                 head = recv(_NOBLOCK, copy=False)
             except zmq.Again:
-                return
+                return False
             frames, _ = _rest(recv, head)
             if frames != 1:
                 error = ProtocolError(f"expected one frame, got {frames}", reason="bad_frames")
@@ -731,6 +834,7 @@ class Endpoint:
                 self._dispatch(conn, message)
                 continue
             self._apply(conn, conn.link.receive(message, now), now)
+        return True
 
     def _dispatch(self, conn: _Conn, message: messages.Message) -> None:
         """Hand a data message from a ready link to the node, then send what it answered."""
@@ -1014,13 +1118,11 @@ class Endpoint:
 
     def _reconnect(self, conn: _Conn) -> None:
         assert conn.peer_address is not None
-        self._poller.unregister(conn.socket)
-        self._socket_conn.pop(conn.socket, None)
+        self._poller.unregister(conn.socket.FD)
         conn.backlog.clear()  # frames for the old connection's session
         self._backlogged.discard(conn)
         conn.socket.close(linger=0)
         conn.socket = self._connect(conn.peer_address)
-        self._socket_conn[conn.socket] = conn
 
     def _violation(self, conn: _Conn, violation: Violation) -> None:
         self._rejected[violation.reason] += 1
