@@ -306,6 +306,9 @@ class Endpoint:
         # thread that gets it puts its message on the wire itself (see send).
         self._io_lock = threading.Lock()
         self._more = False  # a socket still has input: the next poll must not wait
+        self._sent = False  # the I/O thread sent this turn (a send may take a signal)
+        self._fd_listener: dict[int, int] = {}  # a listener's descriptor -> its index
+        self._fd_conn: dict[int, _Conn] = {}  # a connector's descriptor -> its connection
         self._turn_hooks: tuple[Callable[[], None], ...] = ()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -575,6 +578,7 @@ class Endpoint:
             except BaseException:
                 socket.close(linger=0)  # not listed yet: the context could never end
                 raise
+            self._fd_listener[socket.FD] = len(self._listeners)
             self._listeners.append((socket, actual))
             self._poller.register(socket.FD, zmq.POLLIN)
             bound.append(actual)
@@ -584,6 +588,7 @@ class Endpoint:
             link = Link.connector(self.config.link, rng=self._rng, control=WIRE_CONTROL)
             conn = _Conn(self._connect(peer), link, peer.address, peer_address=peer)
             self._connectors.append(conn)
+            self._fd_conn[conn.socket.FD] = conn
             self._apply(conn, link.connect(now), now)
 
     def _new_socket(self, kind: int) -> zmq.Socket[Any]:
@@ -615,11 +620,15 @@ class Endpoint:
     def _loop(self) -> None:
         poll = self._poller.poll
         wake = self._wake_r
+        fd_listener = self._fd_listener
+        fd_conn = self._fd_conn
         listeners = self._listeners
-        connectors = self._connectors
         stopping = self._stopping
         monotonic = time.monotonic
         lock = self._io_lock
+        # Sends while opening may have taken a descriptor's signal: ZeroMQ signals again
+        # only once a socket was asked and found empty, so the first turn asks them all.
+        self._more = True
         while not stopping.is_set():
             if self._outbox or self._more:  # sent from a callback, or input left: no wait
                 wait_ms = 0
@@ -635,19 +644,31 @@ class Endpoint:
                 ready = poll(wait_ms)
             finally:
                 lock.acquire()
+            everything = self._more
+            self._sent = False
+            more = False
             for fd, _ in ready:
                 if fd == wake:
                     # Send what woke us before the pipe read's syscall; _drain_wake
                     # then makes sure nothing that arrives meanwhile waits for a poll.
                     self._flush_outbox()
                     self._drain_wake()
-            # A descriptor says only that something changed, and a send on another
-            # thread may have taken its signal: every socket is asked (ZMQ_EVENTS).
-            more = False
-            for index, (socket, _) in enumerate(listeners):
-                more |= self._read_listener(index, socket)
-            for conn in list(connectors):
-                more |= self._read_connector(conn, conn.socket)
+                    # A sender that sent itself may have taken a socket's signal (it
+                    # wakes us when it saw input waiting): ask every socket below.
+                    everything = True
+                elif not everything:
+                    index = fd_listener.get(fd)
+                    if index is not None:
+                        more |= self._read_listener(index, listeners[index][0], fired=True)
+                    else:
+                        conn = fd_conn.get(fd)
+                        if conn is not None:
+                            more |= self._read_connector(conn, conn.socket, fired=True)
+            if everything:
+                for index, (socket, _) in enumerate(listeners):
+                    more |= self._read_listener(index, socket)
+                for conn in list(self._connectors):
+                    more |= self._read_connector(conn, conn.socket)
             if self._turn_hooks:
                 self._end_turn()
             if self._outbox:
@@ -657,8 +678,9 @@ class Endpoint:
             now = monotonic()
             if now >= self._due:
                 self._tick(now)
-            # Sends above may have taken a socket's signal too: look before polling.
-            self._more = more or self._readable()
+            # A send may have taken a socket's signal (ZeroMQ's descriptor is edge-like):
+            # after one, look before polling.
+            self._more = more or (self._sent and self._readable())
 
     def _end_turn(self) -> None:
         for hook in self._turn_hooks:
@@ -750,16 +772,19 @@ class Endpoint:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _read_listener(self, index: int, socket: zmq.Socket[Any]) -> bool:
+    def _read_listener(self, index: int, socket: zmq.Socket[Any], *, fired: bool = False) -> bool:
         """Read what the listener holds (at most ``_BATCH`` messages); ``True`` if it
-        may hold more."""
+        may hold more. ``fired``: its descriptor woke the poll, so a message is likely."""
         recv = socket.recv
         accepted = self._accepted
         now = time.monotonic()
         for count in range(_BATCH):
             # Asking ZeroMQ whether a message is there is cheaper than a receive that
-            # fails (a raised Again); past the second message, one more is likely.
-            if count < 2 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+            # fails (a raised Again) unless one is likely: when the descriptor fired,
+            # and past the second message.
+            if (count == 1 or (count == 0 and not fired)) and not cast(
+                "int", socket.get(_EVENTS)
+            ) & _POLLIN:
                 return False
             try:
                 head = recv(_NOBLOCK, copy=False)
@@ -806,14 +831,16 @@ class Endpoint:
             self._soon()  # its handshake deadline
         self._apply(conn, conn.link.receive(message, now), now)
 
-    def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any]) -> bool:
+    def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any], *, fired: bool = False) -> bool:
         """As :meth:`_read_listener`, for a connector's socket."""
         recv = socket.recv
         now = time.monotonic()
         for count in range(_BATCH):
             if conn.socket is not socket:
                 return True  # the link reconnected on a new socket: look at that one
-            if count < 2 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+            if (count == 1 or (count == 0 and not fired)) and not cast(
+                "int", socket.get(_EVENTS)
+            ) & _POLLIN:
                 return False  # as in _read_listener
             try:
                 head = recv(_NOBLOCK, copy=False)
@@ -949,6 +976,7 @@ class Endpoint:
             self._hold(conn, payload)
             return
         identity = conn.identity
+        self._sent = True
         try:
             if identity is None:
                 conn.socket.send(payload, _NOBLOCK)
@@ -971,6 +999,7 @@ class Endpoint:
         self._apply(conn, conn.link.transport_lost(now), now)
 
     def _route(self, socket: zmq.Socket[Any], identity: bytes, message: messages.Message) -> None:
+        self._sent = True
         try:
             socket.send_multipart([identity, messages.encode(message)], zmq.NOBLOCK)
         except zmq.ZMQError:
@@ -985,6 +1014,7 @@ class Endpoint:
         self._backlogged.add(conn)
 
     def _flush_backlogs(self) -> None:
+        self._sent = True
         for conn in list(self._backlogged):
             backlog = conn.backlog
             identity = conn.identity
@@ -1119,10 +1149,12 @@ class Endpoint:
     def _reconnect(self, conn: _Conn) -> None:
         assert conn.peer_address is not None
         self._poller.unregister(conn.socket.FD)
+        self._fd_conn.pop(conn.socket.FD, None)
         conn.backlog.clear()  # frames for the old connection's session
         self._backlogged.discard(conn)
         conn.socket.close(linger=0)
         conn.socket = self._connect(conn.peer_address)
+        self._fd_conn[conn.socket.FD] = conn
 
     def _violation(self, conn: _Conn, violation: Violation) -> None:
         self._rejected[violation.reason] += 1
