@@ -134,11 +134,15 @@ def test_a_full_pipe_holds_direct_sends_back_and_loses_none(
     try:
         node.up("cam-1")
         device.up("node-a")
+        direct = _count_calls(device.endpoint, "_direct", monkeypatch)
+        pace = threading.Event()
         sent = 0
         while not device.endpoint._backlogged and sent < 20_000:
             assert device.endpoint.send("node-a", big(sent))
             sent += 1
+            pace.wait(0.0002)  # apart, so not a burst: the sender sends itself
         assert device.endpoint._backlogged, "the pipe never filled"
+        assert direct.count(True) > len(direct) // 2
         for _ in range(20):  # behind the backlog: the outbox, never the fast path
             assert device.endpoint.send("node-a", big(sent))
             sent += 1
