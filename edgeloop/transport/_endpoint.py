@@ -107,11 +107,6 @@ _HWM = 10_000
 DUPLICATE = "duplicate"
 """The Close reason for the second of two links between the same pair of peers."""
 
-_BURST_GAP = 50e-6
-"""Seconds: a send this soon after the last direct one is part of a burst and takes the
-outbox, where the I/O thread sends it with the rest of the burst (cheaper per message
-than a direct send, which also asks the socket for input after it)."""
-
 _PENDING_LIMIT = 1024
 """Most peers that may be mid-handshake on the listeners at once (a flood guard)."""
 
@@ -299,6 +294,8 @@ class Endpoint:
         self._accepted: dict[tuple[int, bytes], _Conn] = {}
         self._connectors: list[_Conn] = []
         self._by_peer: dict[str, _Conn] = {}
+        self._socket_conn: dict[zmq.Socket[Any], _Conn] = {}
+        self._listener_index: dict[zmq.Socket[Any], int] = {}
         self._backlogged: set[_Conn] = set()
         self._due = 0.0  # the earliest time housekeeping may have something to do
         self._io_thread_id: int | None = None
@@ -307,14 +304,6 @@ class Endpoint:
         self._wake_r = self._wake_w = -1
         self._wake_pending = False
         self._wake_lock = threading.Lock()
-        # Held by the I/O thread except while it waits in poll; a sender on another
-        # thread that gets it puts its message on the wire itself (see send).
-        self._io_lock = threading.Lock()
-        self._more = False  # a socket still has input: the next poll must not wait
-        self._sent = False  # the I/O thread sent this turn (a send may take a signal)
-        self._last_direct = 0.0  # when a sender last sent directly (see _BURST_GAP)
-        self._fd_listener: dict[int, int] = {}  # a listener's descriptor -> its index
-        self._fd_conn: dict[int, _Conn] = {}  # a connector's descriptor -> its connection
         self._turn_hooks: tuple[Callable[[], None], ...] = ()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -384,27 +373,9 @@ class Endpoint:
 
         Thread-safe. ``True`` means the link took it (sent, or queued while the peer is
         away); a later drop is reported through ``on_undelivered``.
-
-        While the I/O thread waits in ``poll`` (it polls the sockets' file descriptors,
-        so it does not touch them there), a sender on another thread takes the I/O lock
-        and puts a data message for a ready link on the wire itself: no wake-up, no
-        thread hand-over. Otherwise the message joins the outbox and the I/O thread
-        sends it; order is kept either way (the fast path is taken only with the outbox
-        and the peer's backlog empty).
         """
-        conn = self._by_peer.get(peer)
-        if conn is None or self._thread is None or self._stopping.is_set():
+        if peer not in self._by_peer or self._thread is None or self._stopping.is_set():
             return False
-        if (
-            not self._outbox
-            and threading.get_ident() != self._io_thread_id
-            and self._io_lock.acquire(blocking=False)
-        ):
-            try:
-                if self._direct(conn, peer, message):
-                    return True
-            finally:
-                self._io_lock.release()
         self._outbox.append((peer, message))
         # The I/O thread flushes the outbox before it polls again, so it need not wake
         # itself; and a wake still pending covers this message too (see _drain_wake).
@@ -422,46 +393,6 @@ class Endpoint:
     def on_io_thread(self) -> bool:
         """Whether the caller runs on this endpoint's I/O thread (in a callback)."""
         return threading.get_ident() == self._io_thread_id
-
-    def _direct(self, conn: _Conn, peer: str, message: messages.Message) -> bool:
-        """The fast path of :meth:`send`, on the sender's thread with the I/O lock held:
-        ``True`` if the message is on its way. Anything unusual (a link not ready, a
-        backlog, a message that does not encode) returns ``False`` and takes the outbox,
-        so every effect and callback still happens on the I/O thread."""
-        if self._outbox or conn.backlog or self._by_peer.get(peer) is not conn:
-            return False
-        if self._stopping.is_set() or self._io_thread_id is None:
-            return False
-        now = time.monotonic()
-        last, self._last_direct = self._last_direct, now
-        if now - last < _BURST_GAP:
-            return False
-        try:
-            payload = _encode(message)
-        except (TypeError, ValueError):
-            return False  # the I/O thread reports it as unencodable
-        if not conn.link.send_ready(message, now):
-            return False
-        socket = conn.socket
-        identity = conn.identity
-        try:
-            if identity is None:
-                socket.send(payload, _NOBLOCK)
-            else:
-                socket.send(identity, _NOBLOCK_MORE)
-                socket.send(payload, _NOBLOCK)
-        except zmq.ZMQError:
-            # Counted as sent: it waits in the backlog, and the I/O thread sends it when
-            # the pipe drains or finds the link lost, as for any held frame.
-            conn.backlog.append(payload)
-            self._backlogged.add(conn)
-            self._wake()
-            return True
-        # The send may have taken the socket's wake-up signal (ZeroMQ's descriptor is
-        # edge-like): if input is waiting, the I/O thread must look now.
-        if cast("int", socket.get(_EVENTS)) & _POLLIN:
-            self._wake()
-        return True
 
     def open_bulk_receiver(
         self, peer: str, config: BulkConfig, *, timeout: float = 5.0
@@ -525,13 +456,6 @@ class Endpoint:
     # -- the I/O thread --------------------------------------------------------------
 
     def _run(self) -> None:
-        self._io_lock.acquire()  # released only while polling, and when the thread ends
-        try:
-            self._run_locked()
-        finally:
-            self._io_lock.release()
-
-    def _run_locked(self) -> None:
         self._io_thread_id = threading.get_ident()
         try:
             self._open()
@@ -588,9 +512,9 @@ class Endpoint:
             except BaseException:
                 socket.close(linger=0)  # not listed yet: the context could never end
                 raise
-            self._fd_listener[socket.FD] = len(self._listeners)
+            self._listener_index[socket] = len(self._listeners)
             self._listeners.append((socket, actual))
-            self._poller.register(socket.FD, zmq.POLLIN)
+            self._poller.register(socket, zmq.POLLIN)
             bound.append(actual)
         self._bound = tuple(bound)
         now = time.monotonic()
@@ -598,7 +522,7 @@ class Endpoint:
             link = Link.connector(self.config.link, rng=self._rng, control=WIRE_CONTROL)
             conn = _Conn(self._connect(peer), link, peer.address, peer_address=peer)
             self._connectors.append(conn)
-            self._fd_conn[conn.socket.FD] = conn
+            self._socket_conn[conn.socket] = conn
             self._apply(conn, link.connect(now), now)
 
     def _new_socket(self, kind: int) -> zmq.Socket[Any]:
@@ -624,61 +548,38 @@ class Endpoint:
         except BaseException:
             socket.close(linger=0)  # not listed yet: the context could never end
             raise
-        self._poller.register(socket.FD, zmq.POLLIN)
+        self._poller.register(socket, zmq.POLLIN)
         return socket
 
     def _loop(self) -> None:
         poll = self._poller.poll
         wake = self._wake_r
-        fd_listener = self._fd_listener
-        fd_conn = self._fd_conn
-        listeners = self._listeners
+        listener_index = self._listener_index
+        socket_conn = self._socket_conn
         stopping = self._stopping
         monotonic = time.monotonic
-        lock = self._io_lock
-        # Sends while opening may have taken a descriptor's signal: ZeroMQ signals again
-        # only once a socket was asked and found empty, so the first turn asks them all.
-        self._more = True
         while not stopping.is_set():
-            if self._outbox or self._more:  # sent from a callback, or input left: no wait
+            if self._outbox:  # a callback on this thread sent something: no waiting
                 wait_ms = 0
             else:
                 due = self._due
                 if self._backlogged:  # while a slow peer holds frames back, poll often
                     due = min(due, monotonic() + 0.001)
                 wait_ms = max(0, math.ceil((due - monotonic()) * 1000))
-            # The poll watches the sockets' descriptors, not the sockets, so while it
-            # waits another thread may send on them under the lock (see send).
-            lock.release()
-            try:
-                ready = poll(wait_ms)
-            finally:
-                lock.acquire()
-            everything = self._more
-            self._sent = False
-            more = False
-            for fd, _ in ready:
-                if fd == wake:
+            for socket, _ in poll(wait_ms):
+                if socket == wake:
                     # Send what woke us before the pipe read's syscall; _drain_wake
                     # then makes sure nothing that arrives meanwhile waits for a poll.
                     self._flush_outbox()
                     self._drain_wake()
-                    # A sender that sent itself may have taken a socket's signal (it
-                    # wakes us when it saw input waiting): ask every socket below.
-                    everything = True
-                elif not everything:
-                    index = fd_listener.get(fd)
-                    if index is not None:
-                        more |= self._read_listener(index, listeners[index][0], fired=True)
-                    else:
-                        conn = fd_conn.get(fd)
-                        if conn is not None:
-                            more |= self._read_connector(conn, conn.socket, fired=True)
-            if everything:
-                for index, (socket, _) in enumerate(listeners):
-                    more |= self._read_listener(index, socket)
-                for conn in list(self._connectors):
-                    more |= self._read_connector(conn, conn.socket)
+                    continue
+                index = listener_index.get(socket)
+                if index is not None:
+                    self._read_listener(index, socket)
+                    continue
+                conn = socket_conn.get(socket)
+                if conn is not None:
+                    self._read_connector(conn, socket)
             if self._turn_hooks:
                 self._end_turn()
             if self._outbox:
@@ -688,9 +589,6 @@ class Endpoint:
             now = monotonic()
             if now >= self._due:
                 self._tick(now)
-            # A send may have taken a socket's signal (ZeroMQ's descriptor is edge-like):
-            # after one, look before polling.
-            self._more = more or (self._sent and self._readable())
 
     def _end_turn(self) -> None:
         for hook in self._turn_hooks:
@@ -699,12 +597,6 @@ class Endpoint:
             except Exception as error:  # noqa: BLE001 - a hook bug must not kill the links
                 self._rejected["handler_failed"] += 1
                 _log.error("turn_hook_failed", endpoint=self.config.link.id, exc_info=error)
-
-    def _readable(self) -> bool:
-        """Whether any socket holds input now (asking also takes its descriptor's signal)."""
-        sockets = [socket for socket, _ in self._listeners]
-        sockets.extend(conn.socket for conn in self._connectors)
-        return any(cast("int", socket.get(_EVENTS)) & _POLLIN for socket in sockets)
 
     def _all_conns(self) -> list[_Conn]:
         return [*self._connectors, *self._accepted.values()]
@@ -782,24 +674,19 @@ class Endpoint:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _read_listener(self, index: int, socket: zmq.Socket[Any], *, fired: bool = False) -> bool:
-        """Read what the listener holds (at most ``_BATCH`` messages); ``True`` if it
-        may hold more. ``fired``: its descriptor woke the poll, so a message is likely."""
+    def _read_listener(self, index: int, socket: zmq.Socket[Any]) -> None:
         recv = socket.recv
         accepted = self._accepted
         now = time.monotonic()
         for count in range(_BATCH):
-            # Asking ZeroMQ whether a message is there is cheaper than a receive that
-            # fails (a raised Again) unless one is likely: when the descriptor fired,
-            # and past the second message.
-            if (count == 1 or (count == 0 and not fired)) and not cast(
-                "int", socket.get(_EVENTS)
-            ) & _POLLIN:
-                return False
+            # One message is the common case: asking ZeroMQ whether a second one is
+            # there is cheaper than a receive that fails (a raised Again).
+            if count == 1 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                return
             try:
                 head = recv(_NOBLOCK, copy=False)
             except zmq.Again:
-                return False
+                return
             identity = head.bytes
             frames, body = _rest(recv, head)
             if frames != 2:
@@ -818,7 +705,6 @@ class Endpoint:
                 self._dispatch(conn, message)
                 continue
             self._from_listener(index, socket, identity, message, now)
-        return True
 
     def _from_listener(
         self,
@@ -841,21 +727,18 @@ class Endpoint:
             self._soon()  # its handshake deadline
         self._apply(conn, conn.link.receive(message, now), now)
 
-    def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any], *, fired: bool = False) -> bool:
-        """As :meth:`_read_listener`, for a connector's socket."""
+    def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any]) -> None:
         recv = socket.recv
         now = time.monotonic()
         for count in range(_BATCH):
             if conn.socket is not socket:
-                return True  # the link reconnected on a new socket: look at that one
-            if (count == 1 or (count == 0 and not fired)) and not cast(
-                "int", socket.get(_EVENTS)
-            ) & _POLLIN:
-                return False  # as in _read_listener
+                return  # the link reconnected on a new socket while handling the last one
+            if count == 1 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                return  # as in _read_listener
             try:
                 head = recv(_NOBLOCK, copy=False)
             except zmq.Again:
-                return False
+                return
             frames, _ = _rest(recv, head)
             if frames != 1:
                 error = ProtocolError(f"expected one frame, got {frames}", reason="bad_frames")
@@ -871,7 +754,6 @@ class Endpoint:
                 self._dispatch(conn, message)
                 continue
             self._apply(conn, conn.link.receive(message, now), now)
-        return True
 
     def _dispatch(self, conn: _Conn, message: messages.Message) -> None:
         """Hand a data message from a ready link to the node, then send what it answered."""
@@ -986,7 +868,6 @@ class Endpoint:
             self._hold(conn, payload)
             return
         identity = conn.identity
-        self._sent = True
         try:
             if identity is None:
                 conn.socket.send(payload, _NOBLOCK)
@@ -1009,7 +890,6 @@ class Endpoint:
         self._apply(conn, conn.link.transport_lost(now), now)
 
     def _route(self, socket: zmq.Socket[Any], identity: bytes, message: messages.Message) -> None:
-        self._sent = True
         try:
             socket.send_multipart([identity, messages.encode(message)], zmq.NOBLOCK)
         except zmq.ZMQError:
@@ -1024,7 +904,6 @@ class Endpoint:
         self._backlogged.add(conn)
 
     def _flush_backlogs(self) -> None:
-        self._sent = True
         for conn in list(self._backlogged):
             backlog = conn.backlog
             identity = conn.identity
@@ -1158,13 +1037,13 @@ class Endpoint:
 
     def _reconnect(self, conn: _Conn) -> None:
         assert conn.peer_address is not None
-        self._poller.unregister(conn.socket.FD)
-        self._fd_conn.pop(conn.socket.FD, None)
+        self._poller.unregister(conn.socket)
+        self._socket_conn.pop(conn.socket, None)
         conn.backlog.clear()  # frames for the old connection's session
         self._backlogged.discard(conn)
         conn.socket.close(linger=0)
         conn.socket = self._connect(conn.peer_address)
-        self._fd_conn[conn.socket.FD] = conn
+        self._socket_conn[conn.socket] = conn
 
     def _violation(self, conn: _Conn, violation: Violation) -> None:
         self._rejected[violation.reason] += 1
