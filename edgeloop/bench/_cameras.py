@@ -9,7 +9,9 @@ or raw pyzmq DEALERs (``zmq``), then prints ``ready`` and obeys stdin, one comma
 ``paced M GAP``
     camera 0 sends ``M`` events ``GAP`` seconds apart, each stamped (``Event.ts``) with
     ``time.perf_counter()`` just before its send, so the receiver, on the same host and
-    the same monotonic clock, measures the one-way latency; prints ``ok``;
+    the same monotonic clock, measures the one-way latency; the process collects its
+    garbage first and keeps the collector paused meanwhile, as the suites do in timed
+    code; prints ``ok``;
 ``quit``
     closes every camera and exits.
 
