@@ -126,7 +126,10 @@ class DevicePort:
         self._counters: Counter[str] = Counter()
         # What this turn of the endpoint's I/O loop read, by twin (I/O thread only).
         self._batch: dict[ActorRef, tuple[str, list[DeviceMessage]]] = {}
-        self._on_io_thread: Callable[[], bool] | None = None
+        self._on_io_thread: Callable[[], bool] | None = None  # batching while attached
+        # Where flush runs: kept after a detach, so that the turn in progress still
+        # hands over what it gathered.
+        self._flush_thread: Callable[[], bool] | None = None
 
     # -- wiring ------------------------------------------------------------------------
 
@@ -141,7 +144,7 @@ class DevicePort:
         on_io_thread = getattr(endpoint, "on_io_thread", None)
         if callable(after_turn) and callable(on_io_thread):
             after_turn(self.flush)
-            self._on_io_thread = on_io_thread
+            self._on_io_thread = self._flush_thread = on_io_thread
         else:
             self._on_io_thread = None
 
@@ -247,12 +250,16 @@ class DevicePort:
             else:
                 batch[1].append(delivery)
             return
+        if self._batch:
+            self.flush()  # detached mid-turn: what was gathered goes first
         self._tell(device, ref, delivery)
 
     def flush(self) -> None:
         """Hand every twin what this turn of the I/O loop read for it, in order, with one
-        mailbox put (the endpoint's turn hook; a no-op when nothing is gathered)."""
-        if not self._batch:
+        mailbox put (the endpoint's turn hook; a no-op when nothing is gathered, and off
+        the I/O thread, where nothing is gathered)."""
+        on_io_thread = self._flush_thread
+        if not self._batch or on_io_thread is None or not on_io_thread():
             return
         batch, self._batch = self._batch, {}
         for ref, (device, deliveries) in batch.items():
@@ -267,7 +274,7 @@ class DevicePort:
 
     def on_peer(self, peer: str, up: bool, *, reconnected: bool = False, reason: str = "") -> None:
         """A device link came up or went down (node peers are told apart by the caller)."""
-        if self._batch and self._on_io_thread is not None and self._on_io_thread():
+        if self._batch:
             self.flush()  # what the device sent before it went down goes first
         with self._lock:
             if up:

@@ -141,3 +141,19 @@ def test_a_burst_over_a_real_link_arrives_whole_and_before_the_device_goes_down(
         )
         assert isinstance(got[n], DeviceDown)
         assert all(isinstance(m.message, Event) for m in got[:n])
+
+
+def test_a_turn_in_progress_still_hands_over_after_the_port_is_detached(
+    turn: tuple[DevicePort, ActorSystem, Endpoint],
+) -> None:
+    """A stopping node detaches its port before it closes the endpoint: what the last
+    turn gathered still reaches the twin when the turn ends."""
+    port, system, endpoint = turn
+    out: queue.Queue[Any] = queue.Queue()
+    port.register("cam-1", system.spawn(Recorder, "/twin", args={"out": out}))
+    port.on_message("cam-1", event(1))
+    port.on_message("cam-1", event(2))
+    port.attach(None)
+    port.on_message("cam-1", event(3))  # detached: at once, behind what was gathered
+    endpoint._end_turn()
+    assert [out.get(timeout=WAIT).message.seq for _ in range(3)] == [1, 2, 3]
