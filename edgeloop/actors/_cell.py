@@ -182,6 +182,11 @@ class Cell(pykka.ThreadingActor):
     def request_stop(self, reason: ExitReason) -> None:
         self.mailbox.put_system(Envelope(_Stop(reason)))
 
+    @property
+    def gone(self) -> bool:
+        """Stopped, or killed (its thread may still be finishing a handler)."""
+        return self._dead or self.terminated.is_set()
+
     def kill(self) -> None:
         """Abandon the actor: its path is freed and its mailbox closed now; a handler that
         is running still runs to its end (Python cannot stop a thread), then the thread

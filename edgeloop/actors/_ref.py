@@ -136,8 +136,10 @@ class ActorRef:
         return self._mailbox.idle
 
     def is_alive(self) -> bool:
-        """Whether this incarnation is still running (it may stop right after)."""
-        return not self._cell.terminated.is_set()
+        """Whether this incarnation is still running (it may stop right after). False
+        from the moment it is killed, as its watchers hear then, even while a handler it
+        was in still runs to its end in the abandoned thread."""
+        return not self._cell.gone
 
     @property
     def exit_reason(self) -> ExitReason | None:

@@ -508,7 +508,8 @@ def test_child_outliving_its_shutdown_is_abandoned(tree: Tree) -> None:
             sup.ref.stop()
             assert sup.ref.wait_stopped(WAIT)
         assert stopping.is_set()
-        assert slow.is_alive(), "the abandoned child is still blocked in on_stop"
+        assert not slow.is_alive(), "abandoned: gone for everyone at once"
+        assert not slow.wait_stopped(0), "its thread is still blocked in on_stop"
         assert tree.events[2:] == ["stop:slow", "stop:a"]
         (abandoned,) = events_named(logs, "child_abandoned")
         assert (abandoned["supervisor"], abandoned["child"]) == ("/sup", "slow")

@@ -4,6 +4,7 @@ and a real device-role link over ZeroMQ."""
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,6 +130,41 @@ def test_a_device_has_one_live_actor(node: Node) -> None:
     assert node.devices.route("cam-1") is twin
     assert node.devices.devices() == ["cam-1", "cam-2"]
     other.stop()
+
+
+class Stuck(Actor):
+    """Blocks in its handler until released: a twin killed mid-handler."""
+
+    def __init__(self, entered: threading.Event, release: threading.Event) -> None:
+        self.entered = entered
+        self.release = release
+
+    def on_receive(self, message: Any) -> Any:
+        self.entered.set()
+        self.release.wait(WAIT)
+        return None
+
+
+def test_a_killed_actor_gives_up_its_device_at_once(node: Node) -> None:
+    """Killed while its handler still runs, an actor no longer holds its device: the
+    restarted one registers at once (it used to fail with PathTakenError until the old
+    thread ended, which under load cost the supervisor its restart intensity)."""
+    entered, release = threading.Event(), threading.Event()
+    stuck = node.system.spawn(Stuck, "/stuck", args={"entered": entered, "release": release})
+    node.devices.register("cam-9", stuck)
+    stuck.tell("work")
+    assert entered.wait(WAIT)
+    stuck.kill()
+    assert not stuck.is_alive()
+    fresh = node.system.spawn(Twin, "/fresh", args={"device": "cam-9"})
+    try:
+        node.devices.register("cam-9", fresh)
+        assert node.devices.route("cam-9") is fresh
+    finally:
+        release.set()
+        assert stuck.wait_stopped(WAIT)
+        fresh.stop()
+        assert fresh.wait_stopped(WAIT)
 
 
 def test_a_stopped_actor_turns_device_messages_into_dead_letters(node: Node) -> None:
