@@ -219,9 +219,12 @@ def _latency(n: int, rate: float) -> tuple[float, float]:
         period = 1.0 / rate
         next_at = time.perf_counter()
         for event in events:
-            while (now := time.perf_counter()) < next_at:
-                if next_at - now > 0.0005:
-                    time.sleep(next_at - now - 0.0004)
+            # sleep, never spin: a spinning sender holds the GIL the learner needs (it
+            # would measure the pacer); a late wake-up only shifts that send, and each
+            # latency runs from the time the event was actually told
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
             sent.append(time.perf_counter())
             learner.tell(event)
             next_at += period

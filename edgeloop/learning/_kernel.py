@@ -2,9 +2,15 @@
 
 This is the one module of the shells that imports JAX; the Learner imports it in
 ``on_start``, so ``import edgeloop.learning`` stays light and the first compilation
-happens there, off the event path. One call to :meth:`Kernel.run` is one dispatch: a
-``lax.scan`` of the core's ``step`` over the rounds, then every trap's decision over the
-live tracks, and one transfer of the small results back to the host.
+happens there, off the event path. One call to :meth:`Kernel.run` is one dispatch: the
+core's ``step_rounds`` (every report's likelihood at once, then a ``lax.scan`` over the
+rounds), then each touched track's share of every trap's decision, and one transfer of
+those small results back to the host.
+
+Decisions are summed on the host: the kernel keeps, per track slot, its expected losses
+and trap probabilities (``[N, T, 4]``), refreshed for the tracks a batch touched; a trap's
+joint decision is then a sum over the live slots, a few microseconds of numpy, instead of
+evaluating all ``N`` beliefs on the device for every batch.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from edgeloop.learning import core
-from edgeloop.learning._tracks import ROUND_BASE, Layout, bucket
+from edgeloop.learning._tracks import ROUND_BASE, Layout, bucket, fit_width
 
 __all__ = ["Kernel", "Rows", "TrapLoss", "MAX_ROUNDS"]
 
 MAX_ROUNDS = 64
 """Most rounds (observations of one track) one compiled call scans over."""
+
+_INTS = 8  # track, start, steps, tod | report cell, camera, zone, label
+_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,67 +45,96 @@ class TrapLoss:
 
 @dataclasses.dataclass(slots=True)
 class Rows:
-    """A micro-batch as host arrays, one row per (fused) observation; C cameras, D dims."""
+    """A micro-batch as host arrays: ``B`` rows (fused observations) and the ``M``
+    camera reports they hold (``row`` says whose), C cameras, D dims."""
 
     track: np.ndarray  # int64[B]
     start: np.ndarray  # bool[B]
     steps: np.ndarray  # int32[B]
     tod: np.ndarray  # int32[B]
-    present: np.ndarray  # bool[B, C]
-    zone: np.ndarray  # int32[B, C]
-    label: np.ndarray  # int32[B, C]
-    score: np.ndarray  # float32[B, C]
-    embedding: np.ndarray  # float32[B, C, D]
+    row: np.ndarray  # int64[M]
+    camera: np.ndarray  # int32[M]
+    report_zone: np.ndarray  # int32[M]
+    report_label: np.ndarray  # int32[M]
+    report_score: np.ndarray  # float32[M]
+    report_embedding: np.ndarray  # float32[M, D]
+    cameras: int
 
     def select(self, mask: np.ndarray) -> Rows:
-        """The rows where ``mask`` is set."""
-        return Rows(*(getattr(self, f.name)[mask] for f in dataclasses.fields(self)))
+        """The rows where ``mask`` is set, with their reports."""
+        keep = mask[self.row]
+        renumber = np.cumsum(mask) - 1
+        return Rows(
+            self.track[mask],
+            self.start[mask],
+            self.steps[mask],
+            self.tod[mask],
+            renumber[self.row[keep]],
+            self.camera[keep],
+            self.report_zone[keep],
+            self.report_label[keep],
+            self.report_score[keep],
+            self.report_embedding[keep],
+            self.cameras,
+        )
+
+    def _slots(self, values: np.ndarray, dtype: type) -> np.ndarray:
+        out = np.zeros((len(self.track), self.cameras, *values.shape[1:]), dtype)
+        out[self.row, self.camera] = values
+        return out
+
+    # One slot per camera, as the core's ObsBatch and the trainer's windows want them.
+    @property
+    def present(self) -> np.ndarray:
+        """bool[B, C]: camera c reported in row b."""
+        return self._slots(np.ones(len(self.row), bool), np.bool_)
+
+    @property
+    def zone(self) -> np.ndarray:
+        """int32[B, C]."""
+        return self._slots(self.report_zone, np.int32)
+
+    @property
+    def label(self) -> np.ndarray:
+        """int32[B, C]."""
+        return self._slots(self.report_label, np.int32)
+
+    @property
+    def score(self) -> np.ndarray:
+        """float32[B, C]."""
+        return self._slots(self.report_score, np.float32)
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """float32[B, C, D]."""
+        return self._slots(self.report_embedding, np.float32)
 
 
 def _grid(rows: Rows, grid: Layout, n_tracks: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scatter the rows into ``[rounds, width]`` cells, packed in two host arrays (ints
-    and floats): every host array passed to a jitted call costs tens of microseconds to
-    hand over, more than the filter step of a small batch. Empty cells are padding
-    (track = N, dropped by the core's step)."""
-    b, c = rows.present.shape
-    ints = np.zeros((grid.rounds, grid.width, 4 + 3 * c), np.int32)
-    ints[..., 0] = n_tracks
-    ints[..., 4] = 1  # padding rows need one camera present to be well formed
-    width = c + rows.embedding.shape[1] * rows.embedding.shape[2]
-    floats = np.zeros((grid.rounds, grid.width, width), np.float32)
-    if b:
-        r, col = grid.round, grid.column
-        ints[r, col] = np.concatenate(
-            [
-                rows.track[:, None],
-                rows.start[:, None],
-                rows.steps[:, None],
-                rows.tod[:, None],
-                rows.present,
-                rows.zone,
-                rows.label,
-            ],
-            axis=1,
-        )
-        floats[r, col] = np.concatenate([rows.score, rows.embedding.reshape(b, -1)], axis=1)
-    return ints, floats
-
-
-def _unpack(ints: jax.Array, floats: jax.Array, cameras: int, dim: int) -> core.ObsBatch:
-    c = cameras
-    present = ints[..., 4 : 4 + c] != 0
-    return core.ObsBatch(
-        track=ints[..., 0],
-        start=ints[..., 1] != 0,
-        steps=ints[..., 2],
-        tod=ints[..., 3],
-        present=present,
-        silent=jnp.zeros_like(present),
-        zone=ints[..., 4 + c : 4 + 2 * c],
-        label=ints[..., 4 + 2 * c : 4 + 3 * c],
-        score=floats[..., :c],
-        embedding=floats[..., c:].reshape((*floats.shape[:-1], c, dim)),
-    )
+    """Pack the rows into ``[rounds, width]`` cells and the reports into as many report
+    slots, in two host arrays (ints and floats): every array handed to a jitted call
+    costs tens of microseconds, more than the filter step of a small batch. Empty cells
+    are padding (track = N, dropped by the core); empty report slots name cell R * W."""
+    cells = grid.rounds * grid.width
+    m = rows.row.shape[0]
+    ints = np.zeros((cells, _INTS), np.int32)
+    ints[:, 0] = n_tracks
+    ints[m:, 4] = cells
+    floats = np.zeros((cells, 1 + rows.report_embedding.shape[1]), np.float32)
+    if m:
+        cell = grid.round * grid.width + grid.column
+        ints[cell, 0] = rows.track
+        ints[cell, 1] = rows.start
+        ints[cell, 2] = rows.steps
+        ints[cell, 3] = rows.tod
+        ints[:m, 4] = cell[rows.row]
+        ints[:m, 5] = rows.camera
+        ints[:m, 6] = rows.report_zone
+        ints[:m, 7] = rows.report_label
+        floats[:m, 0] = rows.report_score
+        floats[:m, 1:] = rows.report_embedding
+    shape = (grid.rounds, grid.width)
+    return ints.reshape(*shape, _INTS), floats.reshape(*shape, -1)
 
 
 def _run(
@@ -104,41 +142,36 @@ def _run(
     state: core.FilterState,
     ints: jax.Array,
     floats: jax.Array,
-    losses: jax.Array,
-    live: jax.Array,
-    target: jax.Array,
-    protected: jax.Array,
-    *,
-    cameras: int,
-    dim: int,
+    tables: jax.Array,
 ) -> tuple[core.FilterState, jax.Array]:
-    obs = _unpack(ints, floats, cameras, dim)
-
-    def body(s: core.FilterState, row: core.ObsBatch) -> tuple[core.FilterState, None]:
-        return core.step(p, s, row), None
-
-    state, _ = jax.lax.scan(body, state, obs)
-    belief = state.belief
-    decisions = jax.vmap(lambda loss: core.decide_joint(belief, loss, live))(losses)
-    # P(at least one live track is a target / a protected class in the trap's zone)
-    p_t = jnp.einsum("nkz,tkz->tn", belief, target)
-    p_p = jnp.einsum("nkz,tkz->tn", belief, protected)
-    any_t = 1.0 - jnp.prod(jnp.where(live[None, :], 1.0 - p_t, 1.0), axis=1)
-    any_p = 1.0 - jnp.prod(jnp.where(live[None, :], 1.0 - p_p, 1.0), axis=1)
-    # one [T, 5] array (action, two expected losses, two probabilities): one transfer
-    summary = jnp.concatenate(
-        [
-            decisions.action[:, None].astype(jnp.float32),
-            decisions.expected_loss,
-            any_t[:, None],
-            any_p[:, None],
-        ],
-        axis=1,
+    reports = ints.reshape(-1, _INTS)
+    values = floats.reshape(-1, floats.shape[-1])
+    batch = core.RoundBatch(
+        track=ints[..., 0],
+        start=ints[..., 1] != 0,
+        steps=ints[..., 2],
+        tod=ints[..., 3],
+        cell=reports[:, 4],
+        camera=reports[:, 5],
+        zone=reports[:, 6],
+        label=reports[:, 7],
+        score=values[:, 0],
+        embedding=values[:, 1:],
     )
-    return state, summary
+    state = core.step_rounds(p, state, batch)
+    touched = state.belief.at[reports[:, 0]].get(mode="fill", fill_value=0.0)
+    # per cell: each trap's two expected losses, P(target there), P(protected there)
+    return state, _shares(touched, tables)
 
 
-_run_jit = jax.jit(_run, static_argnames=("cameras", "dim"))
+def _shares(belief: jax.Array, tables: jax.Array) -> jax.Array:
+    """``[N, T, 4]``: each track's expected losses (open, close) and P(target in the
+    trap), P(protected in the trap), for tables ``[T, 4, K1, Z]``."""
+    return jnp.einsum("nkz,tqkz->ntq", belief, tables, precision=_HIGHEST)
+
+
+_run_jit = jax.jit(_run, donate_argnums=(1,))
+_shares_jit = jax.jit(_shares)
 
 
 class Kernel:
@@ -152,10 +185,9 @@ class Kernel:
         self.params = params
         self.state = core.init(params, n_tracks)
         k1, z = dims.states
-        tables, target, protected = [], np.zeros((0, k1, z)), np.zeros((0, k1, z))
-        target_masks, protected_masks = [], []
+        tables = []
         for trap in traps:
-            tables.append(
+            loss = np.asarray(
                 core.trap_loss(
                     dims, trap_zone=trap.zone, targets=trap.targets, protected=trap.protected
                 )
@@ -164,71 +196,71 @@ class Kernel:
             t[list(trap.targets), trap.zone] = 1.0
             q = np.zeros((k1, z), np.float32)
             q[list(trap.protected), trap.zone] = 1.0
-            target_masks.append(t)
-            protected_masks.append(q)
-        if tables:
-            target, protected = np.stack(target_masks), np.stack(protected_masks)
-        self._losses = jnp.stack(tables) if tables else jnp.zeros((0, 2, k1, z), jnp.float32)
-        self._target = jnp.asarray(target, jnp.float32)
-        self._protected = jnp.asarray(protected, jnp.float32)
+            tables.append(np.stack([loss[0], loss[1], t, q]))
+        stacked = np.stack(tables) if tables else np.zeros((0, 4, k1, z), np.float32)
+        self._tables = jnp.asarray(stacked, jnp.float32)
+        self._shares = self._all_shares()
+
+    def _all_shares(self) -> np.ndarray:
+        return np.array(_shares_jit(self.state.belief, self._tables))
 
     def run(
         self, rows: Rows, grid: Layout, live: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Filter the rows and decide every trap: ``(actions [T], expected losses [T, 2],
-        P(target in trap) [T], P(protected in trap) [T])`` as host arrays.
+        """Filter the rows and decide every trap over the ``live`` tracks: ``(actions
+        [T], expected losses [T, 2], P(target in trap) [T], P(protected in trap) [T])``.
 
         More than :data:`MAX_ROUNDS` rounds run as several calls of that many, so the
         set of compiled shapes stays small."""
         while grid.round.size and int(grid.round.max()) >= MAX_ROUNDS:
             head = grid.round < MAX_ROUNDS
             first = Layout(MAX_ROUNDS, grid.width, grid.round[head], grid.column[head])
-            self._call(rows.select(head), first, live)
+            self._call(rows.select(head), first)
             rows = rows.select(~head)
             rest = grid.round[~head] - MAX_ROUNDS
             grid = Layout(
                 bucket(int(rest.max()) + 1, ROUND_BASE), grid.width, rest, grid.column[~head]
             )
-        return self._call(rows, grid, live)
+        self._call(rows, grid)
+        return self.decide(live)
 
-    def _call(
-        self, rows: Rows, grid: Layout, live: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _call(self, rows: Rows, grid: Layout) -> None:
+        width = fit_width(grid.rounds, grid.width, rows.row.shape[0])
+        if width != grid.width:  # more reports than cells (fused observations)
+            grid = Layout(grid.rounds, width, grid.round, grid.column)
         ints, floats = _grid(rows, grid, self.n_tracks)
-        self.state, summary = _run_jit(
-            self.params,
-            self.state,
-            ints,
-            floats,
-            self._losses,
-            live,
-            self._target,
-            self._protected,
-            cameras=self.dims.cameras,
-            dim=self.dims.dim,
-        )
-        host = np.asarray(summary)
-        return host[:, 0].astype(np.int32), host[:, 1:3], host[:, 3], host[:, 4]
+        self.state, shares = _run_jit(self.params, self.state, ints, floats, self._tables)
+        track = ints[..., 0].reshape(-1)
+        real = track < self.n_tracks
+        self._shares[track[real]] = np.asarray(shares)[real]
+
+    def decide(self, live: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each trap's least-expected-loss action over the ``live`` tracks (their losses
+        add up), with P(at least one live target / protected animal in the trap)."""
+        near = self._shares[live]  # [L, T, 4]
+        risks = near[..., :2].sum(axis=0)
+        p_target = 1.0 - np.prod(1.0 - near[..., 2], axis=0)
+        p_protected = 1.0 - np.prod(1.0 - near[..., 3], axis=0)
+        return np.argmin(risks, axis=1).astype(np.int32), risks, p_target, p_protected
 
     def warm(self, shapes: Sequence[tuple[int, int]]) -> None:
         """Compile the batch step for each ``(rounds, width)`` now, with rows that change
         nothing (padding only), so no event waits for a compilation."""
-        c, d = self.dims.cameras, self.dims.dim
         empty = Rows(
             track=np.zeros(0, np.int64),
             start=np.zeros(0, bool),
             steps=np.zeros(0, np.int32),
             tod=np.zeros(0, np.int32),
-            present=np.zeros((0, c), bool),
-            zone=np.zeros((0, c), np.int32),
-            label=np.zeros((0, c), np.int32),
-            score=np.zeros((0, c), np.float32),
-            embedding=np.zeros((0, c, d), np.float32),
+            row=np.zeros(0, np.int64),
+            camera=np.zeros(0, np.int32),
+            report_zone=np.zeros(0, np.int32),
+            report_label=np.zeros(0, np.int32),
+            report_score=np.zeros(0, np.float32),
+            report_embedding=np.zeros((0, self.dims.dim), np.float32),
+            cameras=self.dims.cameras,
         )
-        live = np.zeros(self.n_tracks, bool)
         for rounds, width in shapes:
-            grid = Layout(rounds, width, np.zeros(0, np.int64), np.zeros(0, np.int64))
-            self.run(empty, grid, live)
+            self._call(empty, Layout(rounds, width, np.zeros(0, np.int64), np.zeros(0, np.int64)))
 
     def belief(self) -> np.ndarray:
         """Every track's belief ``[N, K1, Z]`` on the host."""
@@ -253,6 +285,7 @@ class Kernel:
             msg = f"snapshot belief {state.belief.shape}, this learner {self.state.belief.shape}"
             raise ValueError(msg)
         self.params, self.state = params, state
+        self._shares = self._all_shares()
 
     def adopt(self, params: core.Params) -> None:
         """Use new parameters from the next batch on (same shapes: no recompilation)."""

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import math
+import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +55,7 @@ __all__ = ["Learner", "LearnerStatistics"]
 _log = structlog.get_logger("edgeloop.learning")
 
 _DAY = 86_400.0
+_FIELDS = operator.attrgetter("device", "zone", "label", "score", "ts", "embedding")
 
 
 class _Flush:
@@ -110,7 +113,11 @@ class Learner(Actor):
         self._label = {name: i for i, name in enumerate(config.labels)}
         self._unknown = config.dims.classes
         self._dim = config.dims.dim
-        self._pending: list[tuple[Event, ...]] = []
+        # the pending micro-batch: every report, flat, and where fused groups start
+        # and end ((first, past_last) for groups of more than one report; rare)
+        self._pending: list[Event] = []
+        self._groups: list[tuple[int, int]] = []
+        self._pending_rows = 0
         self._flush_queued = False
         self._ledger = SeqLedger()
         self._tracks = TrackTable(
@@ -233,15 +240,28 @@ class Learner(Actor):
         return None
 
     def _take_one(self, event: Event) -> LearningError | None:
-        """One camera's report: the common case, kept short (it runs per event)."""
-        problem = self._problem(event)
-        if problem is not None:
+        """One camera's report: the common case, kept short (it runs per event): the
+        checks of :meth:`_problem` inline, which is asked only to name what was wrong."""
+        if not (
+            event.device in self._camera
+            and event.zone in self._zone
+            and len(event.embedding) == self._dim
+            and 0.0 <= event.score <= 1.0
+            and math.isfinite(event.ts)
+        ):
+            problem = self._problem(event)
+            assert problem is not None
             return self._reject(*problem)
         if not self._ledger.take(event.device, event.seq):
             self._counts["duplicates"] += 1
             return None
-        self._pending.append((event,))
-        self._schedule_flush()
+        self._pending.append(event)
+        self._pending_rows += 1
+        if self._pending_rows >= self.config.max_batch:
+            self._flush()
+        elif not self._flush_queued:
+            self._flush_queued = True
+            send_signal(self.ref, _FLUSH)
         return None
 
     def _take(self, reports: tuple[Event, ...]) -> LearningError | None:
@@ -259,12 +279,15 @@ class Learner(Actor):
             self._counts["duplicates"] += len(reports) - len(fresh)
             if not fresh:
                 return None
-        self._pending.append(fresh)
+        if len(fresh) > 1:
+            self._groups.append((len(self._pending), len(self._pending) + len(fresh)))
+        self._pending.extend(fresh)
+        self._pending_rows += 1
         self._schedule_flush()
         return None
 
     def _schedule_flush(self) -> None:
-        if len(self._pending) >= self.config.max_batch:
+        if self._pending_rows >= self.config.max_batch:
             self._flush()
         elif not self._flush_queued:
             self._flush_queued = True
@@ -297,9 +320,10 @@ class Learner(Actor):
         if not self._pending:
             return
         assert self._kernel is not None
-        batch, self._pending = self._pending, []
+        reports, groups = self._pending, self._groups
+        self._pending, self._groups, self._pending_rows = [], [], 0
         self._consistent = False
-        rows, ts, zone, emb = self._rows(batch)
+        rows, ts, zone, emb = self._rows(reports, groups)
         assignment = self._tracks.assign(ts, zone, emb)
         rows.track, rows.start, rows.steps = (
             assignment.track,
@@ -308,52 +332,46 @@ class Learner(Actor):
         )
         self._latest = max(self._latest, float(ts.max()))
         live = self._tracks.live(self._latest)
-        actions, risks, p_target, p_protected = self._kernel.run(rows, layout(assignment, ts), live)
+        grid = layout(assignment, ts)
+        actions, risks, p_target, p_protected = self._kernel.run(rows, grid, live)
         self._counts["batches"] += 1
-        self._counts["observations"] += len(batch)
-        self._counts["events"] += sum(len(b) for b in batch)
+        self._counts["observations"] += len(ts)
+        self._counts["events"] += len(reports)
         if self._trainer is not None:
             self._trainer.keep(rows, ts)
         self._consistent = True
-        self._decide(actions, risks, p_target, p_protected, batch)
+        self._decide(actions, risks, p_target, p_protected, reports)
 
     def _rows(
-        self, batch: list[tuple[Event, ...]]
+        self, reports: list[Event], groups: list[tuple[int, int]]
     ) -> tuple[Rows, np.ndarray, np.ndarray, np.ndarray]:
+        """The batch as arrays, in one pass over the reports (per-event Python is the
+        cost that matters here): rows (one per observation) and their reports, with
+        each row's time, first zone and mean embedding code for track association."""
         from edgeloop.learning._kernel import Rows
 
-        b, c, d = len(batch), self.config.dims.cameras, self._dim
-        flat = [r for group in batch for r in group]
-        row = np.repeat(np.arange(b), [len(g) for g in batch])
-        camera = np.fromiter((self._camera[r.device] for r in flat), np.int64, len(flat))
-        zones = np.fromiter((self._zone[r.zone] for r in flat), np.int32, len(flat))
-        labels = np.fromiter(
-            (self._label.get(r.label, self._unknown) for r in flat), np.int32, len(flat)
+        m, d = len(reports), self._dim
+        devices, zones, labels, scores, stamps, codes = zip(*map(_FIELDS, reports), strict=True)
+        camera = np.fromiter(map(self._camera.__getitem__, devices), np.int32, m)
+        zone = np.fromiter(map(self._zone.__getitem__, zones), np.int32, m)
+        label = np.fromiter(
+            map(self._label.get, labels, itertools.repeat(self._unknown, m)), np.int32, m
         )
-        scores = np.fromiter((r.score for r in flat), np.float32, len(flat))
-        stamps = np.fromiter((r.ts for r in flat), np.float64, len(flat))
-        codes = np.frombuffer(b"".join(r.embedding for r in flat), np.int8).reshape(-1, d)
-        vectors = codes.astype(np.float32) * np.float32(self.config.embedding_scale)
-        present = np.zeros((b, c), bool)
-        present[row, camera] = True
-        zone = np.zeros((b, c), np.int32)
-        zone[row, camera] = zones
-        label = np.zeros((b, c), np.int32)
-        label[row, camera] = labels
-        score = np.zeros((b, c), np.float32)
-        score[row, camera] = scores
-        embedding = np.zeros((b, c, d), np.float32)
-        embedding[row, camera] = vectors
-        if len(flat) == b:  # one report per row: no grouping to do
-            ts, first_zone, mean = stamps, zones, codes.astype(np.float32)
+        code = np.frombuffer(b"".join(codes), np.int8).reshape(m, d).astype(np.float32)
+        stamp = np.array(stamps, np.float64)
+        if not groups:  # one report per row: no grouping to do
+            row = np.arange(m)
+            ts, first_zone, mean = stamp, zone, code
         else:
-            first = np.r_[0, np.cumsum([len(g) for g in batch])[:-1]]
-            ts = np.minimum.reduceat(stamps, first)
-            first_zone = zones[first]
-            mean = (
-                np.add.reduceat(codes.astype(np.float32), first)
-                / np.diff(np.r_[first, len(flat)])[:, None]
-            )
+            first = np.ones(m, bool)
+            for lo, hi in groups:
+                first[lo + 1 : hi] = False
+            row = np.cumsum(first) - 1
+            starts = np.flatnonzero(first)
+            ts = np.minimum.reduceat(stamp, starts)
+            first_zone = zone[starts]
+            mean = np.add.reduceat(code, starts) / np.diff(np.r_[starts, m])[:, None]
+        b = len(ts)
         tod = (np.mod(ts, _DAY) / _DAY * self.config.dims.tod_bins).astype(np.int32)
         tod = np.minimum(tod, self.config.dims.tod_bins - 1)
         rows = Rows(
@@ -361,11 +379,13 @@ class Learner(Actor):
             start=np.zeros(b, bool),
             steps=np.zeros(b, np.int32),
             tod=tod,
-            present=present,
-            zone=zone,
-            label=label,
-            score=score,
-            embedding=embedding,
+            row=row,
+            camera=camera,
+            report_zone=zone,
+            report_label=label,
+            report_score=np.array(scores, np.float32),
+            report_embedding=code * np.float32(self.config.embedding_scale),
+            cameras=self.config.dims.cameras,
         )
         return rows, ts, first_zone, mean
 
@@ -375,16 +395,15 @@ class Learner(Actor):
         risks: np.ndarray,
         p_target: np.ndarray,
         p_protected: np.ndarray,
-        reports: list[tuple[Event, ...]],
+        reports: list[Event],
     ) -> None:
         now = self.system.clock.now()
         batch = self._counts["batches"]
         last: dict[str, int] = {}
         if self.config.decisions_to:
-            for group in reports:
-                for report in group:
-                    if report.seq > last.get(report.device, 0):
-                        last[report.device] = report.seq
+            for report in reports:
+                if report.seq > last.get(report.device, 0):
+                    last[report.device] = report.seq
         for i, trap in enumerate(self.config.traps):
             action = int(actions[i])
             name: Action = "close" if action == 1 else "open"

@@ -28,6 +28,7 @@ __all__ = [
     "Layout",
     "layout",
     "bucket",
+    "fit_width",
     "ROUND_BASE",
     "WIDTH_BASE",
 ]
@@ -40,6 +41,10 @@ def bucket(n: int, base: int = 2, least: int = 1) -> int:
         size *= base
     return size
 
+
+_FAR = np.float32(-1e30)
+"""The log ratio of a track the zone gate rules out: no match (finite, so that it can
+ride in a matrix product)."""
 
 ROUND_BASE = 2
 """Rounds are bucketed to powers of two (1, 2, 4, ... 64) ..."""
@@ -110,17 +115,21 @@ class TrackTable:
     def assign(self, ts: np.ndarray, zone: np.ndarray, emb: np.ndarray) -> Assignment:
         """Match ``B`` observations (times, zone indices, embeddings ``[B, D]``) to tracks
         and update the table."""
+        if ts.shape[0] == 1:
+            return self._assign_one(float(ts[0]), int(zone[0]), emb[0])
+        return self._assign_batch(ts, zone, emb)
+
+    def _assign_batch(self, ts: np.ndarray, zone: np.ndarray, emb: np.ndarray) -> Assignment:
         b = ts.shape[0]
         track = np.full(b, -1, np.int64)
         if b == 0:
             return Assignment(track, np.zeros(0, bool), np.zeros(0, np.int32))
         live = np.flatnonzero(self.last_ts >= float(ts.min()) - self.gate)
         if live.size:
-            llr = self._log_ratio(emb, live)
-            gated = self.adjacent[zone][:, self.zone[live]]
+            llr = self._log_ratio(emb, zone, live)
             if float(ts.max()) - self.gate > float(self.last_ts[live].min()):
-                gated &= (ts[:, None] - self.last_ts[live][None, :]) <= self.gate
-            llr[~gated] = -np.inf
+                stale = (ts[:, None] - self.last_ts[live][None, :]) > self.gate
+                llr[stale] = -np.inf
             best = np.argmax(llr, axis=1)
             ok = llr[np.arange(b), best] > 0.0
             track[ok] = live[best[ok]]
@@ -131,9 +140,46 @@ class TrackTable:
         self._update(track, ts, zone, emb)
         return Assignment(track, start, steps)
 
-    def _log_ratio(self, emb: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        """``[B, M]``: log p(emb | that track's animal) - log p(emb | another animal);
-        linear in the squared distance, so two array operations after one matmul."""
+    def _assign_one(self, ts: float, zone: int, emb: np.ndarray) -> Assignment:
+        """:meth:`assign` of one observation (the paced case: each event a batch of its
+        own), the same decisions and arithmetic in a few scalar steps rather than the
+        dozens of array calls the general path costs."""
+        live = np.flatnonzero(self.last_ts >= ts - self.gate)
+        slot = -1
+        if live.size:
+            llr = self._log_ratio(emb[None, :], np.array([zone]), live)[0]
+            best = int(np.argmax(llr))
+            if llr[best] > 0.0:
+                slot = int(live[best])
+        start = slot < 0
+        if start:
+            slot = int(np.argmin(self.last_ts))
+            self.last_ts[slot] = ts
+            self.count[slot] = 0
+            self.mean[slot] = 0.0
+            self.started += 1
+            steps = 0
+        else:
+            gap = ts - float(self.last_ts[slot])
+            steps = int(np.clip(np.rint(gap / self.tick), 0, self.max_steps))
+        self.last_ts[slot] = max(float(self.last_ts[slot]), ts)
+        self.zone[slot] = zone
+        n = min(int(self.count[slot]), self.memory)
+        mean = self.mean[slot].astype(np.float64) * n + emb.astype(np.float64)
+        self.mean[slot] = mean / (n + 1)
+        self.count[slot] += 1
+        return Assignment(
+            np.array([slot], np.int64), np.array([start]), np.array([steps], np.int32)
+        )
+
+    def _log_ratio(self, emb: np.ndarray, zone: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """``[B, M]``: log p(emb | that track's animal) - log p(emb | another animal),
+        ``-inf``-like (-1e30) where the track's last zone is not next to the observation's.
+
+        Linear in the squared distance ``|e|^2 + |m|^2 - 2 e.m``, so the whole matrix,
+        zone gate included (a one-hot column per zone), is one matrix product: the
+        observations ``[e, |e|^2, onehot(zone)]`` against per track
+        ``[-2 slope m, slope, slope |m|^2 + offset + gate(zone)]``."""
         n = np.minimum(self.count[slots], self.memory).astype(np.float32)
         n = np.maximum(n, 1.0)
         same = self._same_var * (1.0 + 1.0 / n)
@@ -142,9 +188,17 @@ class TrackTable:
         offset = 0.5 * emb.shape[1] * np.log(other / same)
         means = self.mean[slots]
         e = emb.astype(np.float32, copy=False)
-        squared = (e * e).sum(1)[:, None] + (means * means).sum(1)[None, :]
-        squared -= 2.0 * (e @ means.T)
-        result: np.ndarray = squared * slope[None, :] + offset[None, :]
+        b, d, z = e.shape[0], e.shape[1], self.adjacent.shape[0]
+        gate = np.where(self.adjacent[:, self.zone[slots]], 0.0, _FAR)  # [Z, M]
+        left = np.zeros((b, d + 1 + z), np.float32)
+        left[:, :d] = e
+        left[:, d] = (e * e).sum(1)
+        left[np.arange(b), d + 1 + zone] = 1.0
+        right = np.empty((d + 1 + z, slots.shape[0]), np.float32)
+        right[:d] = (-2.0 * slope)[None, :] * means.T
+        right[d] = slope
+        right[d + 1 :] = (slope * (means * means).sum(1) + offset)[None, :] + gate
+        result: np.ndarray = left @ right
         return result
 
     def _start_new(
@@ -231,11 +285,22 @@ class TrackTable:
         self.count = np.array(arrays["track_count"], np.int64)
 
 
+def fit_width(rounds: int, width: int, reports: int) -> int:
+    """``width``, doubled until ``rounds * width`` slots hold ``reports`` camera reports
+    (the kernel gives each cell one report slot; fused observations bring several)."""
+    while rounds * width < reports:
+        width *= WIDTH_BASE
+    return width
+
+
 def layout(assignment: Assignment, ts: np.ndarray, *, least_width: int = 16) -> Layout:
     """The ``[rounds, width]`` cell of each observation: round = its rank by time within
     its track, column = its place within the round; both sizes rounded up to buckets."""
     track = assignment.track
     b = track.shape[0]
+    if b == 1:
+        one = np.zeros(1, np.int64)
+        return Layout(1, bucket(1, WIDTH_BASE, least_width), one, one)
     order = np.lexsort((ts, track))
     sorted_track = track[order]
     first = np.r_[True, sorted_track[1:] != sorted_track[:-1]]

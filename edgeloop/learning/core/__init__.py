@@ -34,11 +34,13 @@ from edgeloop.learning.core._decide import (
 from edgeloop.learning.core._filter import (
     FilterState,
     ObsBatch,
+    RoundBatch,
     filter_update,
     init,
     log_likelihood,
     make_obs_batch,
     step,
+    step_rounds,
 )
 from edgeloop.learning.core._gibbs import GibbsResult, draw_spec, gibbs_run
 from edgeloop.learning.core._keys import prng_key, split_key
@@ -79,10 +81,12 @@ __all__ = [
     "prior_belief",
     # the filter
     "ObsBatch",
+    "RoundBatch",
     "FilterState",
     "make_obs_batch",
     "init",
     "step",
+    "step_rounds",
     "filter_update",
     "log_likelihood",
     # the conjugate posterior and streaming VB

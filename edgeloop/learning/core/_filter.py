@@ -24,10 +24,12 @@ from edgeloop.learning.core._model import EXACT, Dims, Params, prior_belief
 
 __all__ = [
     "ObsBatch",
+    "RoundBatch",
     "FilterState",
     "make_obs_batch",
     "init",
     "step",
+    "step_rounds",
     "filter_update",
     "log_likelihood",
 ]
@@ -66,6 +68,34 @@ class FilterState(NamedTuple):
 
     belief: Array
     log_evidence: Array
+
+
+class RoundBatch(NamedTuple):
+    """A micro-batch for :func:`step_rounds`: ``R`` rounds of ``W`` cells (each cell one
+    fused observation of one track; a track at most once per round) and ``M`` camera
+    reports, each naming its cell. Only reports are stored, not every camera slot: the
+    likelihood is computed per report (most observations come from one camera).
+
+    - ``track``, ``start``, ``steps``, ``tod``: int32/bool ``[R, W]``, as in
+      :class:`ObsBatch` (track ``n_tracks`` marks a padding cell);
+    - ``cell`` int32[M]: the report's cell, ``r * W + w`` (``R * W`` marks padding);
+    - ``camera``, ``zone``, ``label`` int32[M], ``score`` float32[M], ``embedding``
+      float32[M, D] (dequantised): the reports. A cell's cameras are distinct.
+
+    Not checked here: the caller (the Learner) checks every report at its boundary and
+    builds the indices itself.
+    """
+
+    track: Array
+    start: Array
+    steps: Array
+    tod: Array
+    cell: Array
+    camera: Array
+    zone: Array
+    label: Array
+    score: Array
+    embedding: Array
 
 
 def _int_array(name: str, value: object, shape: tuple[int, ...], high: int) -> np.ndarray:
@@ -163,24 +193,36 @@ def make_obs_batch(
     return ObsBatch(*(jnp.asarray(a) for a in arrays))
 
 
-def _log_likelihood_parts(p: Params, obs: ObsBatch) -> tuple[Array, Array]:
-    """log p(observation | class, zone) as a small [K1, Z] part plus a constant."""
-    bins = jnp.sum(obs.score[:, None] >= p.score_edges[None, :], axis=1)
-    outcome = obs.label * (p.score_edges.shape[0] + 1) + bins  # [C]
-    zone_ll = jnp.take_along_axis(p.log_zone_obs, obs.zone[:, None, None], axis=2)[..., 0]
-    label_ll = jnp.take_along_axis(p.log_label, outcome[:, None, None], axis=2)[..., 0]
-    # W (x - m) = W x - W m: one [C, D] x [D, K1 * D] product per track, which becomes a
-    # single large matrix product under vmap (W m does not depend on the batch).
+def _report_parts(
+    p: Params, camera: Array, zone: Array, label: Array, score: Array, embedding: Array
+) -> tuple[Array, Array]:
+    """One camera's report as log-likelihood terms over classes [K1] and zones [Z]."""
+    bins = jnp.sum(score >= p.score_edges)
+    outcome = label * (p.score_edges.shape[0] + 1) + bins
+    zone_ll = p.log_zone_obs[camera, :, zone]  # [Z]
+    label_ll = p.log_label[camera, :, outcome]  # [K1]
+    # W (x - m) = W x - W m: one [D] x [D, K1 * D] product per report, which becomes a
+    # single large matrix product under vmap (W m does not depend on the report).
     k1, dim = p.emb_loc.shape
     stacked = p.emb_whiten.reshape(k1 * dim, dim)
-    white = jnp.matmul(obs.embedding, stacked.T, precision=EXACT).reshape(-1, k1, dim)  # [C, K1, D]
-    white = white - jnp.einsum("kij,kj->ki", p.emb_whiten, p.emb_loc, precision=EXACT)[None]
-    maha = jnp.sum(white * white, axis=-1)  # [C, K1]
+    white = jnp.matmul(stacked, embedding, precision=EXACT).reshape(k1, dim)
+    white = white - jnp.einsum("kij,kj->ki", p.emb_whiten, p.emb_loc, precision=EXACT)
+    maha = jnp.sum(white * white, axis=-1)  # [K1]
     safe_df = jnp.where(p.emb_gauss, 1.0, p.emb_df)
     shape = jnp.where(p.emb_gauss, -0.5 * maha, -0.5 * (safe_df + dim) * jnp.log1p(maha / safe_df))
-    emb_ll = p.emb_lognorm[None, :] + shape  # [C, K1]
-    per_cam = label_ll + emb_ll  # [C, K1]
-    per_zone = zone_ll + p.log_detect  # [C, Z]
+    emb_ll = p.emb_lognorm + shape
+    return label_ll + emb_ll, zone_ll + p.log_detect[camera]
+
+
+_reports = jax.vmap(_report_parts, in_axes=(None, 0, 0, 0, 0, 0))
+
+
+def _log_likelihood_parts(p: Params, obs: ObsBatch) -> tuple[Array, Array]:
+    """log p(observation | class, zone) as a small [K1, Z] part plus a constant."""
+    c = obs.present.shape[0]
+    per_cam, per_zone = _reports(
+        p, jnp.arange(c), obs.zone, obs.label, obs.score, obs.embedding
+    )  # [C, K1], [C, Z]
     pres = obs.present[:, None]
     # Each camera's class terms less their maximum: the sums then stay small numbers,
     # which float32 rounds finely; the constants go to the evidence only.
@@ -215,8 +257,21 @@ def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
 
 
 def _update_one(p: Params, belief: Array, obs: ObsBatch) -> tuple[Array, Array]:
-    prior = jnp.where(obs.start, prior_belief(p), _predict(p, belief, obs.tod, obs.steps))
     relative, const = _log_likelihood_parts(p, obs)
+    return _update_given(p, belief, obs.start, obs.tod, obs.steps, relative, const)
+
+
+def _update_given(
+    p: Params,
+    belief: Array,
+    start: Array,
+    tod: Array,
+    steps: Array,
+    relative: Array,
+    const: Array,
+) -> tuple[Array, Array]:
+    """Predict one track and multiply in its observation's likelihood parts."""
+    prior = jnp.where(start, prior_belief(p), _predict(p, belief, tod, steps))
     joint = jnp.log(prior) + relative
     top = jnp.max(joint)
     weights = jnp.exp(joint - top)
@@ -254,3 +309,52 @@ def step(p: Params, state: FilterState, obs: ObsBatch) -> FilterState:
         belief=state.belief.at[obs.track].set(new_belief, mode="drop"),
         log_evidence=state.log_evidence.at[obs.track].set(evidence + increment, mode="drop"),
     )
+
+
+def _cell_parts(p: Params, batch: RoundBatch) -> tuple[Array, Array]:
+    """Every cell's likelihood parts ``[R * W, K1, Z]`` and ``[R * W]``: the reports'
+    terms summed into their cells, as :func:`_log_likelihood_parts` sums camera slots."""
+    cells = batch.track.size
+    per_cam, per_zone = _reports(
+        p, batch.camera, batch.zone, batch.label, batch.score, batch.embedding
+    )  # [M, K1], [M, Z]
+    top_c = jnp.max(per_cam, axis=1)
+    k1, z = p.log_init_zone.shape
+    class_part = jnp.zeros((cells, k1)).at[batch.cell].add(per_cam - top_c[:, None], mode="drop")
+    zone_part = jnp.zeros((cells, z)).at[batch.cell].add(per_zone, mode="drop")
+    count = jnp.zeros(cells).at[batch.cell].add(1.0, mode="drop")
+    top_z = jnp.max(zone_part, axis=1)
+    const = jnp.zeros(cells).at[batch.cell].add(top_c, mode="drop") + top_z
+    const = const + p.emb_lognorm_shift * count
+    return class_part[:, :, None] + (zone_part - top_z[:, None])[:, None, :], const
+
+
+def step_rounds(p: Params, state: FilterState, batch: RoundBatch) -> FilterState:
+    """Apply ``R`` rounds of observations in order, as ``R`` calls of :func:`step` would;
+    not jitted itself (call it inside a jitted function).
+
+    The likelihoods do not depend on the beliefs, so all reports' are one vectorised
+    computation before a ``lax.scan`` over the rounds, whose steps then only predict,
+    multiply and normalise. Per report rather than per camera slot: an observation
+    seen by one of C cameras costs one likelihood, not C.
+    """
+    rounds, width = batch.track.shape
+    relative, const = _cell_parts(p, batch)
+    relative = relative.reshape(rounds, width, *relative.shape[1:])
+    const = const.reshape(rounds, width)
+    update = jax.vmap(_update_given, in_axes=(None, 0, 0, 0, 0, 0, 0))
+
+    def body(s: FilterState, row: tuple[Array, ...]) -> tuple[FilterState, None]:
+        track, start, steps, tod, rel, c = row
+        belief = s.belief.at[track].get(mode="fill", fill_value=1.0)
+        new_belief, increment = update(p, belief, start, tod, steps, rel, c)
+        before = s.log_evidence.at[track].get(mode="fill", fill_value=0.0)
+        evidence = jnp.where(start, 0.0, before) + increment
+        return FilterState(
+            belief=s.belief.at[track].set(new_belief, mode="drop"),
+            log_evidence=s.log_evidence.at[track].set(evidence, mode="drop"),
+        ), None
+
+    rows = (batch.track, batch.start, batch.steps, batch.tod, relative, const)
+    state, _ = jax.lax.scan(body, state, rows)
+    return state
