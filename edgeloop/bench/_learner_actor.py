@@ -217,18 +217,19 @@ def _latency(n: int, rate: float) -> tuple[float, float]:
         events = _events(n + 200, seed=7, cameras=("cam-0",))
         sent: list[float] = []
         period = 1.0 / rate
-        next_at = time.perf_counter()
-        for event in events:
-            # sleep, never spin: a spinning sender holds the GIL the learner needs (it
-            # would measure the pacer); a late wake-up only shifts that send, and each
-            # latency runs from the time the event was actually told
-            delay = next_at - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            sent.append(time.perf_counter())
-            learner.tell(event)
-            next_at += period
-        learner.ask(GetStatistics(), timeout=120).get()
+        with timed_section():
+            next_at = time.perf_counter()
+            for event in events:
+                # sleep, never spin: a spinning sender holds the GIL the learner needs
+                # (it would measure the pacer); a late wake-up only shifts that send,
+                # and each latency runs from the time the event was actually told
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                sent.append(time.perf_counter())
+                learner.tell(event)
+                next_at += period
+            learner.ask(GetStatistics(), timeout=120).get()
         arrivals = sink.ask("arrivals", timeout=60).get()
     finally:
         system.close()
@@ -259,11 +260,12 @@ def _raw_step_latency(n: int) -> float:
 
     jax.device_get(one(state, batches[0]))
     times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        state, decision = one(state, batches[0])
-        jax.device_get(decision)
-        times.append((time.perf_counter() - start) * 1e3)
+    with timed_section():
+        for _ in range(n):
+            start = time.perf_counter()
+            state, decision = one(state, batches[0])
+            jax.device_get(decision)
+            times.append((time.perf_counter() - start) * 1e3)
     return percentile(times, 99)
 
 

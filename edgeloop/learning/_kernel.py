@@ -171,7 +171,6 @@ def _shares(belief: jax.Array, tables: jax.Array) -> jax.Array:
 
 
 _run_jit = jax.jit(_run, donate_argnums=(1,))
-_shares_jit = jax.jit(_shares)
 
 
 class Kernel:
@@ -202,7 +201,11 @@ class Kernel:
         self._shares = self._all_shares()
 
     def _all_shares(self) -> np.ndarray:
-        return np.array(_shares_jit(self.state.belief, self._tables))
+        """Every slot's shares, in numpy (no compilation in ``on_start`` for this)."""
+        shares: np.ndarray = np.einsum(
+            "nkz,tqkz->ntq", self.belief(), np.asarray(self._tables), dtype=np.float32
+        )
+        return shares
 
     def run(
         self, rows: Rows, grid: Layout, live: np.ndarray
