@@ -18,9 +18,14 @@ batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "TrackTable",
@@ -40,6 +45,21 @@ def bucket(n: int, base: int = 2, least: int = 1) -> int:
     while size < max(n, least):
         size *= base
     return size
+
+
+_SMALL = 64
+"""Batches below this many observations match without touching the BLAS thread pool."""
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS thread pools of this process. Association's matrix product runs on one
+    thread: on a two-core edge box the pool's other worker, spinning while it waits for
+    work, took as much CPU as the whole rest of a flush (measured: 5 us of 10 per event),
+    from the very actor threads the product was meant to help."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 _FAR = np.float32(-1e30)
@@ -198,7 +218,11 @@ class TrackTable:
         right[:d] = (-2.0 * slope)[None, :] * means.T
         right[d] = slope
         right[d + 1 :] = (slope * (means * means).sum(1) + offset)[None, :] + gate
-        result: np.ndarray = left @ right
+        if b < _SMALL:  # OpenBLAS runs products this small on the caller's thread
+            small: np.ndarray = left @ right
+            return small
+        with _blas().limit(limits=1, user_api="blas"):
+            result: np.ndarray = left @ right
         return result
 
     def _start_new(
