@@ -121,3 +121,35 @@ def test_decisions_summed_on_the_host_equal_the_core_decision() -> None:
         protected = belief[live][:, list(trap.protected), trap.zone].sum(1)
         assert np.isclose(p_target[t], 1.0 - np.prod(1.0 - target), rtol=1e-5)
         assert np.isclose(p_protected[t], 1.0 - np.prod(1.0 - protected), rtol=1e-5)
+
+
+def test_more_rounds_than_one_call_scans_run_as_several_calls_in_order() -> None:
+    """One track seen 70 times, by both cameras each time: 64 rounds, then the other 6,
+    with their reports renumbered; the belief equals 70 core steps."""
+    p = core.params(yard_spec())
+    kernel = Kernel(DIMS, p, 16, [])
+    rng = np.random.default_rng(2)
+    rows = _fused_rows(rng, 70)
+    rows.track = np.full(70, 5)
+    rows.start = np.arange(70) == 0
+    rows.steps = np.ones(70, np.int32)
+    grid = Layout(128, 16, np.arange(70), np.zeros(70, np.int64))
+    kernel.run(rows, grid, np.zeros(16, bool))
+    want = core.init(p, 16)
+    for i in range(70):
+        one = rows.select(np.arange(70) == i)
+        batch = core.make_obs_batch(
+            DIMS,
+            16,
+            track=one.track,
+            start=one.start,
+            steps=one.steps,
+            tod=one.tod,
+            present=one.present,
+            zone=one.zone,
+            label=one.label,
+            score=one.score,
+            embedding=one.embedding,
+        )
+        want = core.step(p, want, batch)
+    np.testing.assert_allclose(kernel.belief(), np.asarray(want.belief), atol=1e-5)
