@@ -16,7 +16,7 @@ evaluating all ``N`` beliefs on the device for every batch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -199,6 +199,7 @@ class Kernel:
         stacked = np.stack(tables) if tables else np.zeros((0, 4, k1, z), np.float32)
         self._tables = jnp.asarray(stacked, jnp.float32)
         self._shares = self._all_shares()
+        self._compiled: set[tuple[int, int]] = set()  # (rounds, width) run so far
 
     def _all_shares(self) -> np.ndarray:
         """Every slot's shares, in numpy (no compilation in ``on_start`` for this)."""
@@ -213,26 +214,75 @@ class Kernel:
         """Filter the rows and decide every trap over the ``live`` tracks: ``(actions
         [T], expected losses [T, 2], P(target in trap) [T], P(protected in trap) [T])``.
 
-        More than :data:`MAX_ROUNDS` rounds run as several calls of that many, so the
-        set of compiled shapes stays small."""
+        ``grid`` comes from :func:`~edgeloop.learning._tracks.layout`. Once any shape is
+        compiled, a batch no compiled shape holds (a stall let more pile up than
+        ``warm_shapes`` expected, or fused observations bring more reports than cells)
+        runs as several calls of compiled shapes rather than stall again for seconds
+        compiling a new one on the event path."""
+        for part, shape in self._plan(rows, grid):
+            self._call(part, shape)
+        return self.decide(live)
+
+    def _plan(self, rows: Rows, grid: Layout) -> Iterator[tuple[Rows, Layout]]:
+        m = rows.row.shape[0]
+        used_r = int(grid.round.max()) + 1 if m else 1
+        used_w = int(grid.column.max()) + 1 if m else 1
+        cover = [(r, w) for r, w in self._compiled if r >= used_r and w >= used_w and r * w >= m]
+        if cover:  # the common case: one call of the smallest compiled shape that fits
+            r, w = min(cover, key=lambda shape: shape[0] * shape[1])
+            yield rows, Layout(r, w, grid.round, grid.column)
+            return
+        r, w = max(
+            self._compiled or {(0, 0)},
+            key=lambda shape: min(shape[0], used_r) * min(shape[1], used_w),
+        )
+        if w < self.dims.cameras:  # nothing compiled to split into: compile (bucketed)
+            yield from self._compile_plan(rows, grid)
+            return
+        # Blocks of r rounds (in order); within one, blocks of columns from the last to
+        # the first: a track's column never grows from one round to the next (columns
+        # follow track order and later rounds hold fewer tracks), so every track still
+        # takes its observations in time order.
+        report_round = grid.round[rows.row]
+        report_column = grid.column[rows.row]
+        for r0 in range(0, used_r, r):
+            in_rounds = (grid.round >= r0) & (grid.round < r0 + r)
+            counts = np.bincount(
+                report_column[(report_round >= r0) & (report_round < r0 + r)],
+                minlength=used_w,
+            )
+            hi = used_w
+            while hi > 0:
+                lo, total = hi, 0
+                while lo > 0 and hi - lo < w and total + counts[lo - 1] <= r * w:
+                    lo -= 1
+                    total += int(counts[lo])
+                mask = in_rounds & (grid.column >= lo) & (grid.column < hi)
+                if mask.any():
+                    shape = Layout(r, w, grid.round[mask] - r0, grid.column[mask] - lo)
+                    yield rows.select(mask), shape
+                hi = lo
+
+    def _compile_plan(self, rows: Rows, grid: Layout) -> Iterator[tuple[Rows, Layout]]:
+        """The bucketed shapes of ``grid`` (compiled on first use), more than
+        :data:`MAX_ROUNDS` rounds as several calls of that many."""
         while grid.round.size and int(grid.round.max()) >= MAX_ROUNDS:
             head = grid.round < MAX_ROUNDS
-            first = Layout(MAX_ROUNDS, grid.width, grid.round[head], grid.column[head])
-            self._call(rows.select(head), first)
+            first = rows.select(head)
+            width = fit_width(MAX_ROUNDS, grid.width, first.row.shape[0])
+            yield first, Layout(MAX_ROUNDS, width, grid.round[head], grid.column[head])
             rows = rows.select(~head)
             rest = grid.round[~head] - MAX_ROUNDS
             grid = Layout(
                 bucket(int(rest.max()) + 1, ROUND_BASE), grid.width, rest, grid.column[~head]
             )
-        self._call(rows, grid)
-        return self.decide(live)
+        width = fit_width(grid.rounds, grid.width, rows.row.shape[0])
+        yield rows, Layout(grid.rounds, width, grid.round, grid.column)
 
     def _call(self, rows: Rows, grid: Layout) -> None:
-        width = fit_width(grid.rounds, grid.width, rows.row.shape[0])
-        if width != grid.width:  # more reports than cells (fused observations)
-            grid = Layout(grid.rounds, width, grid.round, grid.column)
         ints, floats = _grid(rows, grid, self.n_tracks)
         self.state, shares = _run_jit(self.params, self.state, ints, floats, self._tables)
+        self._compiled.add((grid.rounds, grid.width))
         track = ints[..., 0].reshape(-1)
         real = track < self.n_tracks
         self._shares[track[real]] = np.asarray(shares)[real]

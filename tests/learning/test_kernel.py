@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from edgeloop.learning import core
-from edgeloop.learning._kernel import Kernel, Rows, TrapLoss
-from edgeloop.learning._tracks import Layout, TrackTable
+from edgeloop.learning._kernel import Kernel, Rows, TrapLoss, _run_jit
+from edgeloop.learning._tracks import Assignment, Layout, TrackTable, layout
 from tests.learning.yard import DIMS, yard_spec
 
 ADJ = np.eye(3, dtype=bool) | np.eye(3, k=1, dtype=bool) | np.eye(3, k=-1, dtype=bool)
@@ -141,6 +141,50 @@ def test_more_rounds_than_one_call_scans_run_as_several_calls_in_order() -> None
         batch = core.make_obs_batch(
             DIMS,
             16,
+            track=one.track,
+            start=one.start,
+            steps=one.steps,
+            tod=one.tod,
+            present=one.present,
+            zone=one.zone,
+            label=one.label,
+            score=one.score,
+            embedding=one.embedding,
+        )
+        want = core.step(p, want, batch)
+    np.testing.assert_allclose(kernel.belief(), np.asarray(want.belief), atol=1e-5)
+
+
+def test_a_batch_no_compiled_shape_holds_runs_as_compiled_pieces_in_order() -> None:
+    """Twenty tracks seen one to eight times each, every sighting by both cameras:
+    8 rounds of 20 cells and up to 40 reports a round, against compiled shapes of at
+    most 2 x 16. Nothing new is compiled, and every belief equals the track's
+    observations stepped through the core one by one."""
+    p = core.params(yard_spec())
+    kernel = Kernel(DIMS, p, 32, [])
+    kernel.warm([(1, 16), (2, 16)])
+    compiled = _run_jit._cache_size()
+    rng = np.random.default_rng(4)
+    counts = rng.integers(1, 9, 20)
+    counts[0] = 8
+    track = np.repeat(np.arange(20), counts)
+    rng.shuffle(track)
+    ts = np.arange(len(track), dtype=np.float64)
+    assignment = Assignment(track, np.zeros(len(track), bool), np.ones(len(track), np.int32))
+    grid = layout(assignment, ts)
+    assert (grid.rounds, grid.width) == (8, 32)
+    rows = _fused_rows(rng, len(track))
+    rows.track = track
+    rows.start = np.zeros(len(track), bool)
+    rows.steps = np.ones(len(track), np.int32)
+    kernel.run(rows, grid, np.zeros(32, bool))
+    assert _run_jit._cache_size() == compiled
+    want = core.init(p, 32)
+    for i in range(len(track)):  # in time order: each track's observations in order
+        one = rows.select(np.arange(len(track)) == i)
+        batch = core.make_obs_batch(
+            DIMS,
+            32,
             track=one.track,
             start=one.start,
             steps=one.steps,
