@@ -25,10 +25,12 @@ import numpy as np
 from edgeloop.learning import core
 from edgeloop.learning._tracks import ROUND_BASE, Layout, bucket, fit_width
 
-__all__ = ["Kernel", "Rows", "TrapLoss", "MAX_ROUNDS"]
+__all__ = ["Kernel", "Rows", "TrapLoss", "MAX_ROUNDS", "MAX_PIECES"]
 
 MAX_ROUNDS = 64
 """Most rounds (observations of one track) one compiled call scans over."""
+MAX_PIECES = 4
+"""Most calls of compiled shapes a batch is split into before its own shape is compiled."""
 
 _INTS = 8  # track, start, steps, tod | report cell, camera, zone, label
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -217,9 +219,13 @@ class Kernel:
         ``grid`` comes from :func:`~edgeloop.learning._tracks.layout`. Once any shape is
         compiled, a batch no compiled shape holds (a stall let more pile up than
         ``warm_shapes`` expected, or fused observations bring more reports than cells)
-        runs as several calls of compiled shapes rather than stall again for seconds
-        compiling a new one on the event path."""
-        for part, shape in self._plan(rows, grid):
+        runs as up to :data:`MAX_PIECES` calls of compiled shapes rather than stall for
+        seconds compiling a new one on the event path; a batch that would take more
+        (a flood the warm shapes did not foresee) compiles its own shape once."""
+        plan = list(self._plan(rows, grid))
+        if len(plan) > MAX_PIECES:  # a flood past every compiled shape: compile once
+            plan = list(self._compile_plan(rows, grid))
+        for part, shape in plan:
             self._call(part, shape)
         return self.decide(live)
 

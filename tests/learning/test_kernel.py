@@ -156,23 +156,23 @@ def test_more_rounds_than_one_call_scans_run_as_several_calls_in_order() -> None
 
 
 def test_a_batch_no_compiled_shape_holds_runs_as_compiled_pieces_in_order() -> None:
-    """Twenty tracks seen one to eight times each, every sighting by both cameras:
-    8 rounds of 20 cells and up to 40 reports a round, against compiled shapes of at
-    most 2 x 16. Nothing new is compiled, and every belief equals the track's
-    observations stepped through the core one by one."""
+    """Twelve tracks seen one to eight times each, every sighting by both cameras:
+    8 rounds of 12 cells and up to 24 reports a round, against compiled shapes of at
+    most 4 x 16. Nothing new is compiled (four pieces), and every belief equals the
+    track's observations stepped through the core one by one."""
     p = core.params(yard_spec())
     kernel = Kernel(DIMS, p, 32, [])
-    kernel.warm([(1, 16), (2, 16)])
+    kernel.warm([(1, 16), (4, 16)])
     compiled = _run_jit._cache_size()
     rng = np.random.default_rng(4)
-    counts = rng.integers(1, 9, 20)
+    counts = rng.integers(1, 9, 12)
     counts[0] = 8
-    track = np.repeat(np.arange(20), counts)
+    track = np.repeat(np.arange(12), counts)
     rng.shuffle(track)
     ts = np.arange(len(track), dtype=np.float64)
     assignment = Assignment(track, np.zeros(len(track), bool), np.ones(len(track), np.int32))
     grid = layout(assignment, ts)
-    assert (grid.rounds, grid.width) == (8, 32)
+    assert (grid.rounds, grid.width) == (8, 16)
     rows = _fused_rows(rng, len(track))
     rows.track = track
     rows.start = np.zeros(len(track), bool)
