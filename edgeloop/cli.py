@@ -40,6 +40,15 @@ app.add_typer(demo_app, name="demo")
 
 _err = Console(stderr=True)
 
+# Options every client of a running node takes (node status, record, knowledge).
+_ServerKey = Annotated[
+    str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
+]
+_ClientKey = Annotated[
+    Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
+]
+_NodeTimeout = Annotated[float, typer.Option(help="Seconds to wait for the node.")]
+
 
 class LogFormat(StrEnum):
     console = "console"
@@ -220,14 +229,10 @@ def node_status(
     name: Annotated[
         str | None, typer.Option(help="A node started here with `node start` (its name).")
     ] = None,
-    server_key: Annotated[
-        str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
-    ] = None,
-    key: Annotated[
-        Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
-    ] = None,
+    server_key: _ServerKey = None,
+    key: _ClientKey = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+    timeout: _NodeTimeout = 5.0,
 ) -> None:
     """The live supervision tree, peers and their liveness, and rejected-input counters."""
     from edgeloop.supervisor import fetch_status
@@ -737,13 +742,9 @@ def record_node(
     max_seconds: Annotated[
         float | None, typer.Option(help="Start a new file after this many seconds.")
     ] = None,
-    server_key: Annotated[
-        str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
-    ] = None,
-    key: Annotated[
-        Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+    server_key: _ServerKey = None,
+    key: _ClientKey = None,
+    timeout: _NodeTimeout = 5.0,
 ) -> None:
     """Record a running node's device boundary (it must run `edgeloop node start`)."""
     from edgeloop.supervisor import Node
@@ -777,14 +778,10 @@ def knowledge_name(
     new: Annotated[str, typer.Argument(help="Its name, such as opossum.")],
     connect: Annotated[str, typer.Option(help="The node's address (tcp://host:port).")],
     path: Annotated[str, typer.Option(help="The cycle actor's path.")] = "/knowledge",
-    server_key: Annotated[
-        str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
-    ] = None,
-    key: Annotated[
-        Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
-    ] = None,
+    server_key: _ServerKey = None,
+    key: _ClientKey = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+    timeout: _NodeTimeout = 5.0,
 ) -> None:
     """Name a class the cycle learnt; the cameras get a head with the new name."""
     from edgeloop.learning.cycle_client import name_class
@@ -807,14 +804,10 @@ def knowledge_name(
 def knowledge_status(
     connect: Annotated[str, typer.Option(help="The node's address (tcp://host:port).")],
     path: Annotated[str, typer.Option(help="The cycle actor's path.")] = "/knowledge",
-    server_key: Annotated[
-        str | None, typer.Option(help="The node's public key (file or Z85) for CurveZMQ.")
-    ] = None,
-    key: Annotated[
-        Path | None, typer.Option(help="This client's secret key file, for CurveZMQ.")
-    ] = None,
+    server_key: _ServerKey = None,
+    key: _ClientKey = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+    timeout: _NodeTimeout = 5.0,
 ) -> None:
     """What the cycle knows, and every cycle's stages in ms."""
     from edgeloop.learning.cycle_client import ask_cycle, knowledge_table
