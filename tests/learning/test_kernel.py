@@ -64,6 +64,23 @@ def _fused_rows(rng: np.random.Generator, b: int) -> Rows:
     )
 
 
+def _obs_batch(rows: Rows, n_tracks: int) -> core.ObsBatch:
+    """The rows' camera-slot view as the core's batch, for stepping the core alongside."""
+    return core.make_obs_batch(
+        DIMS,
+        n_tracks,
+        track=rows.track,
+        start=rows.start,
+        steps=rows.steps,
+        tod=rows.tod,
+        present=rows.present,
+        zone=rows.zone,
+        label=rows.label,
+        score=rows.score,
+        embedding=rows.embedding,
+    )
+
+
 def _one_round(b: int) -> Layout:
     """``b`` observations of distinct tracks: one round of 16 cells."""
     return Layout(1, 16, np.zeros(b, np.int64), np.arange(b))
@@ -77,19 +94,7 @@ def test_the_kernel_filters_fused_rows_as_the_core_step_does() -> None:
     kernel = Kernel(DIMS, p, 16, [])
     rows = _fused_rows(np.random.default_rng(0), 12)
     kernel.run(rows, _one_round(12), np.zeros(16, bool))
-    batch = core.make_obs_batch(
-        DIMS,
-        16,
-        track=rows.track,
-        start=rows.start,
-        steps=rows.steps,
-        tod=rows.tod,
-        present=rows.present,
-        zone=rows.zone,
-        label=rows.label,
-        score=rows.score,
-        embedding=rows.embedding,
-    )
+    batch = _obs_batch(rows, 16)
     want = core.step(p, core.init(p, 16), batch)
     np.testing.assert_allclose(kernel.belief(), np.asarray(want.belief), atol=1e-6)
     picked = rows.select(np.arange(12) % 3 == 0)
@@ -138,19 +143,7 @@ def test_more_rounds_than_one_call_scans_run_as_several_calls_in_order() -> None
     want = core.init(p, 16)
     for i in range(70):
         one = rows.select(np.arange(70) == i)
-        batch = core.make_obs_batch(
-            DIMS,
-            16,
-            track=one.track,
-            start=one.start,
-            steps=one.steps,
-            tod=one.tod,
-            present=one.present,
-            zone=one.zone,
-            label=one.label,
-            score=one.score,
-            embedding=one.embedding,
-        )
+        batch = _obs_batch(one, 16)
         want = core.step(p, want, batch)
     np.testing.assert_allclose(kernel.belief(), np.asarray(want.belief), atol=1e-5)
 
@@ -182,18 +175,6 @@ def test_a_batch_no_compiled_shape_holds_runs_as_compiled_pieces_in_order() -> N
     want = core.init(p, 32)
     for i in range(len(track)):  # in time order: each track's observations in order
         one = rows.select(np.arange(len(track)) == i)
-        batch = core.make_obs_batch(
-            DIMS,
-            32,
-            track=one.track,
-            start=one.start,
-            steps=one.steps,
-            tod=one.tod,
-            present=one.present,
-            zone=one.zone,
-            label=one.label,
-            score=one.score,
-            embedding=one.embedding,
-        )
+        batch = _obs_batch(one, 32)
         want = core.step(p, want, batch)
     np.testing.assert_allclose(kernel.belief(), np.asarray(want.belief), atol=1e-5)
