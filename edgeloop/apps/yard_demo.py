@@ -33,7 +33,7 @@ from edgeloop.sensors._runner import YardRunner
 from edgeloop.sensors.world import load_scenario
 from edgeloop.supervisor import Node, parse_app
 
-__all__ = ["run_demo", "yard_app"]
+__all__ = ["run_demo", "run_dir_for", "yard_app"]
 
 _ASK = 30.0
 _VIEW_ASK = 1.0
@@ -205,12 +205,14 @@ def _latencies(arrivals: list[tuple[float, str, int]], commands: list[float]) ->
 
 
 @contextlib.contextmanager
-def _run_dir(path: Path | None) -> Iterator[Path]:
+def run_dir_for(path: Path | None, prefix: str = "edgeloop-yard-") -> Iterator[Path]:
+    """``path`` (created), or a temporary directory removed afterwards: where a yard run
+    keeps its devices' journals and the learner's store."""
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
         yield path
         return
-    with tempfile.TemporaryDirectory(prefix="edgeloop-yard-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         yield Path(tmp)
 
 
@@ -232,7 +234,7 @@ def run_demo(
     cameras = [c.id for c in loaded.cameras]
     traps = [z.id for z in loaded.zones if z.trap]
     console = console or Console(stderr=as_json)
-    with _run_dir(run_dir) as where:
+    with run_dir_for(run_dir) as where:
         listen = f"tcp://127.0.0.1:{_free_port()}"
         node = Node.from_app(parse_app(yard_app(scenario, listen, str(where / "learner.db"), seed)))
         began = time.perf_counter()

@@ -31,16 +31,14 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from edgeloop.actors import ActorRef, InjectFault
 from edgeloop.apps.yard import GetLog
-from edgeloop.apps.yard_demo import LEAD, yard_app
+from edgeloop.apps.yard_demo import LEAD, run_dir_for, yard_app
 from edgeloop.bench.e2e import bound_address
 from edgeloop.errors import EdgeloopError
 from edgeloop.learning import GetStatistics
@@ -57,16 +55,6 @@ START_ALLOWANCE = 2.0
 RESTART_WAIT = 20.0
 """Seconds to wait for a restart before the fault is reported as not restarted."""
 ASK = 30.0
-
-
-@contextlib.contextmanager
-def _run_dir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="edgeloop-chaos-") as tmp:
-        yield Path(tmp)
 
 
 def _budgets(app: dict[str, Any]) -> dict[str, float]:
@@ -151,7 +139,7 @@ def chaos_run(
     rng = random.Random(seed)
     faults: list[dict[str, Any]] = []
     began = time.perf_counter()
-    with _run_dir(run_dir) as where:
+    with run_dir_for(run_dir, prefix="edgeloop-chaos-") as where:
         app = yard_app(scenario, "tcp://127.0.0.1:*", str(where / "learner.db"), seed)
         budgets = _budgets(app)
         node = Node.from_app(parse_app(app))
