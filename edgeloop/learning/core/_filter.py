@@ -5,8 +5,9 @@ class's zone chain (the chain of its time-of-day bin), then one update that mult
 likelihoods of every camera that reported (zone, label and score bin, embedding) and of
 every camera that watched and stayed silent. That product *is* multi-camera fusion: the
 reports are conditionally independent given the state. Tracks are independent, so a batch
-is a ``vmap``; the state holds a fixed number of track slots and a batch gathers the ones
-it touches and scatters them back.
+is written as whole-array broadcasts (no per-track ``vmap``), which XLA fuses into a few
+passes over memory; the state holds a fixed number of track slots and a batch gathers the
+ones it touches and scatters them back.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 from jax import Array
 
 from edgeloop.errors import ObservationError
-from edgeloop.learning.core._model import EXACT, Dims, Params, prior_belief
+from edgeloop.learning.core._mahalanobis import mahalanobis
+from edgeloop.learning.core._model import Dims, Params, prior_belief
 
 __all__ = [
     "ObsBatch",
@@ -193,72 +195,80 @@ def make_obs_batch(
     return ObsBatch(*(jnp.asarray(a) for a in arrays))
 
 
-def _report_parts(
+def _report_terms(
     p: Params, camera: Array, zone: Array, label: Array, score: Array, embedding: Array
 ) -> tuple[Array, Array]:
-    """One camera's report as log-likelihood terms over classes [K1] and zones [Z]."""
-    bins = jnp.sum(score >= p.score_edges)
+    """Camera reports (any leading shape ``...``) as log-likelihood terms over classes
+    [..., K1] and zones [..., Z]."""
+    bins = jnp.sum(score[..., None] >= p.score_edges, axis=-1)
     outcome = label * (p.score_edges.shape[0] + 1) + bins
-    zone_ll = p.log_zone_obs[camera, :, zone]  # [Z]
-    label_ll = p.log_label[camera, :, outcome]  # [K1]
-    # W (x - m) = W x - W m: one [D] x [D, K1 * D] product per report, which becomes a
-    # single large matrix product under vmap (W m does not depend on the report).
-    k1, dim = p.emb_loc.shape
-    stacked = p.emb_whiten.reshape(k1 * dim, dim)
-    white = jnp.matmul(stacked, embedding, precision=EXACT).reshape(k1, dim)
-    white = white - jnp.einsum("kij,kj->ki", p.emb_whiten, p.emb_loc, precision=EXACT)
-    maha = jnp.sum(white * white, axis=-1)  # [K1]
+    zone_ll = p.log_zone_obs[camera, :, zone] + p.log_detect[camera]  # [..., Z]
+    label_ll = p.log_label[camera, :, outcome]  # [..., K1]
+    maha = mahalanobis(p, embedding)
+    dim = p.emb_loc.shape[-1]
     safe_df = jnp.where(p.emb_gauss, 1.0, p.emb_df)
     shape = jnp.where(p.emb_gauss, -0.5 * maha, -0.5 * (safe_df + dim) * jnp.log1p(maha / safe_df))
-    emb_ll = p.emb_lognorm + shape
-    return label_ll + emb_ll, zone_ll + p.log_detect[camera]
-
-
-_reports = jax.vmap(_report_parts, in_axes=(None, 0, 0, 0, 0, 0))
+    return label_ll + p.emb_lognorm + shape, zone_ll
 
 
 def _log_likelihood_parts(p: Params, obs: ObsBatch) -> tuple[Array, Array]:
-    """log p(observation | class, zone) as a small [K1, Z] part plus a constant."""
-    c = obs.present.shape[0]
-    per_cam, per_zone = _reports(
-        p, jnp.arange(c), obs.zone, obs.label, obs.score, obs.embedding
-    )  # [C, K1], [C, Z]
-    pres = obs.present[:, None]
+    """log p(observation | class, zone) as a small [..., K1, Z] part plus a constant [...],
+    for observations of any leading shape (one row, or a whole batch at once)."""
+    cameras = jnp.arange(obs.present.shape[-1])
+    per_cam, per_zone = _report_terms(
+        p, cameras, obs.zone, obs.label, obs.score, obs.embedding
+    )  # [..., C, K1], [..., C, Z]
+    pres = obs.present[..., None]
     # Each camera's class terms less their maximum: the sums then stay small numbers,
     # which float32 rounds finely; the constants go to the evidence only.
-    top_c = jnp.max(per_cam, axis=1, keepdims=True)
-    class_part = jnp.sum(jnp.where(pres, per_cam - top_c, 0.0), axis=0)
-    zone_part = jnp.sum(jnp.where(pres, per_zone, 0.0), axis=0) + jnp.sum(
-        jnp.where(obs.silent[:, None], p.log_miss, 0.0), axis=0
+    top_c = jnp.max(per_cam, axis=-1, keepdims=True)
+    class_part = jnp.sum(jnp.where(pres, per_cam - top_c, 0.0), axis=-2)
+    zone_part = jnp.sum(jnp.where(pres, per_zone, 0.0), axis=-2) + jnp.sum(
+        jnp.where(obs.silent[..., None], p.log_miss, 0.0), axis=-2
     )
-    top_z = jnp.max(zone_part)
-    const = jnp.sum(jnp.where(obs.present, top_c[:, 0], 0.0)) + top_z
-    const = const + p.emb_lognorm_shift * jnp.sum(obs.present)
-    return class_part[:, None] + (zone_part - top_z)[None, :], const
+    top_z = jnp.max(zone_part, axis=-1, keepdims=True)
+    const = jnp.sum(jnp.where(obs.present, top_c[..., 0], 0.0), axis=-1) + top_z[..., 0]
+    const = const + p.emb_lognorm_shift * jnp.sum(obs.present, axis=-1)
+    return class_part[..., :, None] + (zone_part - top_z)[..., None, :], const
 
 
 def log_likelihood(p: Params, obs: ObsBatch) -> Array:
-    """log p(this fused observation | class, zone): [K1, Z] for one (unbatched) row."""
+    """log p(this fused observation | class, zone): [K1, Z] for one (unbatched) row, or
+    [B, K1, Z] for a batch."""
     relative, const = _log_likelihood_parts(p, obs)
-    return relative + const
+    return relative + const[..., None, None]
 
 
-def _predict(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
-    trans = p.trans[:, tod]  # [K1, Z, Z]
-
-    def tick(_: Array | int, b: Array) -> Array:
-        return jnp.einsum("kz,kzy->ky", b, trans, precision=EXACT)
-
-    # One tick is the common case: do it directly and loop only over the rest (a
-    # vmapped loop costs a select per iteration even where nothing is left to do).
-    once = jnp.where(steps >= 1, tick(0, belief), belief)
-    out: Array = jax.lax.fori_loop(1, jnp.maximum(steps, 1), tick, once)
+def _tick(p: Params, belief: Array, tod: Array) -> Array:
+    """One tick of every row's zone chain: [B, K1, Z] through ``trans[:, tod]``, as Z
+    broadcast products (XLA fuses them, and the per-row gather, into one pass)."""
+    trans = jnp.moveaxis(p.trans, 1, 0)[tod]  # [B, K1, Z, Z]
+    out = belief[..., 0, None] * trans[..., 0, :]
+    for z in range(1, belief.shape[-1]):
+        out = out + belief[..., z, None] * trans[..., z, :]
     return out
 
 
-def _update_one(p: Params, belief: Array, obs: ObsBatch) -> tuple[Array, Array]:
-    relative, const = _log_likelihood_parts(p, obs)
-    return _update_given(p, belief, obs.start, obs.tod, obs.steps, relative, const)
+def _predict_batch(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
+    """Every row's belief ``steps`` ticks on ([B, K1, Z]). The ticks past the first run in
+    a loop over the batch's largest gap, which is empty in the common case (every row one
+    tick on); the first is then one fused pass with the update."""
+    last = jnp.max(steps, initial=1)
+
+    def extra(i: Array, b: Array) -> Array:
+        return jnp.where((i < steps)[:, None, None], _tick(p, b, tod), b)
+
+    ahead: Array = jax.lax.fori_loop(1, last, extra, belief)
+    return jnp.where((steps >= 1)[:, None, None], _tick(p, ahead, tod), ahead)
+
+
+def _posterior(prior: Array, relative: Array, const: Array) -> tuple[Array, Array]:
+    """Multiply beliefs [..., K1, Z] by their likelihoods and normalise, in logs."""
+    joint = jnp.log(prior) + relative
+    top = jnp.max(joint, axis=(-2, -1), keepdims=True)
+    weights = jnp.exp(joint - top)
+    total = jnp.sum(weights, axis=(-2, -1), keepdims=True)
+    return weights / total, const + top[..., 0, 0] + jnp.log(total[..., 0, 0])
 
 
 def _update_given(
@@ -270,13 +280,10 @@ def _update_given(
     relative: Array,
     const: Array,
 ) -> tuple[Array, Array]:
-    """Predict one track and multiply in its observation's likelihood parts."""
-    prior = jnp.where(start, prior_belief(p), _predict(p, belief, tod, steps))
-    joint = jnp.log(prior) + relative
-    top = jnp.max(joint)
-    weights = jnp.exp(joint - top)
-    total = jnp.sum(weights)
-    return weights / total, const + top + jnp.log(total)
+    """Predict B tracks and multiply in their observations' likelihood parts."""
+    predicted = _predict_batch(p, belief, tod, steps)
+    prior = jnp.where(start[:, None, None], prior_belief(p), predicted)
+    return _posterior(prior, relative, const)
 
 
 def filter_update(p: Params, belief: Array, obs: ObsBatch) -> tuple[Array, Array]:
@@ -284,7 +291,8 @@ def filter_update(p: Params, belief: Array, obs: ObsBatch) -> tuple[Array, Array
     order (``obs.track`` is ignored); returns the new beliefs and each row's log
     p(observation | past). The dense form of :func:`step`, for callers that keep beliefs
     aligned with their batches (replay, the GPU benchmark)."""
-    return jax.vmap(_update_one, in_axes=(None, 0, 0))(p, belief, obs)
+    relative, const = _log_likelihood_parts(p, obs)
+    return _update_given(p, belief, obs.start, obs.tod, obs.steps, relative, const)
 
 
 def init(p: Params, n_tracks: int) -> FilterState:
@@ -315,7 +323,7 @@ def _cell_parts(p: Params, batch: RoundBatch) -> tuple[Array, Array]:
     """Every cell's likelihood parts ``[R * W, K1, Z]`` and ``[R * W]``: the reports'
     terms summed into their cells, as :func:`_log_likelihood_parts` sums camera slots."""
     cells = batch.track.size
-    per_cam, per_zone = _reports(
+    per_cam, per_zone = _report_terms(
         p, batch.camera, batch.zone, batch.label, batch.score, batch.embedding
     )  # [M, K1], [M, Z]
     top_c = jnp.max(per_cam, axis=1)
@@ -342,12 +350,11 @@ def step_rounds(p: Params, state: FilterState, batch: RoundBatch) -> FilterState
     relative, const = _cell_parts(p, batch)
     relative = relative.reshape(rounds, width, *relative.shape[1:])
     const = const.reshape(rounds, width)
-    update = jax.vmap(_update_given, in_axes=(None, 0, 0, 0, 0, 0, 0))
 
     def body(s: FilterState, row: tuple[Array, ...]) -> tuple[FilterState, None]:
         track, start, steps, tod, rel, c = row
         belief = s.belief.at[track].get(mode="fill", fill_value=1.0)
-        new_belief, increment = update(p, belief, start, tod, steps, rel, c)
+        new_belief, increment = _update_given(p, belief, start, tod, steps, rel, c)
         before = s.log_evidence.at[track].get(mode="fill", fill_value=0.0)
         evidence = jnp.where(start, 0.0, before) + increment
         return FilterState(
