@@ -130,3 +130,21 @@ def test_an_embedding_unlike_every_species_is_taken_for_new():
     p_class = np.asarray(state.belief).sum(axis=2)
     assert p_class[0, 0] > 0.99
     assert p_class[1, DIMS.new] > 0.99
+
+
+def test_a_gap_of_many_ticks_matches_the_matrix_power():
+    from edgeloop.learning.core import _filter
+
+    spec = reference.random_spec(DIMS, 4)
+    p = core.params(spec)
+    rng = np.random.default_rng(4)
+    steps = np.array([0, 1, 2, 3, 7, 64, 1000], np.int32)
+    tod = rng.integers(0, DIMS.tod_bins, steps.size).astype(np.int32)
+    belief = rng.dirichlet(np.ones(np.prod(DIMS.states)), steps.size).reshape(-1, *DIMS.states)
+    trans = np.asarray(spec.trans, np.float64)
+    want = [
+        np.einsum("kz,kzy->ky", b, np.stack([np.linalg.matrix_power(t[h], s) for t in trans]))
+        for b, h, s in zip(belief, tod, steps, strict=True)
+    ]
+    got = np.asarray(_filter._predict_batch(p, belief.astype(np.float32), tod, steps))
+    assert np.max(np.abs(got - np.stack(want))) <= 1e-5
