@@ -9,6 +9,7 @@ from multiprocessing import resource_tracker
 from pathlib import Path
 
 import pytest
+import zmq
 
 from edgeloop.transport.bulk import SEGMENT_PREFIX
 from tests.helpers import wait_for
@@ -31,6 +32,14 @@ def resource_tracker_running() -> None:
     """Start the shared-memory resource tracker up front: its pipe is the one descriptor a
     process keeps for good after its first segment, and must not count as a leak."""
     resource_tracker.ensure_running()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def zmq_garbage_collector_running() -> None:
+    """Start pyzmq's garbage-collector thread up front: the first zero-copy send in a
+    process starts it (a thread, a context and its descriptors, kept for good), and it
+    must not count as a leak of the test that happens to send first."""
+    zmq.Frame(bytes(zmq.COPY_THRESHOLD), copy=False)  # a zero-copy frame: starts it
 
 
 @pytest.fixture(autouse=True)

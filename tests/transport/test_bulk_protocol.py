@@ -173,6 +173,21 @@ class TestRingState:
         assert verdict.error is not None
         assert verdict.error.reason == "bad_shape"
 
+    def test_a_checked_layout_is_remembered_per_shape(self):
+        """After a good frame, a descriptor with the same dtype and size but a shape
+        that contradicts them is still ``bad_shape``; the good layout's dtype is kept."""
+        ring = bulk.RingState(1, GEOMETRY)
+        ring.grant_idle()
+        good = ring.complete(bulk.encode_imm(0, 0), descriptor(), None)
+        assert good.error is None
+        assert good.descriptor is not None
+        assert ring.dtype(good.descriptor) == np.dtype("|u1")
+        bad = ring.complete(bulk.encode_imm(1, 1), descriptor(1, 1, shape=(5,)), None)
+        assert bad.error is not None
+        assert bad.error.reason == "bad_shape"
+        again = ring.complete(bulk.encode_imm(2, 2), descriptor(2, 2, shape=(2, 5)), None)
+        assert again.error is None
+
     def test_seq_wraps_in_the_immediate_only(self):
         """Past 2**24 frames the immediate wraps while the descriptor's seq keeps counting."""
         ring = bulk.RingState(1, GEOMETRY)
@@ -516,6 +531,43 @@ def test_zmq_hello_without_the_key_is_refused():
         intruder.close(linger=0)
         context.term()
         receiver.close()
+
+
+def test_zmq_write_handle_says_when_the_buffer_may_be_reused():
+    """A zero-copy write's handle is done once ZeroMQ no longer reads the caller's
+    buffer: changing the buffer after ``wait`` leaves the frame as it was sent. A frame
+    below pyzmq's copy threshold is copied, so its handle is done at once."""
+    import zmq
+
+    sender, receiver = bulk.connect_pair(
+        bulk.BulkConfig(provider="zmq", slot_size=1 << 20, checksums=False)
+    )
+    with sender, receiver:
+        data = np.arange(1 << 20, dtype=np.uint8)
+        sent = data.copy()
+        handle = sender.send(data, timeout=5.0)
+        assert handle.wait(5.0)
+        assert handle.done()
+        data[:] = 7
+        with receiver.recv(5.0) as frame:
+            assert np.array_equal(frame.array, sent)
+        small = sender.send(np.arange(zmq.COPY_THRESHOLD // 2, dtype=np.uint8), timeout=5.0)
+        assert small.done()
+        assert small.wait(0.0)
+        receiver.recv(5.0).release()
+
+
+def test_zmq_credit_in_another_shape_is_refused():
+    """The sender takes a credit only as one ``C`` part; anything else is ``bad_state``."""
+    config = bulk.BulkConfig(provider="zmq", slot_size=4096, slot_count=4)
+    sender, receiver = bulk.connect_pair(config)
+    with sender, receiver:
+        assert sender.wait_credits(4, 5.0)  # every slot: the next credit is the forged one
+        forged = encode_bulk(BulkCredit(lane=receiver.lane, slots=(0,)))
+        receiver.side.link.sock.send_multipart([b"C", forged])  # type: ignore[attr-defined]
+        with pytest.raises(ProtocolError) as caught:
+            sender.wait_credits(5, 5.0)
+        assert caught.value.reason == "bad_state"
 
 
 def test_offer_lists_only_usable_providers():

@@ -36,6 +36,8 @@ __all__ = ["Frame", "Receiver", "Sender", "ReceiverStatistics", "as_bytes_array"
 _log = structlog.get_logger("edgeloop.transport.bulk")
 
 _DTYPE = re.compile(r"[<>|=]?[a-z][a-z0-9]*")
+_RAW_DTYPES: set[np.dtype[Any]] = set()
+"""Dtypes already found able to travel as raw bytes (a sender sees a handful)."""
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -48,8 +50,11 @@ def as_bytes_array(data: Any) -> np.ndarray:
     array = np.asarray(data) if isinstance(data, np.ndarray) else np.frombuffer(data, np.uint8)
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
-    if array.dtype.hasobject or not _DTYPE.fullmatch(array.dtype.str):
-        raise ValueError(f"dtype {array.dtype} cannot travel on the bulk lane as raw bytes")
+    if array.dtype not in _RAW_DTYPES:
+        if array.dtype.hasobject or not _DTYPE.fullmatch(array.dtype.str):
+            raise ValueError(f"dtype {array.dtype} cannot travel on the bulk lane as raw bytes")
+        if len(_RAW_DTYPES) < 64:
+            _RAW_DTYPES.add(array.dtype)
     return array
 
 
@@ -194,8 +199,7 @@ class Receiver(_End[ReceiveSide]):
         """
         if self._closed:
             raise ProtocolError("recv() on a closed receiver", reason="bad_state")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        arrival = self.side.poll(_remaining(deadline))
+        arrival = self.side.poll(timeout)
         if arrival is None:
             raise TimeoutError(f"no frame within {timeout} s on lane {self.lane} ({self.provider})")
         verdict = self._state.complete(
@@ -217,7 +221,7 @@ class Receiver(_End[ReceiveSide]):
         if verdict.credit is not None:
             self.side.grant(verdict.credit)
         array = np.frombuffer(
-            arrival.payload[: descriptor.nbytes], dtype=np.dtype(descriptor.dtype)
+            arrival.payload[: descriptor.nbytes], dtype=self._state.dtype(descriptor)
         ).reshape(descriptor.shape)
         array.flags.writeable = False
         self._held.add(descriptor.slot)
@@ -304,7 +308,7 @@ class Sender(_End[SendSide]):
         if self._closed:
             raise ProtocolError("send() on a closed sender", reason="bad_state")
         array = as_bytes_array(data)
-        self._state.check_size(array.nbytes)
+        self._state.check_size(array.nbytes)  # before waiting for a credit
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._state.credits == 0:
             if not self._drain_credits(_remaining(deadline)):

@@ -36,7 +36,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterable
 from enum import Enum
-from typing import Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -134,8 +134,8 @@ def unpack_header(header: memoryview | bytes) -> BulkComplete:
     (length,) = _LENGTH.unpack_from(header)
     if not 0 < length <= HEADER - _LENGTH.size or length > len(header) - _LENGTH.size:
         raise ProtocolError(f"slot header claims {length} descriptor bytes", reason="malformed")
-    try:
-        message = decode_bulk(bytes(header[_LENGTH.size : _LENGTH.size + length]))
+    try:  # msgspec decodes straight from the slot: no copy of the header
+        message = decode_bulk(memoryview(header)[_LENGTH.size : _LENGTH.size + length])
     except DecodeError as exc:
         raise ProtocolError(f"slot header does not decode: {exc}", reason="malformed") from exc
     if not isinstance(message, BulkComplete):
@@ -164,8 +164,7 @@ class RingStatistics:
     rejected: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):  # a tuple: built once per frame, a frozen dataclass costs more
     """The receiver's decision on one completed write.
 
     ``descriptor`` is set when the frame is accepted; ``error`` when it is rejected.
@@ -176,6 +175,10 @@ class Verdict:
     descriptor: BulkComplete | None
     error: ProtocolError | None = None
     credit: BulkCredit | None = None
+
+
+_LAYOUTS_KEPT: Final = 64
+"""Layouts (dtype, shape, nbytes) a ring remembers as checked: a stream has a handful."""
 
 
 def _check_layout(descriptor: BulkComplete) -> str | None:
@@ -214,7 +217,9 @@ class RingState:
         self.credit_batch = credit_batch or max(1, geometry.slot_count // 4)
         self.expected_seq = 0
         self._states = [SlotState.IDLE] * geometry.slot_count
+        self._granted = 0  # slots in the GRANTED state: the credits the sender holds
         self._withheld = 0
+        self._layouts: dict[tuple[str, tuple[int, ...], int], np.dtype[Any]] = {}
         self.statistics = RingStatistics()
 
     def state(self, slot: int) -> SlotState:
@@ -225,6 +230,7 @@ class RingState:
         """Grant every idle slot (the first credits of a lane), or ``None`` if none is idle."""
         slots = [i for i, state in enumerate(self._states) if state is SlotState.IDLE]
         self._withheld = 0
+        self._granted += len(slots)
         for slot in slots:
             self._states[slot] = SlotState.GRANTED
         return BulkCredit(lane=self.lane, slots=tuple(slots)) if slots else None
@@ -244,7 +250,7 @@ class RingState:
         self._states[slot] = SlotState.IDLE
         self.statistics.released += 1
         self._withheld += 1
-        if self._withheld >= self.credit_batch or SlotState.GRANTED not in self._states:
+        if self._withheld >= self.credit_batch or not self._granted:
             return self.grant_idle()
         return None
 
@@ -308,9 +314,14 @@ class RingState:
                 "bad_imm",
                 slot,
             )
-        problem = _check_layout(descriptor)
-        if problem is not None:
-            return self._reject(problem, "bad_shape", slot)
+        layout = (descriptor.dtype, descriptor.shape, descriptor.nbytes)
+        if layout not in self._layouts:
+            problem = _check_layout(descriptor)
+            if problem is not None:
+                return self._reject(problem, "bad_shape", slot)
+            if len(self._layouts) >= _LAYOUTS_KEPT:
+                self._layouts.clear()
+            self._layouts[layout] = np.dtype(descriptor.dtype)
         if self.verify and descriptor.checksum is not None and payload is not None:
             actual = crc32(payload[: descriptor.nbytes])
             if actual != descriptor.checksum:
@@ -321,11 +332,18 @@ class RingState:
                     slot,
                 )
         self._states[slot] = SlotState.FILLED
+        self._granted -= 1
         self.statistics.accepted += 1
-        if self._withheld and SlotState.GRANTED not in self._states:
+        if self._withheld and not self._granted:
             # That was the sender's last credit: it must not wait for a batch to fill.
             return Verdict(descriptor, credit=self.grant_idle())
         return Verdict(descriptor)
+
+    def dtype(self, descriptor: BulkComplete) -> np.dtype[Any]:
+        """The numpy dtype of an accepted descriptor (checked and remembered by
+        :meth:`complete`, so a stream builds it once)."""
+        dtype = self._layouts.get((descriptor.dtype, descriptor.shape, descriptor.nbytes))
+        return np.dtype(descriptor.dtype) if dtype is None else dtype
 
     def _reject(self, message: str, reason: str, slot: int | None = None) -> Verdict:
         self.statistics.rejected[reason] = self.statistics.rejected.get(reason, 0) + 1

@@ -17,7 +17,7 @@ Every blocking call takes a timeout in seconds (``None``: wait for ever) and ret
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, TypeAlias
+from typing import NamedTuple, Protocol, TypeAlias
 
 from edgeloop.messages import BulkCredit
 from edgeloop.transport.bulk._protocol import Geometry
@@ -46,8 +46,7 @@ class Availability:
     reason: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Arrival:
+class Arrival(NamedTuple):  # a tuple: built once per frame, a frozen dataclass costs more
     """One completed write, as the receiver's transport reports it.
 
     ``header`` is the slot's header bytes, ``payload`` the frame's bytes (at least as

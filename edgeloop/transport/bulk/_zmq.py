@@ -6,11 +6,11 @@ thread or descriptor behind. Messages, first part naming the kind:
 
 - sender to receiver: ``[b"H", key]`` once (the hello: the ring's 64-bit key from
   BulkReady), then per frame ``[b"W" + imm (u32 LE) + header, payload]``;
-- receiver to sender: ``[b"C", BulkCredit]``.
+- receiver to sender: ``b"C" + BulkCredit``, one part.
 
-The payload is sent with ``copy=False, track=True``: ZeroMQ reads the caller's buffer
-while it transmits, and the handle :meth:`Sender.send` returns is the message's
-``MessageTracker``, done once the buffer may be reused. ZeroMQ cannot receive into an
+The payload is sent with ``copy=False``: ZeroMQ reads the caller's buffer while it
+transmits, and the handle :meth:`Sender.send` returns is done once the buffer may be
+reused (:class:`_Written`: the moment ``track=True`` would report). ZeroMQ cannot receive into an
 application buffer, so a host-memory receiver hands out views of ZeroMQ's own message
 buffer (zero-copy; the slot is then only a credit); a ``gpu`` receiver copies the
 payload once into its page-aligned ring so the consumer can page-lock the ring.
@@ -26,9 +26,12 @@ from __future__ import annotations
 import mmap
 import secrets
 import struct
+import threading
 import time
+import weakref
 from typing import Final, cast
 
+import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
@@ -48,8 +51,16 @@ _WRITE = struct.Struct("<cI")
 """A write's first part starts with ``W`` and the immediate value; the slot header follows."""
 _KEY = struct.Struct("<Q")
 _W = ord("W")
+_C = ord("C")
 _SLICE = 0.05
 """Longest blocking receive, in seconds, before the monitor is checked for a lost peer."""
+# Plain ints: pyzmq's flags are IntFlag members, and ``SNDMORE | NOBLOCK`` or
+# ``events & POLLIN`` on them runs enum machinery in Python on every frame.
+_NOBLOCK: Final = int(zmq.NOBLOCK)
+_SNDMORE: Final = int(zmq.SNDMORE)
+_POLLIN: Final = int(zmq.POLLIN)
+_EVENTS: Final = int(zmq.EVENTS)
+_RCVTIMEO: Final = int(zmq.RCVTIMEO)
 
 
 def _socket(context: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
@@ -80,6 +91,7 @@ class _Link:
     def __init__(self) -> None:
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
         self.sock, self.monitor = _socket(self.context)
+        self._rcvtimeo = -1  # what RCVTIMEO is set to (libzmq's default: wait for ever)
         self.peer_lost = False
         self.closed = False
 
@@ -104,12 +116,14 @@ class _Link:
         monitor checked between slices: one poll of one socket inside libzmq per
         message, where polling the socket and its monitor together costs libzmq a
         command check on each before and after every poll (counted: twice the poll
-        and epoll_wait calls per frame).
+        and epoll_wait calls per frame). RCVTIMEO is set only when the slice changes:
+        a ``setsockopt`` per receive cost about 20 us of the receiving thread's CPU
+        per 4 MiB frame.
         """
         sock = self.sock
         if timeout is not None and timeout <= 0:  # a probe: never blocks
-            if cast("int", sock.get(zmq.EVENTS)) & zmq.POLLIN:
-                return sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            if cast("int", sock.getsockopt(_EVENTS)) & _POLLIN:
+                return self._parts(_NOBLOCK)
             self._check_monitor()
             if self.peer_lost:
                 raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
@@ -117,9 +131,12 @@ class _Link:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
-            sock.rcvtimeo = max(0, round(remaining * 1000))
+            rcvtimeo = max(0, round(remaining * 1000))
+            if rcvtimeo != self._rcvtimeo:
+                sock.setsockopt(_RCVTIMEO, rcvtimeo)
+                self._rcvtimeo = rcvtimeo
             try:
-                return sock.recv_multipart(copy=False)
+                return self._parts(0)
             except zmq.Again:
                 pass
             self._check_monitor()
@@ -128,8 +145,19 @@ class _Link:
             if deadline is not None and time.monotonic() >= deadline:
                 return []
 
+    def _parts(self, flags: int) -> list[zmq.Frame]:
+        """``recv_multipart(flags, copy=False)`` without its enum arithmetic; the parts
+        after the first are already there (a multipart message arrives whole)."""
+        sock = self.sock
+        part = sock.recv(flags, copy=False)
+        parts = [part]
+        while part.more:  # pyzmq sets it from ZMQ_RCVMORE on every zero-copy receive
+            part = sock.recv(0, copy=False)
+            parts.append(part)
+        return parts
+
     def _check_monitor(self) -> None:
-        while cast("int", self.monitor.get(zmq.EVENTS)) & zmq.POLLIN:
+        while cast("int", self.monitor.getsockopt(_EVENTS)) & _POLLIN:
             event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
             if event["event"] == zmq.EVENT_DISCONNECTED:
                 self.peer_lost = True
@@ -140,12 +168,30 @@ class _Link:
         if self.peer_lost:
             raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
         try:
-            return self.sock.send_multipart(parts, zmq.NOBLOCK, **kwargs)
+            return self.sock.send_multipart(parts, _NOBLOCK, **kwargs)
         except zmq.Again as exc:
-            self.peer_lost = True
-            raise PeerLostError(
-                "bulk-lane peer went away (ZeroMQ has no connection to queue on)"
-            ) from exc
+            raise self._lost() from exc
+
+    def send_write(self, head: bytes, payload: memoryview) -> _Written:
+        """Queue a write, ``[head, payload]``, the payload zero-copy, without blocking
+        (as :meth:`send`), in two calls rather than ``send_multipart``, which spends
+        Python enum arithmetic on every part. libzmq checks the high-water mark on a
+        message's first part only, so the second part fails only if the connection
+        went away in between: a lost peer as well."""
+        if self.peer_lost:
+            raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
+        sock = self.sock
+        view = np.frombuffer(payload, np.uint8)  # a fresh object that only pyzmq keeps
+        try:
+            sock.send(head, _SNDMORE | _NOBLOCK)
+            sock.send(view.data, _NOBLOCK, copy=False)  # the memoryview holds view
+        except zmq.ZMQError as exc:
+            raise self._lost() from exc
+        return _Written(view)
+
+    def _lost(self) -> PeerLostError:
+        self.peer_lost = True
+        return PeerLostError("bulk-lane peer went away (ZeroMQ has no connection to queue on)")
 
     def close(self) -> None:
         if not self.closed:
@@ -156,25 +202,33 @@ class _Link:
             self.context.term()
 
 
-class _Tracked:
-    """A write whose payload ZeroMQ may still be reading."""
+class _Written:
+    """A write whose payload ZeroMQ may still be reading: done once nothing holds
+    ``view``, the array the payload was sent as.
 
-    __slots__ = ("tracker",)
+    pyzmq keeps the object a zero-copy message was made from until libzmq has sent the
+    bytes and called it free (its garbage-collector thread drops it then), and nothing
+    else holds ``view``. This is the moment ``track=True`` reports, without the Event
+    and MessageTracker it builds per message and the Event its collector sets; both
+    cost the sending thread CPU on every frame (measured: docs/bulk-lane.md §4).
+    """
 
-    def __init__(self, tracker: zmq.MessageTracker | None) -> None:
-        self.tracker = tracker
+    __slots__ = ("_view",)
+
+    def __init__(self, view: np.ndarray) -> None:
+        self._view = weakref.ref(view)
 
     def done(self) -> bool:
-        return self.tracker is None or self.tracker.done
+        return self._view() is None
 
     def wait(self, timeout: float | None = None) -> bool:
-        if self.tracker is None:
+        view = self._view()
+        if view is None:
             return True
-        try:
-            self.tracker.wait(-1 if timeout is None else timeout)
-        except zmq.NotDone:
-            return False
-        return True
+        released = threading.Event()
+        weakref.finalize(view, released.set)
+        del view  # if that was the last reference, the finalizer has run already
+        return released.wait(timeout)
 
 
 class ZmqReceiveSide:
@@ -209,7 +263,7 @@ class ZmqReceiveSide:
         check_hello(parts, self.key)
         self.attached = True
         for credit in self._pending:
-            self.link.send([b"C", encode_bulk(credit)])
+            self.link.send([b"C" + encode_bulk(credit)])
         self._pending.clear()
 
     def establish(self, timeout: float | None) -> bool:
@@ -227,17 +281,18 @@ class ZmqReceiveSide:
         return True
 
     def grant(self, credit: BulkCredit) -> None:
-        if self.attached:
-            self.link.send([b"C", encode_bulk(credit)])
+        if self.attached:  # one part: every part is one more call into libzmq on each side
+            self.link.send([b"C" + encode_bulk(credit)])
         else:
             self._pending.append(credit)
 
     def poll(self, timeout: float | None) -> Arrival | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not self.attached and not self.establish(timeout):
-            return None
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        parts = self.link.recv(remaining)
+        if not self.attached:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            if not self.establish(timeout):
+                return None
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        parts = self.link.recv(timeout)
         if not parts:
             return None
         head = parts[0].buffer
@@ -275,8 +330,11 @@ class ZmqSendSide:
         parts = self.link.recv(timeout)
         if not parts:
             return None
-        message = decode_bulk(parts[-1].buffer)
-        if parts[0].bytes != b"C" or not isinstance(message, BulkCredit):
+        head = parts[0].buffer
+        if len(parts) != 1 or not head or head[0] != _C:
+            raise ProtocolError("expected a bulk_credit on the bulk lane", reason="bad_state")
+        message = decode_bulk(head[1:])
+        if not isinstance(message, BulkCredit):
             raise ProtocolError(
                 f"expected a bulk_credit, got {type(message).__name__}", reason="bad_state"
             )
@@ -290,8 +348,7 @@ class ZmqSendSide:
             )
         # Two parts, not four: every part is one more call into libzmq (and one more
         # release and retake of the GIL) on each side, for a few bytes.
-        parts: list[bytes] = [_WRITE.pack(b"W", imm) + header, payload]  # type: ignore[list-item]
-        return _Tracked(self.link.send(parts, copy=False, track=True))
+        return self.link.send_write(_WRITE.pack(b"W", imm) + header, payload)
 
     def close(self) -> None:
         self.link.close()
