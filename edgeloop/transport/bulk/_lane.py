@@ -288,6 +288,20 @@ class Sender(_End[SendSide]):
             credit = self.side.poll_credit(0.0)
         return True
 
+    def _take_credit(self, timeout: float | None) -> bool:
+        """Take the next credit message, waiting up to ``timeout`` for it.
+
+        A sender out of credits takes one message, not all that have arrived: asking
+        the provider whether another is there costs a check (on ZeroMQ, a command
+        poll inside libzmq) every time it runs dry, and the ones left wait for the
+        next time.
+        """
+        credit = self.side.poll_credit(timeout)
+        if credit is None:
+            return False
+        self._state.add(credit)
+        return True
+
     def send(
         self,
         data: Any,
@@ -311,7 +325,7 @@ class Sender(_End[SendSide]):
         self._state.check_size(array.nbytes)  # before waiting for a credit
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._state.credits == 0:
-            if not self._drain_credits(_remaining(deadline)):
+            if not self._take_credit(_remaining(deadline)):
                 raise TimeoutError(
                     f"no credit within {timeout} s on lane {self.lane} ({self.provider}): "
                     f"the receiver holds all {self.geometry.slot_count} slots"

@@ -41,7 +41,7 @@ import structlog
 import zmq
 
 from edgeloop.errors import PeerLostError, ProtocolError
-from edgeloop.messages import BulkCredit, decode_bulk, encode_bulk
+from edgeloop.messages import BulkCredit
 from edgeloop.transport.bulk._protocol import HEADER, Geometry
 from edgeloop.transport.bulk._provider import (
     DONE,
@@ -258,7 +258,7 @@ class VerbsReceiveSide:
             check_hello(parts, self.key)
             self.attached = True
             for credit in self._pending:
-                self.link.send([b"C", encode_bulk(credit)])
+                self.link.send_credit(credit)
             self._pending.clear()
         return True
 
@@ -267,7 +267,7 @@ class VerbsReceiveSide:
 
     def grant(self, credit: BulkCredit) -> None:
         if self.attached:
-            self.link.send([b"C", encode_bulk(credit)])
+            self.link.send_credit(credit)
         else:
             self._pending.append(credit)
 
@@ -329,15 +329,7 @@ class VerbsSendSide:
         self._closed = False
 
     def poll_credit(self, timeout: float | None) -> BulkCredit | None:
-        parts = self.link.recv(timeout)
-        if not parts:
-            return None
-        message = decode_bulk(parts[-1].buffer)
-        if not isinstance(message, BulkCredit):
-            raise ProtocolError(
-                f"expected a bulk_credit, got {type(message).__name__}", reason="bad_state"
-            )
-        return message
+        return self.link.recv_credit(timeout)
 
     def write(self, slot: int, header: bytes, payload: memoryview, imm: int) -> SendHandle:
         if not 0 <= slot < self.geometry.slot_count or payload.nbytes > self.geometry.slot_size:

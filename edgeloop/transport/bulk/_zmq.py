@@ -102,7 +102,7 @@ class _Link:
         link = cls()
         try:
             link.sock.connect(str(ready["endpoint"]))
-            link.send([b"H", _KEY.pack(int(ready["key"]))])
+            link.send(b"H", _KEY.pack(int(ready["key"])))
         except BaseException:
             link.close()
             raise
@@ -162,20 +162,44 @@ class _Link:
             if event["event"] == zmq.EVENT_DISCONNECTED:
                 self.peer_lost = True
 
-    def send(self, parts: list[bytes], **kwargs: bool) -> zmq.MessageTracker | None:
-        """Queue a message without blocking: a DEALER whose peer is gone has no pipe to
-        queue on, and the lane's credits keep a live peer's queue far below its HWM."""
+    def send(self, *parts: bytes) -> None:
+        """Queue a message of ``parts`` without blocking: a DEALER whose peer is gone has
+        no pipe to queue on, and the lane's credits keep a live peer's queue far below
+        its HWM."""
         if self.peer_lost:
             raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
+        sock = self.sock
         try:
-            return self.sock.send_multipart(parts, _NOBLOCK, **kwargs)
-        except zmq.Again as exc:
+            for part in parts[:-1]:
+                sock.send(part, _SNDMORE | _NOBLOCK)  # not send_multipart: it does enum
+            sock.send(parts[-1], _NOBLOCK)  # arithmetic in Python on every part
+        except zmq.ZMQError as exc:
             raise self._lost() from exc
+
+    def send_credit(self, credit: BulkCredit) -> None:
+        """Queue a credit: one part, ``C`` then the message (every part is one more call
+        into libzmq on each side)."""
+        self.send(b"C" + encode_bulk(credit))
+
+    def recv_credit(self, timeout: float | None) -> BulkCredit | None:
+        """The next credit, ``None`` after ``timeout``; ProtocolError ``bad_state`` for
+        a message that is not one."""
+        parts = self.recv(timeout)
+        if not parts:
+            return None
+        head = parts[0].buffer
+        if len(parts) != 1 or not head or head[0] != _C:
+            raise ProtocolError("expected a bulk_credit on the bulk lane", reason="bad_state")
+        message = decode_bulk(head[1:])
+        if not isinstance(message, BulkCredit):
+            raise ProtocolError(
+                f"expected a bulk_credit, got {type(message).__name__}", reason="bad_state"
+            )
+        return message
 
     def send_write(self, head: bytes, payload: memoryview) -> _Written:
         """Queue a write, ``[head, payload]``, the payload zero-copy, without blocking
-        (as :meth:`send`), in two calls rather than ``send_multipart``, which spends
-        Python enum arithmetic on every part. libzmq checks the high-water mark on a
+        (as :meth:`send`). libzmq checks the high-water mark on a
         message's first part only, so the second part fails only if the connection
         went away in between: a lost peer as well."""
         if self.peer_lost:
@@ -263,7 +287,7 @@ class ZmqReceiveSide:
         check_hello(parts, self.key)
         self.attached = True
         for credit in self._pending:
-            self.link.send([b"C" + encode_bulk(credit)])
+            self.link.send_credit(credit)
         self._pending.clear()
 
     def establish(self, timeout: float | None) -> bool:
@@ -282,7 +306,7 @@ class ZmqReceiveSide:
 
     def grant(self, credit: BulkCredit) -> None:
         if self.attached:  # one part: every part is one more call into libzmq on each side
-            self.link.send([b"C" + encode_bulk(credit)])
+            self.link.send_credit(credit)
         else:
             self._pending.append(credit)
 
@@ -327,18 +351,7 @@ class ZmqSendSide:
         self.link = _Link.to_receiver(ready)
 
     def poll_credit(self, timeout: float | None) -> BulkCredit | None:
-        parts = self.link.recv(timeout)
-        if not parts:
-            return None
-        head = parts[0].buffer
-        if len(parts) != 1 or not head or head[0] != _C:
-            raise ProtocolError("expected a bulk_credit on the bulk lane", reason="bad_state")
-        message = decode_bulk(head[1:])
-        if not isinstance(message, BulkCredit):
-            raise ProtocolError(
-                f"expected a bulk_credit, got {type(message).__name__}", reason="bad_state"
-            )
-        return message
+        return self.link.recv_credit(timeout)
 
     def write(self, slot: int, header: bytes, payload: memoryview, imm: int) -> SendHandle:
         if not 0 <= slot < self.geometry.slot_count or payload.nbytes > self.geometry.slot_size:

@@ -259,15 +259,19 @@ def check_checksums(factory: PairFactory) -> None:
 def check_peer_closing_mid_stream(factory: PairFactory) -> None:
     """A sender that vanishes: frames already written arrive, then PeerLostError; a
     receiver that vanishes: the waiting sender gets PeerLostError."""
-    sender, receiver = factory(slot_count=4)
+    # 128 KiB frames: above pyzmq's copy threshold, so a done handle means the bytes
+    # left for the kernel; a copied small frame is "done" while it may still wait in
+    # ZeroMQ's queue, which a close without linger drops.
+    shape = (256, 128)
+    sender, receiver = factory(slot_count=4, slot_size=256 * 1024)
     with receiver:
-        handles = [sender.send(frame_for(seq), timeout=WAIT) for seq in range(2)]
+        handles = [sender.send(frame_for(seq, shape), timeout=WAIT) for seq in range(2)]
         assert all(handle.wait(WAIT) for handle in handles), "writes did not complete"
         sender.side.close()  # no goodbye: what a crash looks like to the receiver
         sender.close()
         for seq in range(2):
             with receiver.recv(WAIT) as frame:
-                assert np.array_equal(frame.array, frame_for(seq))
+                assert np.array_equal(frame.array, frame_for(seq, shape))
         _raises(
             PeerLostError,
             lambda: receiver.recv(WAIT),
