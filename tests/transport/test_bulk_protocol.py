@@ -175,13 +175,13 @@ class TestRingState:
 
     def test_a_checked_layout_is_remembered_per_shape(self):
         """After a good frame, a descriptor with the same dtype and size but a shape
-        that contradicts them is still ``bad_shape``; the good layout's dtype is kept."""
+        that contradicts them is still ``bad_shape``; accepted frames carry their dtype."""
         ring = bulk.RingState(1, GEOMETRY)
         ring.grant_idle()
         good = ring.complete(bulk.encode_imm(0, 0), descriptor(), None)
         assert good.error is None
         assert good.descriptor is not None
-        assert ring.dtype(good.descriptor) == np.dtype("|u1")
+        assert good.dtype == np.dtype("|u1")
         bad = ring.complete(bulk.encode_imm(1, 1), descriptor(1, 1, shape=(5,)), None)
         assert bad.error is not None
         assert bad.error.reason == "bad_shape"

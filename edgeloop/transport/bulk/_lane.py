@@ -220,9 +220,9 @@ class Receiver(_End[ReceiveSide]):
         assert descriptor is not None
         if verdict.credit is not None:
             self.side.grant(verdict.credit)
-        array = np.frombuffer(
-            arrival.payload[: descriptor.nbytes], dtype=self._state.dtype(descriptor)
-        ).reshape(descriptor.shape)
+        array = np.frombuffer(arrival.payload[: descriptor.nbytes], dtype=verdict.dtype).reshape(
+            descriptor.shape
+        )
         array.flags.writeable = False
         self._held.add(descriptor.slot)
         return Frame(self, descriptor, array, arrival.owner)

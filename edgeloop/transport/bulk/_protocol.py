@@ -38,10 +38,11 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Final, NamedTuple
 
+import msgspec
 import numpy as np
 
-from edgeloop.errors import DecodeError, ProtocolError
-from edgeloop.messages import BulkComplete, BulkCredit, decode_bulk, encode_bulk
+from edgeloop.errors import ProtocolError
+from edgeloop.messages import BulkComplete, BulkCredit, encode_bulk
 
 __all__ = [
     "HEADER",
@@ -66,6 +67,9 @@ MAX_SLOTS: Final = 256
 """The immediate value has 8 bits for the slot."""
 _SEQ_MASK: Final = (1 << 24) - 1
 _LENGTH = struct.Struct("<I")
+_DESCRIPTOR: Final = msgspec.msgpack.Decoder(BulkComplete)
+"""Decodes a slot header's body, with BulkComplete's bounds (a tag check rejects any
+other bulk message; the body is at most a header long, under the bulk size limit)."""
 
 
 def encode_imm(seq: int, slot: int) -> int:
@@ -134,16 +138,12 @@ def unpack_header(header: memoryview | bytes) -> BulkComplete:
     (length,) = _LENGTH.unpack_from(header)
     if not 0 < length <= HEADER - _LENGTH.size or length > len(header) - _LENGTH.size:
         raise ProtocolError(f"slot header claims {length} descriptor bytes", reason="malformed")
-    try:  # msgspec decodes straight from the slot: no copy of the header
-        message = decode_bulk(memoryview(header)[_LENGTH.size : _LENGTH.size + length])
-    except DecodeError as exc:
-        raise ProtocolError(f"slot header does not decode: {exc}", reason="malformed") from exc
-    if not isinstance(message, BulkComplete):
+    try:  # straight from the slot (no copy), into the one type a header may hold
+        return _DESCRIPTOR.decode(memoryview(header)[_LENGTH.size : _LENGTH.size + length])
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise ProtocolError(
-            f"slot header holds a {type(message).__name__}, not a BulkComplete",
-            reason="malformed",
-        )
-    return message
+            f"slot header is not a BulkComplete descriptor: {exc}", reason="malformed"
+        ) from exc
 
 
 class SlotState(Enum):
@@ -175,6 +175,7 @@ class Verdict(NamedTuple):  # a tuple: built once per frame, a frozen dataclass 
     descriptor: BulkComplete | None
     error: ProtocolError | None = None
     credit: BulkCredit | None = None
+    dtype: np.dtype[Any] | None = None  # the accepted frame's, checked and built once per layout
 
 
 _LAYOUTS_KEPT: Final = 64
@@ -267,7 +268,7 @@ class RingState:
         that carry it beside the payload); ``payload`` the slot's payload bytes (``None``
         skips the checksum); ``byte_len`` the bytes the transport says it wrote, if it says.
         """
-        seq24, slot = decode_imm(imm)
+        seq24, slot = (imm >> 8) & _SEQ_MASK, imm & 0xFF  # decode_imm, inlined: per frame
         if slot >= self.geometry.slot_count:
             return self._reject(
                 f"write into slot {slot}, but the ring has {self.geometry.slot_count}",
@@ -315,13 +316,14 @@ class RingState:
                 slot,
             )
         layout = (descriptor.dtype, descriptor.shape, descriptor.nbytes)
-        if layout not in self._layouts:
+        dtype = self._layouts.get(layout)
+        if dtype is None:
             problem = _check_layout(descriptor)
             if problem is not None:
                 return self._reject(problem, "bad_shape", slot)
             if len(self._layouts) >= _LAYOUTS_KEPT:
                 self._layouts.clear()
-            self._layouts[layout] = np.dtype(descriptor.dtype)
+            dtype = self._layouts[layout] = np.dtype(descriptor.dtype)
         if self.verify and descriptor.checksum is not None and payload is not None:
             actual = crc32(payload[: descriptor.nbytes])
             if actual != descriptor.checksum:
@@ -336,14 +338,8 @@ class RingState:
         self.statistics.accepted += 1
         if self._withheld and not self._granted:
             # That was the sender's last credit: it must not wait for a batch to fill.
-            return Verdict(descriptor, credit=self.grant_idle())
-        return Verdict(descriptor)
-
-    def dtype(self, descriptor: BulkComplete) -> np.dtype[Any]:
-        """The numpy dtype of an accepted descriptor (checked and remembered by
-        :meth:`complete`, so a stream builds it once)."""
-        dtype = self._layouts.get((descriptor.dtype, descriptor.shape, descriptor.nbytes))
-        return np.dtype(descriptor.dtype) if dtype is None else dtype
+            return Verdict(descriptor, None, self.grant_idle(), dtype)
+        return Verdict(descriptor, None, None, dtype)
 
     def _reject(self, message: str, reason: str, slot: int | None = None) -> Verdict:
         self.statistics.rejected[reason] = self.statistics.rejected.get(reason, 0) + 1
