@@ -10,10 +10,11 @@ thread or descriptor behind. Messages, first part naming the kind:
 
 The payload is sent with ``copy=False``: ZeroMQ reads the caller's buffer while it
 transmits, and the handle :meth:`Sender.send` returns is done once the buffer may be
-reused (:class:`_Written`: the moment ``track=True`` would report). ZeroMQ cannot receive into an
-application buffer, so a host-memory receiver hands out views of ZeroMQ's own message
-buffer (zero-copy; the slot is then only a credit); a ``gpu`` receiver copies the
-payload once into its page-aligned ring so the consumer can page-lock the ring.
+reused (:class:`_Written`: the moment ``track=True`` would report). ZeroMQ cannot
+receive into an application buffer, so a host-memory receiver hands out views of
+ZeroMQ's own message buffer (zero-copy; the slot is then only a credit); a ``gpu``
+receiver copies the payload once into its page-aligned ring so the consumer can
+page-lock the ring.
 
 A peer that dies shows as a disconnect on the socket monitor (TCP or IPC end-of-file;
 ZMTP heartbeats catch a silent peer across hosts): PeerLostError, after the frames that
@@ -199,9 +200,9 @@ class _Link:
 
     def send_write(self, head: bytes, payload: memoryview) -> _Written:
         """Queue a write, ``[head, payload]``, the payload zero-copy, without blocking
-        (as :meth:`send`). libzmq checks the high-water mark on a
-        message's first part only, so the second part fails only if the connection
-        went away in between: a lost peer as well."""
+        (as :meth:`send`). libzmq checks the high-water mark on a message's first part
+        only, so the second part fails only if the connection went away in between: a
+        lost peer as well."""
         if self.peer_lost:
             raise PeerLostError("bulk-lane peer went away (ZeroMQ connection closed)")
         sock = self.sock
@@ -305,7 +306,7 @@ class ZmqReceiveSide:
         return True
 
     def grant(self, credit: BulkCredit) -> None:
-        if self.attached:  # one part: every part is one more call into libzmq on each side
+        if self.attached:
             self.link.send_credit(credit)
         else:
             self._pending.append(credit)
