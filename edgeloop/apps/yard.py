@@ -42,6 +42,7 @@ from edgeloop.learning import (
     ClassLearned,
     FusionConfig,
     FusionGroup,
+    GibbsRepair,
     Learner,
     LearnerConfig,
     TrapConfig,
@@ -58,8 +59,10 @@ __all__ = [
     "YardDevices",
     "YardFusion",
     "YardLearner",
+    "YardRepair",
     "yard_learner_config",
     "yard_model",
+    "yard_prior",
 ]
 
 APP_FILE = Path(__file__).with_name("yard.toml")
@@ -290,6 +293,48 @@ def yard_model(world: World) -> tuple[Any, Any]:
     return dims, spec
 
 
+def yard_prior(world: World, strength: float = 100.0) -> Any:
+    """A core ``Posterior`` that says what :func:`yard_model` says, for learning on a
+    schedule: ``core.prior(active=0)``, a species slot per known species opened by
+    ``add_class`` from its gallery embeddings, then every Dirichlet and Beta row set to the
+    model's row times ``strength`` (pseudo-observations per row: how much a window's
+    counts move it) and each class's Normal-Inverse-Wishart set so that its predictive is
+    the model's Student-t (NEW's too). So the filter starts exactly where the fixed
+    model runs, and learning moves it from there."""
+    import jax.numpy as jnp
+
+    from edgeloop.learning import core
+
+    dims, spec = yard_model(world)
+    k, d = dims.classes, dims.dim
+    post = core.prior(dims, active=0)
+    embeddings, classes = world.extractor.gallery()
+    seen = np.zeros(k + 1)
+    for species in world.scenario.known:
+        mine = embeddings[classes == species.digit].astype(np.float64)
+        post, slot = core.add_class(post, mine)
+        seen[slot] = len(mine)
+    kappa = np.where(seen > 0, seen, 0.1)  # NEW: a vague mean
+    df = np.asarray(spec.emb_df, np.float64)
+    scale = np.asarray(spec.emb_scale, np.float64)
+    # the NIW predictive is a Student-t with df = nu - d + 1 and scale psi (kappa + 1) /
+    # (kappa df): solved for nu and psi
+    psi = scale * (kappa * df / (kappa + 1.0))[:, None, None]
+    detect = np.asarray(spec.detect, np.float64)
+    return post._replace(
+        crp=jnp.asarray(np.asarray(spec.class_prior) * strength),
+        init_conc=jnp.asarray(np.asarray(spec.init_zone) * strength),
+        trans_conc=jnp.asarray(np.asarray(spec.trans) * strength),
+        zone_conc=jnp.asarray(np.asarray(spec.zone_obs) * strength),
+        detect_conc=jnp.asarray(np.stack([detect, 1.0 - detect], axis=-1) * strength),
+        label_conc=jnp.asarray(np.asarray(spec.label) * strength),
+        niw_kappa=jnp.asarray(kappa),
+        niw_mean=jnp.asarray(np.asarray(spec.emb_loc, np.float64)),
+        niw_nu=jnp.asarray(df + d - 1.0),
+        niw_psi=jnp.asarray(psi),
+    )
+
+
 def yard_learner_config(
     scenario: str,
     *,
@@ -299,14 +344,19 @@ def yard_learner_config(
     decisions_to: Sequence[str] = (),
     store: str | None = None,
     tracks: int = 64,
+    prior_strength: float | None = None,
     **options: Any,
 ) -> LearnerConfig:
     """The LearnerConfig of the yard app for ``scenario``: the model of :func:`yard_model`,
     one trap per trap zone (for skunks, never on cats) told through ``traps_at/<zone>``,
-    and every camera's twin as a source of missed events after a restart."""
+    and every camera's twin as a source of missed events after a restart. With
+    ``prior_strength`` the learner learns (``learn_every``, ``repair`` and the other
+    learning options pass through) from :func:`yard_prior` of that strength."""
     world = World(scenario, seed)
     loaded = world.scenario
     dims, spec = yard_model(world)
+    if prior_strength is not None:
+        options["prior"] = yard_prior(world, prior_strength)
     labels = tuple(s.name for s in loaded.known)
     targets = tuple(s for s in ("skunk",) if s in labels)
     protected = tuple(s for s in ("cat",) if s in labels)
@@ -344,3 +394,21 @@ class YardLearner(Learner):
 
     def __init__(self, scenario: str, seed: int | None = None, **options: Any) -> None:
         super().__init__(yard_learner_config(scenario, seed=seed, **options))
+
+
+class YardRepair(GibbsRepair):
+    """The GibbsRepair of the yard app for ``scenario``: it pads windows to the learner's
+    track table (``tracks``, as :func:`yard_learner_config`) by ``rows`` rows, and warms
+    that shape up from :func:`yard_prior` (shapes are all it reads of it)."""
+
+    def __init__(
+        self,
+        scenario: str,
+        seed: int = 0,
+        sweeps: int = 10,
+        burn_in: int = 3,
+        tracks: int = 64,
+        rows: int = 64,
+    ) -> None:
+        warm = yard_prior(World(scenario, 0))
+        super().__init__(seed, sweeps, burn_in, tracks=tracks, rows=rows, warm=warm)

@@ -326,6 +326,7 @@ def _summary(
     lat = _latencies(stage["arrivals"] if stage else [], commands)
     knowledge = _ask(node, "/knowledge", GetCycles())
     return {
+        **_learning(learner, _ask(node, "/repair", GetStatistics())),
         "scenario": scenario,
         "events": sum(t.delivered_seq or 0 for t in twins.values()),
         "events_lost": sum(t.counters.get("lost", 0) for t in twins.values()),
@@ -349,6 +350,32 @@ def _summary(
         "knowledge_cycles": len((knowledge or {}).get("cycles", [])),
         "knowledge_counters": (knowledge or {}).get("counters", {}),
         "learner_p_new_max": (knowledge or {}).get("learner_p_new_max"),
+    }
+
+
+def _learning(learner: Any, repair: Any) -> dict[str, Any]:
+    """What the learner learnt on its schedule and what the Gibbs repair did (``None``
+    where that actor did not answer or is not in the app)."""
+    return {
+        "learning": None
+        if learner is None
+        else {
+            "windows": learner.windows,
+            "repairs_adopted": learner.repairs,
+            "repairs_stale": learner.stale_repairs,
+            "repairs_lost": learner.repairs_lost,
+            "params_version": learner.params_version,
+        },
+        "repair": None
+        if repair is None
+        else {
+            "runs": repair.repairs,
+            "tracks_resampled": repair.tracks,
+            "assignments_changed": repair.changed_total,
+            "rejected": repair.rejected,
+            "run_s": repair.run_s,
+            "warm_s": repair.warm_s,
+        },
     }
 
 

@@ -53,7 +53,10 @@ class LearnerConfig:
     to the zones it can be pointed at. With a ``prior`` (the core's ``Posterior``) the
     filter runs under its posterior means and learns: streaming VB every ``learn_every``
     seconds, camera-quality SVI every ``svi_every``, a Gibbs repair by the actor at
-    ``repair`` every ``repair_every``.
+    ``repair`` every ``repair_every``; a request with no answer after ``repair_timeout``
+    seconds counts as lost, and learning goes on. ``window_shape`` ``(tracks, rows)``:
+    the least shape a learning window is padded to, compiled at the start (each new shape
+    compiles for seconds on the event path).
     """
 
     spec: Any
@@ -79,6 +82,8 @@ class LearnerConfig:
     seed: int = 0
     repair: str | None = None
     repair_every: float = 5.0
+    repair_timeout: float = 120.0
+    window_shape: tuple[int, int] | None = None
     tracks: int = 1024
     tick: float = 1.0
     gate: float = 30.0
@@ -112,7 +117,14 @@ class LearnerConfig:
         for camera, zones in self.steerable.items():
             if camera not in self.cameras or not set(zones) <= set(self.zones):
                 raise ConfigError(f"steerable.{camera}", "names an unknown camera or zone")
-        for name in ("tick", "gate", "embedding_scale", "repair_every", "high_rate"):
+        for name in (
+            "tick",
+            "gate",
+            "embedding_scale",
+            "repair_every",
+            "repair_timeout",
+            "high_rate",
+        ):
             _positive(name, getattr(self, name))
         _positive("snapshot_every", self.snapshot_every, allow_none=True)
         _positive("keep_snapshots", self.keep_snapshots, allow_none=True)
@@ -121,6 +133,15 @@ class LearnerConfig:
         _positive("svi_every", self.svi_every, allow_none=True)
         if self.prior is None and (self.learn_every or self.svi_every or self.repair):
             raise ConfigError("prior", "learning (learn_every, svi_every, repair) needs a prior")
+        if self.window_shape is not None:
+            shape = self.window_shape
+            if (
+                not isinstance(shape, tuple | list)
+                or len(shape) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
+            ):
+                raise ConfigError("window_shape", f"expected two integers >= 1, got {shape!r}")
+            object.__setattr__(self, "window_shape", tuple(shape))
         for name in ("tracks", "max_batch", "sweeps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -9,6 +9,10 @@ slower schedule, from the label counts the windows added. The last window, with 
 posterior before it, is what a GibbsRepair resamples: its answer replaces that window's
 streaming update, which is only sound if nothing was learnt since, so windows wait while a
 repair is out (bounded staleness of one window).
+
+Each new window shape compiles the smoother (seconds, on the event path), so with a
+``shape`` every window is padded to at least that many tracks and rows (padding has no
+report and adds nothing) and :meth:`Trainer.warm` compiles it before the first event.
 """
 
 from __future__ import annotations
@@ -40,8 +44,17 @@ class Window:
 class Trainer:
     """Holds the posterior and the rows not yet learnt from; see the module docstring."""
 
-    def __init__(self, dims: core.Dims, prior: core.Posterior, *, seed: int, sweeps: int) -> None:
+    def __init__(
+        self,
+        dims: core.Dims,
+        prior: core.Posterior,
+        *,
+        seed: int,
+        sweeps: int,
+        shape: tuple[int, int] = (1, 1),
+    ) -> None:
         self.dims = dims
+        self.shape = shape
         self.posterior = prior
         self.quality = core.quality_prior(dims.cameras)
         self.sweeps = sweeps
@@ -54,6 +67,26 @@ class Trainer:
         self._template = template / template.sum(axis=-1, keepdims=True)
         self.last: Window | None = None
         self.windows = 0
+
+    def warm(self) -> None:
+        """Compile a window of the least ``shape`` (every track padding)."""
+        m, t = self.shape
+        c = self.dims.cameras
+        seqs = core.make_obs_seq(
+            self.dims,
+            start=np.zeros((m, t), bool),
+            steps=np.zeros((m, t), np.int32),
+            tod=np.zeros((m, t), np.int32),
+            present=np.zeros((m, t, c), bool),
+            zone=np.zeros((m, t, c), np.int32),
+            label=np.zeros((m, t, c), np.int32),
+            score=np.zeros((m, t, c), np.float32),
+            embedding=np.zeros((m, t, c, self.dims.dim), np.float32),
+        )
+        prior = np.asarray(core.prior_belief(self.params()))
+        first = np.broadcast_to(prior, (m, *prior.shape)).copy()
+        after, _ = core.svb_window(self.posterior, seqs, first, sweeps=self.sweeps)
+        np.asarray(after.crp)  # waits for the result: the compile is done
 
     def params(self) -> core.Params:
         """The filter's parameters under the current posterior (posterior means)."""
@@ -156,8 +189,8 @@ class Trainer:
         group_first = np.r_[0, np.flatnonzero(np.diff(sorted_inverse)) + 1]
         offsets = np.repeat(group_first, np.diff(np.r_[group_first, len(order)]))
         position[order] = np.arange(len(order)) - offsets
-        m = bucket(len(tracks))
-        t = bucket(int(position.max()) + 1)
+        m = bucket(len(tracks), least=self.shape[0])
+        t = bucket(int(position.max()) + 1, least=self.shape[1])
 
         def gather(name: str) -> np.ndarray:
             return np.concatenate([getattr(r, name) for r in rows])

@@ -62,6 +62,17 @@ class _Flush:
     """Signal: apply the pending micro-batch."""
 
 
+class _RepairLost:
+    """Signal: repair request ``number`` got no ParamsUpdate (refused, the repair actor
+    crashed or stopped, or ``repair_timeout`` passed); ``why`` says which."""
+
+    __slots__ = ("number", "why")
+
+    def __init__(self, number: int, why: str) -> None:
+        self.number = number
+        self.why = why
+
+
 class _Due:
     """Signal: a scheduled job is due (``snapshot``, ``repair``, ``reconfigure``)."""
 
@@ -93,6 +104,7 @@ class LearnerStatistics:
     svi_fits: int
     repairs: int
     stale_repairs: int
+    repairs_lost: int
     undelivered: int
     tracks_started: int
     seq: dict[str, int]
@@ -135,6 +147,7 @@ class Learner(Actor):
         self._actions: dict[str, int] = {}
         self._trainer: Trainer | None = None
         self._repair_out = False
+        self._repair_number = 0  # of the request out, to match its outcome
         # False while a batch is half applied: a crash then must not be snapshotted, or
         # the ledger would list events the filter never took in (the restart replays them)
         self._consistent = True
@@ -168,7 +181,11 @@ class Learner(Actor):
             from edgeloop.learning._learn import Trainer
 
             self._trainer = Trainer(
-                config.dims, config.prior, seed=config.seed, sweeps=config.sweeps
+                config.dims,
+                config.prior,
+                seed=config.seed,
+                sweeps=config.sweeps,
+                shape=config.window_shape or (1, 1),
             )
             params = self._trainer.params()
         else:
@@ -181,6 +198,8 @@ class Learner(Actor):
             self._store = Store(config.store)
             self._restore()
         self._kernel.warm(config.warm_shapes)
+        if self._trainer is not None and config.window_shape is not None:
+            self._trainer.warm()
         for device, twin in config.sources.items():
             request = EventsSince(
                 device=device, after_seq=self._ledger.floor(device), reply_to=self.path
@@ -226,6 +245,8 @@ class Learner(Actor):
             self._due(message.job)
         elif kind is ParamsUpdate:
             self._adopt(message)
+        elif kind is _RepairLost:
+            self._repair_lost(message)
         elif kind is GetStatistics:
             self._flush()  # so the answer counts every event handled before the ask
             return self.statistics()
@@ -549,7 +570,42 @@ class Learner(Actor):
             reply_to=self.path,
         )
         self._repair_out = True
-        self._send(self.config.repair, request)
+        self._repair_number += 1
+        self._ask_repair(self.config.repair, request, self._repair_number)
+
+    def _ask_repair(self, address: str, request: RepairRequest, number: int) -> None:
+        """Send ``request`` as an ask, so that its fate comes back: the answer itself is
+        a ParamsUpdate told to ``reply_to``; a refusal, a crash or stop of the repair
+        actor, or no answer within ``repair_timeout`` comes back as ``_RepairLost``
+        (or the learner would wait for it forever, learning nothing meanwhile)."""
+        ref = self.ref
+
+        def done(future: Any) -> None:
+            try:
+                answer = future.get(0)
+            except Exception as error:  # noqa: BLE001 - a dead, crashed or slow repair
+                send_signal(ref, _RepairLost(number, f"{type(error).__name__}: {error}"))
+                return
+            if answer is not None:  # a refusal (ObservationError), answered not raised
+                send_signal(ref, _RepairLost(number, f"refused: {answer}"))
+
+        try:
+            future = self.system.ref(address).ask(request, timeout=self.config.repair_timeout)
+        except (EdgeloopError, ValueError) as error:
+            self._counts["undelivered"] += 1
+            _log.warning("learner_send_failed", to=address, error=str(error))
+            self._repair_lost(_RepairLost(number, str(error)))
+            return
+        future.add_done_callback(done)
+
+    def _repair_lost(self, lost: _RepairLost) -> None:
+        """The request out came to nothing: count it and learn again (a late answer
+        is still checked against ``params_version``)."""
+        if not self._repair_out or lost.number != self._repair_number:
+            return
+        self._repair_out = False
+        self._counts["repairs_lost"] += 1
+        _log.warning("learner_repair_lost", path=self.path, why=lost.why)
 
     def _adopt(self, update: ParamsUpdate) -> None:
         self._repair_out = False
@@ -633,6 +689,7 @@ class Learner(Actor):
             svi_fits=counts["svi"],
             repairs=counts["repair"],
             stale_repairs=counts["stale_repairs"],
+            repairs_lost=counts["repairs_lost"],
             undelivered=counts["undelivered"],
             tracks_started=self._tracks.started,
             seq=self._ledger.last(),

@@ -174,6 +174,10 @@ def gibbs_run(
     k1 = base.crp.shape[0]
     learn = base.active
     shape = params(spec_of(base))  # only its score edges and shapes are read for counting
+    # A track with no report is padding (windows are padded to few shapes): it is no
+    # member of any species (the CRP counts) and is never resampled.
+    real = jnp.any(window.present, axis=(1, 2))
+    member = real.astype(jnp.float32)[:, None]
 
     def sweep(carry: _Carry, xs: tuple[Array, Array]) -> tuple[_Carry, None]:
         assign, zones, acc, freq = carry
@@ -183,15 +187,17 @@ def gibbs_run(
         stats = _window_stats(shape, window, assign, zones)
         acc = jax.tree.map(lambda a, b: a + keep * b, acc, stats)
         p = params(draw_spec(k_draw, add_stats(base, stats, learn)))
-        counts = jnp.sum(jax.nn.one_hot(assign, k1), axis=0)
+        counts = jnp.sum(jax.nn.one_hot(assign, k1) * member, axis=0)
 
         def visit(state: _Visit, i: Array) -> tuple[_Visit, None]:
             assign, zones, counts = state
-            without = counts - jax.nn.one_hot(assign[i], k1)
+            without = counts - jax.nn.one_hot(assign[i], k1) * member[i]
             weight = jnp.where(learn, base.crp + without, 0.0)
             seq = jax.tree.map(lambda a: a[i], window)
             species, path = _ffbs(jax.random.fold_in(k_tracks, i), jnp.log(weight), p, seq)
-            counts = without + jax.nn.one_hot(species, k1)
+            species = jnp.where(real[i], species, assign[i])
+            path = jnp.where(real[i], path, zones[i])
+            counts = without + jax.nn.one_hot(species, k1) * member[i]
             return (assign.at[i].set(species), zones.at[i].set(path), counts), None
 
         order = jax.random.permutation(k_order, m)

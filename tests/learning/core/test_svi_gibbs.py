@@ -56,14 +56,19 @@ def test_gibbs_repairs_wrong_early_assignments_within_the_window():
     early, _, _ = reference.simulate(truth, 4, tracks=16, length=20)
     base, _ = core.svb_window(core.prior(DIMS, active=2), core.make_obs_seq(DIMS, **early))
     obs, classes, _ = reference.simulate(truth, 5, tracks=16, length=20)
-    assign = classes.copy()
+    # 48 padding tracks (no report; a window is padded to few shapes), all given class 1:
+    # members of no species, so they must not pull the real tracks to class 1
+    pad = 48
+    obs = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in obs.items()}
+    assign = np.concatenate([classes, np.ones(pad, classes.dtype)])
     wrong = np.array([0, 5, 10])
     assign[wrong] = 1 - assign[wrong]
     result = core.gibbs_run(
         core.prng_key(3), base, core.make_obs_seq(DIMS, **obs), assign, sweeps=10, burn_in=3
     )
     final = np.asarray(result.frequency).argmax(axis=1)
-    assert np.array_equal(final, classes)
+    assert np.array_equal(final[:16], classes)
+    assert np.array_equal(np.asarray(result.assign)[16:], np.ones(pad))  # never resampled
     freq = np.asarray(result.frequency)
     np.testing.assert_allclose(freq.sum(axis=1), 1.0, atol=1e-6)
     # the published posterior holds the window's counts once: one per track of a known
