@@ -5,15 +5,26 @@ Tree (``yard.toml``; strategies by what each failure must restart)::
     root (one_for_one)
     ├── devices   YardDevices: one twin per camera and trap (one_for_one: a twin is alone)
     ├── traps     TrapRelay per trap: learner → interlock → the trap's twin (one_for_one)
+    ├── repair    YardRepair: Gibbs repair of the learner's last window (alone: its crash
+    │              restarts it only, and no other crash stops it in the middle of a run)
     ├── pipeline  (rest_for_one: a stage's crash restarts the stages after it, so the
     │   │          learner restarts and asks every twin for the events it lacks)
     │   ├── functions  EventStage: the app's event functions, before fusion
     │   ├── fusion     YardFusion: a FusionGroup over the scenario's cameras
-    │   └── learner    YardLearner: decides every trap, tells its TrapRelay
+    │   └── learner    YardLearner: decides every trap, tells its TrapRelay; learns on a
+    │                  schedule from :func:`yard_prior` and asks ``/repair`` to resample
+    │                  its last window
     └── knowledge YardCycle: the open-world knowledge cycle (new species, new heads)
 
-No GibbsRepair child yet: it repairs what the learner learns, and this learner runs a
-fixed model (no ``prior``); docs/yard.md says what adding both takes.
+The repair is a sibling of the pipeline, not a stage in it: under ``rest_for_one`` a
+repair before the learner would restart the learner when it crashes, and one after it
+would be stopped, mid-run, before every learner restart. Under the root it starts before
+the learner and stops after it. The learner asks it (``RepairRequest``) and counts a
+request that comes to nothing (``repairs_lost``: refused, crashed, timed out), so a
+repair crash costs at most one repair. Both stops wait for JAX work in hand
+(``shutdown`` in the app file): an actor abandoned inside XLA aborted the process at
+exit ("terminate called ..."), and every window shape is compiled at the start so that
+the wait is a run (a fraction of a second), not a compile.
 
 Every actor takes plain app-file arguments and builds its configuration from the
 scenario (``scenario = "calm"``), so the app file stays data.
@@ -399,7 +410,9 @@ class YardLearner(Learner):
 class YardRepair(GibbsRepair):
     """The GibbsRepair of the yard app for ``scenario``: it pads windows to the learner's
     track table (``tracks``, as :func:`yard_learner_config`) by ``rows`` rows, and warms
-    that shape up from :func:`yard_prior` (shapes are all it reads of it)."""
+    that shape up from :func:`yard_prior` (shapes are all it reads of it), made in its own
+    thread after the start: a restart is not held up by it (JAX's first calls take
+    seconds)."""
 
     def __init__(
         self,
@@ -410,5 +423,7 @@ class YardRepair(GibbsRepair):
         tracks: int = 64,
         rows: int = 64,
     ) -> None:
-        warm = yard_prior(World(scenario, 0))
+        def warm() -> Any:
+            return yard_prior(World(scenario, 0))
+
         super().__init__(seed, sweeps, burn_in, tracks=tracks, rows=rows, warm=warm)

@@ -364,6 +364,7 @@ def _learning(learner: Any, repair: Any) -> dict[str, Any]:
             "repairs_adopted": learner.repairs,
             "repairs_stale": learner.stale_repairs,
             "repairs_lost": learner.repairs_lost,
+            "repairs_skipped": learner.repairs_skipped,
             "params_version": learner.params_version,
         },
         "repair": None

@@ -11,9 +11,9 @@ seconds (seeded) one fault:
     journal and resends what the node had not acknowledged;
 ``crash_actor``
     an :class:`~edgeloop.actors.InjectFault` into a random actor (a camera or trap twin,
-    a trap relay, the event stage, fusion, the knowledge cycle): it crashes where it
-    stands, losing its mailbox, and its supervisor restarts it (and, under
-    ``rest_for_one``, the stages after it);
+    a trap relay, the event stage, fusion, the knowledge cycle, the Gibbs repair): it
+    crashes where it stands, losing its mailbox, and its supervisor restarts it (and,
+    under ``rest_for_one``, the stages after it);
 ``kill_learner``
     the same into the learner: it restarts from its last snapshot and asks every camera
     twin for the events after it.
@@ -188,6 +188,8 @@ def _inject(
     actors += ["/pipeline/functions", "/pipeline/fusion"]
     if node.lookup("/knowledge") is not None:  # the yard's knowledge cycle, where it runs
         actors.append("/knowledge")
+    if node.lookup("/repair") is not None:  # the learner's Gibbs repair, where it runs
+        actors.append("/repair")
     first = list(KINDS)
     rng.shuffle(first)
     pause = threading.Event()

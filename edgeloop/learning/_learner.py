@@ -105,6 +105,7 @@ class LearnerStatistics:
     repairs: int
     stale_repairs: int
     repairs_lost: int
+    repairs_skipped: int
     undelivered: int
     tracks_started: int
     seq: dict[str, int]
@@ -561,6 +562,12 @@ class Learner(Actor):
         trainer = self._trainer
         if trainer is None or trainer.last is None or self._repair_out:
             return
+        local = self.system.lookup(self.config.repair) if self.config.repair[0] == "/" else None
+        if local is not None and not local.is_idle():
+            # busy (its warm-up compile, another learner's window): a request would wait
+            # behind that, and windows wait for it; try again when next due
+            self._counts["repairs_skipped"] += 1
+            return
         window = trainer.last
         request = RepairRequest(
             version=self._params_version,
@@ -690,6 +697,7 @@ class Learner(Actor):
             repairs=counts["repair"],
             stale_repairs=counts["stale_repairs"],
             repairs_lost=counts["repairs_lost"],
+            repairs_skipped=counts["repairs_skipped"],
             undelivered=counts["undelivered"],
             tracks_started=self._tracks.started,
             seq=self._ledger.last(),

@@ -58,8 +58,9 @@ class RepairStatistics:
 class GibbsRepair(Actor):
     """Answers each :class:`RepairRequest` with ``sweeps`` Gibbs sweeps (``burn_in`` of
     them discarded); JAX is imported in ``on_start``. ``tracks`` and ``rows`` pad windows
-    to few shapes; ``warm`` (the core's ``Posterior`` the learner starts from) compiles
-    the ``tracks`` x ``rows`` shape first (see the module docstring)."""
+    to few shapes; ``warm`` (the core's ``Posterior`` the learner starts from, or a
+    function that makes it, called in the actor's thread) compiles the ``tracks`` x
+    ``rows`` shape first (see the module docstring)."""
 
     def __init__(
         self,
@@ -139,7 +140,8 @@ class GibbsRepair(Actor):
         from edgeloop.learning import core
 
         began = time.perf_counter()
-        base = jax.tree.map(lambda a: jax.numpy.asarray(np.asarray(a)), self.warm)
+        given = self.warm() if callable(self.warm) else self.warm
+        base = jax.tree.map(lambda a: jax.numpy.asarray(np.asarray(a)), given)
         (k1, z), (c, _, outcomes) = np.shape(base.init_conc), np.shape(base.label_conc)
         d = np.shape(base.niw_mean)[1]
         dims = core.Dims(

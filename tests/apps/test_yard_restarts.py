@@ -22,6 +22,7 @@ from tests.helpers import wait_for
 pytestmark = pytest.mark.integration
 
 WAIT = 60.0
+COMPILE = 180.0  # the repair compiles its window shape after its start: 10-50 s under load
 
 
 def test_repair_and_fusion_crashes_restart_what_they_should_and_lose_nothing(
@@ -49,6 +50,8 @@ def test_repair_and_fusion_crashes_restart_what_they_should_and_lose_nothing(
             now = stats()
             return now.events if now is not None else 0
 
+        warmed = repair.ask(GetStatistics(), timeout=COMPILE).get()  # answered after it
+        assert warmed.warm_s is not None
         with runner:
             # learning on a schedule, with repaired windows adopted, in the running app
             wait_for(lambda: stats().repairs >= 1, WAIT, "a repaired window adopted")
