@@ -98,3 +98,31 @@ def test_a_bad_repaired_posterior_is_refused_and_the_filter_goes_on(system: Acto
     stats = learner.ask(GetStatistics(), timeout=SLOW).get()
     assert stats.rejected == {"posterior": 2}
     assert (stats.events, stats.params_version, stats.repairs) == (1, 0, 0)
+
+
+def test_a_repair_that_comes_to_nothing_is_counted_and_learning_goes_on(
+    virtual_system: ActorSystem, clock: VirtualClock
+) -> None:
+    """No repair actor at the path (crashed, not yet restarted): the request is lost,
+    counted, and the next window is learnt (windows wait only for a request that is out)."""
+    virtual_system.spawn(Inbox, "/yard/trap-1")
+    cfg = config(prior=yard_prior(), learn_every=5.0, repair="/yard/repair", repair_every=7.0)
+    learner = virtual_system.spawn(
+        Learner, "/yard/learner", args={"config": cfg}, start_timeout=SLOW
+    )
+
+    def stats():
+        return learner.ask(GetStatistics(), timeout=SLOW).get()
+
+    for seq in range(1, 21):
+        learner.tell(sighting("cam-a", seq, float(seq), "skunk", "lawn", jitter=seq % 3))
+    clock.advance(5.0)
+    wait_for(lambda: stats().windows == 1, SLOW, "a streaming VB window")
+    clock.advance(2.0)
+    wait_for(lambda: stats().repairs_lost == 1, SLOW, "the request counted as lost")
+    for seq in range(21, 41):
+        learner.tell(sighting("cam-a", seq, float(seq), "skunk", "lawn", jitter=seq % 3))
+    clock.advance(3.0)
+    wait_for(lambda: stats().windows == 2, SLOW, "the next window, not held back")
+    final = stats()
+    assert (final.repairs, final.undelivered, final.events) == (0, 1, 40)
