@@ -23,8 +23,9 @@ the learner and stops after it. The learner asks it (``RepairRequest``) and coun
 request that comes to nothing (``repairs_lost``: refused, crashed, timed out), so a
 repair crash costs at most one repair. Both stops wait for JAX work in hand
 (``shutdown`` in the app file): an actor abandoned inside XLA aborted the process at
-exit ("terminate called ..."), and every window shape is compiled at the start so that
-the wait is a run (a fraction of a second), not a compile.
+exit ("terminate called ..."), and windows are padded to one shape, compiled at the
+start (the learner's in its start, the repair's as its first message), so that the wait
+is a run (a fraction of a second), not a compile. docs/yard.md has the figures.
 
 Every actor takes plain app-file arguments and builds its configuration from the
 scenario (``scenario = "calm"``), so the app file stays data.
