@@ -23,9 +23,9 @@ the learner and stops after it. The learner asks it (``RepairRequest``) and coun
 request that comes to nothing (``repairs_lost``: refused, crashed, timed out), so a
 repair crash costs at most one repair. Both stops wait for JAX work in hand
 (``shutdown`` in the app file): an actor abandoned inside XLA aborted the process at
-exit ("terminate called ..."), and windows are padded to one shape, compiled at the
-start (the learner's in its start, the repair's as its first message), so that the wait
-is a run (a fraction of a second), not a compile. docs/yard.md has the figures.
+exit ("terminate called ..."), and windows are padded to one shape, compiled in the
+learner's and the repair's starts, so that the wait is a run (a fraction of a second),
+not a compile. docs/yard.md has the figures.
 
 Every actor takes plain app-file arguments and builds its configuration from the
 scenario (``scenario = "calm"``), so the app file stays data.
@@ -411,9 +411,8 @@ class YardLearner(Learner):
 class YardRepair(GibbsRepair):
     """The GibbsRepair of the yard app for ``scenario``: it pads windows to the learner's
     track table (``tracks``, as :func:`yard_learner_config`) by ``rows`` rows, and warms
-    that shape up from :func:`yard_prior` (shapes are all it reads of it), made in its own
-    thread after the start: a restart is not held up by it (JAX's first calls take
-    seconds)."""
+    that shape up from :func:`yard_prior` (shapes are all it reads of it), made in its
+    ``on_start``, not in the supervisor's thread (JAX's first calls take seconds)."""
 
     def __init__(
         self,

@@ -11,9 +11,11 @@ Shapes: ``gibbs_run`` compiles once per window shape, which takes 10-25 s on a b
 2-core machine against well under a second to run. So windows are padded with empty
 tracks and rows (which the core leaves out) up to ``tracks`` x ``rows`` (larger ones
 to the next power of two), and with a ``warm`` posterior the one common shape is
-compiled right after the start, as the actor's first message, not in the middle of the
-yard. A stop waits for the run in hand: a supervisor must give this actor a
-``shutdown`` longer than a compile (an abandoned thread still inside XLA when the
+compiled in ``on_start``, before the actors started after this one (the learner): a
+compile beside the running yard slowed every other actor of the process down (its
+tracing is Python) and held the first repairs back. A stop waits for the run in hand: a
+supervisor must give this actor a ``shutdown`` longer than a run, or a compile of a
+shape larger than the common one (an abandoned thread still inside XLA when the
 interpreter exits aborts the process).
 """
 
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from edgeloop.actors import Actor, send_signal
+from edgeloop.actors import Actor
 from edgeloop.errors import EdgeloopError, ObservationError
 from edgeloop.learning._messages import GetStatistics, ParamsUpdate, RepairRequest
 from edgeloop.learning._tracks import bucket
@@ -34,10 +36,6 @@ from edgeloop.learning._tracks import bucket
 __all__ = ["GibbsRepair", "RepairStatistics"]
 
 _log = structlog.get_logger("edgeloop.learning")
-
-
-class _Warm:
-    """Signal: compile the common window shape now."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,8 +57,8 @@ class GibbsRepair(Actor):
     """Answers each :class:`RepairRequest` with ``sweeps`` Gibbs sweeps (``burn_in`` of
     them discarded); JAX is imported in ``on_start``. ``tracks`` and ``rows`` pad windows
     to few shapes; ``warm`` (the core's ``Posterior`` the learner starts from, or a
-    function that makes it, called in the actor's thread) compiles the ``tracks`` x
-    ``rows`` shape first (see the module docstring)."""
+    function that makes it) compiles the ``tracks`` x ``rows`` shape in ``on_start``
+    (see the module docstring)."""
 
     def __init__(
         self,
@@ -96,14 +94,11 @@ class GibbsRepair(Actor):
 
         self._key = jax.random.PRNGKey(self.seed)
         if self.warm is not None:
-            send_signal(self.ref, _Warm())
+            self._warm_up()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RepairRequest):
             return self._repair(message)
-        if isinstance(message, _Warm):
-            self._warm_up()
-            return None
         if isinstance(message, GetStatistics):
             return RepairStatistics(
                 self._repairs,

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from tests.apps.jax_env import jax_env
 from tests.integration.procs import ROOT
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ def test_the_calm_yard_catches_the_skunk_and_no_cat_losing_nothing() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "edgeloop", "demo", "yard", "--json", "--speed", "30"],
         cwd=ROOT,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"},
+        env=jax_env(PYTHONUNBUFFERED="1"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -64,7 +65,7 @@ def test_the_opossum_yard_learns_the_stranger_and_pushes_it_to_every_camera() ->
     run = subprocess.run(
         [*DEMO, "--json", "--scenario", "opossum", "--speed", "20"],
         cwd=ROOT,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"},
+        env=jax_env(PYTHONUNBUFFERED="1"),
         capture_output=True,
         text=True,
         timeout=180,
