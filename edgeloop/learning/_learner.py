@@ -564,7 +564,7 @@ class Learner(Actor):
             return
         local = self.system.lookup(self.config.repair) if self.config.repair[0] == "/" else None
         if local is not None and not local.is_idle():
-            # busy (its warm-up compile, another learner's window): a request would wait
+            # busy (another learner's window, a compile): a request would wait
             # behind that, and windows wait for it; try again when next due
             self._counts["repairs_skipped"] += 1
             return
