@@ -326,7 +326,6 @@ def _summary(
     lat = _latencies(stage["arrivals"] if stage else [], commands)
     knowledge = _ask(node, "/knowledge", GetCycles())
     return {
-        **_learning(learner, _ask(node, "/repair", GetStatistics())),
         "scenario": scenario,
         "events": sum(t.delivered_seq or 0 for t in twins.values()),
         "events_lost": sum(t.counters.get("lost", 0) for t in twins.values()),
@@ -350,6 +349,7 @@ def _summary(
         "knowledge_cycles": len((knowledge or {}).get("cycles", [])),
         "knowledge_counters": (knowledge or {}).get("counters", {}),
         "learner_p_new_max": (knowledge or {}).get("learner_p_new_max"),
+        **_learning(learner, _ask(node, "/repair", GetStatistics())),
     }
 
 

@@ -84,6 +84,13 @@ def test_learning_without_a_prior_is_a_config_error() -> None:
     assert caught.value.key == "prior"
 
 
+@pytest.mark.parametrize("shape", [(0, 16), (16,), ("16", 16), (True, 16), 16])
+def test_a_bad_window_shape_is_a_config_error(shape: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(prior=yard_prior(), window_shape=shape)
+    assert caught.value.key == "window_shape"
+
+
 def test_a_bad_repaired_posterior_is_refused_and_the_filter_goes_on(system: ActorSystem) -> None:
     """A ParamsUpdate that is not a posterior of this model: counted, dropped, harmless."""
     from edgeloop.learning import ParamsUpdate
