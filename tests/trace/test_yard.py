@@ -173,11 +173,11 @@ def test_check_passes_against_a_replay_reference_and_catches_a_changed_model(
     assert "check passed" in same.output
 
     # The changed model: the learner weighs the cameras' embeddings four times as much.
-    learner = 'args = { scenario = "calm", snapshot_every = 2.0 }'
+    learner = "snapshot_every = 2.0\n"  # in the learner's args table, only there
     text = APP_FILE.read_text()
     assert text.count(learner) == 1
     changed = tmp_path / "changed.toml"
-    changed.write_text(text.replace(learner, learner[:-2] + ", embedding_scale = 4.0 }"))
+    changed.write_text(text.replace(learner, learner + "embedding_scale = 4.0\n"))
     caught = cli.invoke(
         app, ["replay", str(reference), "--app", str(changed), "--fast", "--check", "--quiet"]
     )
