@@ -67,14 +67,19 @@ def test_the_gallery_source_paces_offset_rows_and_ends() -> None:
 
 @pytest.mark.integration
 def test_a_small_run_times_every_event_on_both_sides() -> None:
-    result = run_e2e(sizes=Sizes(seconds=1.0, rounds=1, cameras=(2,)))
+    result = run_e2e(sizes=Sizes(seconds=1.0, rounds=1, cameras=(2,), cycles=1))
     names = [r.name for r in result.results]
     assert names == [
         "event_to_actuation_p99_2cams",
         "event_to_actuation_p50_2cams",
         "events_per_s_2cams",
         "node_cpu_2cams",
+        "cycle_latency_p50_ms",
+        "cycle_wait_for_examples_ms",
     ]
+    assert 0 < result.result("cycle_latency_p50_ms").edgeloop < 10_000  # a cycle completed
+    assert result.environment is not None
+    assert result.environment["cycle_all_acked"] == 1
     latency = result.result("event_to_actuation_p99_2cams")
     assert 0 < latency.edgeloop < 1000
     assert 0 < latency.anchor < 1000
