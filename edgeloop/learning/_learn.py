@@ -71,18 +71,7 @@ class Trainer:
     def warm(self) -> None:
         """Compile a window of the least ``shape`` (every track padding)."""
         m, t = self.shape
-        c = self.dims.cameras
-        seqs = core.make_obs_seq(
-            self.dims,
-            start=np.zeros((m, t), bool),
-            steps=np.zeros((m, t), np.int32),
-            tod=np.zeros((m, t), np.int32),
-            present=np.zeros((m, t, c), bool),
-            zone=np.zeros((m, t, c), np.int32),
-            label=np.zeros((m, t, c), np.int32),
-            score=np.zeros((m, t, c), np.float32),
-            embedding=np.zeros((m, t, c, self.dims.dim), np.float32),
-        )
+        seqs = core.padding_obs_seq(self.dims, m, t)
         prior = np.asarray(core.prior_belief(self.params()))
         first = np.broadcast_to(prior, (m, *prior.shape)).copy()
         after, _ = core.svb_window(self.posterior, seqs, first, sweeps=self.sweeps)

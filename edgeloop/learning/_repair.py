@@ -148,17 +148,7 @@ class GibbsRepair(Actor):
             dim=d,
         )
         m, t = self.tracks, self.rows
-        window = core.make_obs_seq(
-            dims,
-            start=np.zeros((m, t), bool),
-            steps=np.zeros((m, t), np.int32),
-            tod=np.zeros((m, t), np.int32),
-            present=np.zeros((m, t, c), bool),
-            zone=np.zeros((m, t, c), np.int32),
-            label=np.zeros((m, t, c), np.int32),
-            score=np.zeros((m, t, c), np.float32),
-            embedding=np.zeros((m, t, c, d), np.float32),
-        )
+        window = core.padding_obs_seq(dims, m, t)
         result = core.gibbs_run(
             jax.random.PRNGKey(0),
             base,

@@ -33,6 +33,7 @@ __all__ = [
     "ObsSeq",
     "Smoothed",
     "make_obs_seq",
+    "padding_obs_seq",
     "smooth",
     "expected_stats",
     "svb_window",
@@ -80,6 +81,23 @@ def make_obs_seq(dims: Dims, **fields: object) -> ObsSeq:
         _float_array("embedding", fields.get("embedding"), (m, t, c, dims.dim)),
     )
     return ObsSeq(*(jnp.asarray(a) for a in arrays))
+
+
+def padding_obs_seq(dims: Dims, tracks: int, rows: int) -> ObsSeq:
+    """A window [tracks, rows] of padding only (no camera present): what a shell runs once
+    to compile a window shape before real windows come."""
+    m, t, c = tracks, rows, dims.cameras
+    return make_obs_seq(
+        dims,
+        start=np.zeros((m, t), bool),
+        steps=np.zeros((m, t), np.int32),
+        tod=np.zeros((m, t), np.int32),
+        present=np.zeros((m, t, c), bool),
+        zone=np.zeros((m, t, c), np.int32),
+        label=np.zeros((m, t, c), np.int32),
+        score=np.zeros((m, t, c), np.float32),
+        embedding=np.zeros((m, t, c, dims.dim), np.float32),
+    )
 
 
 def _power(trans: Array, steps: Array) -> Array:
