@@ -33,7 +33,7 @@ from edgeloop.sensors._runner import YardRunner
 from edgeloop.sensors.world import load_scenario
 from edgeloop.supervisor import Node, parse_app
 
-__all__ = ["run_demo", "run_dir_for", "yard_app"]
+__all__ = ["ask_or_none", "run_demo", "run_dir_for", "yard_app"]
 
 _ASK = 30.0
 _VIEW_ASK = 1.0
@@ -97,7 +97,7 @@ def yard_app(
     return data
 
 
-def _ask(node: Node, path: str, message: Any, timeout: float = _ASK) -> Any:
+def ask_or_none(node: Node, path: str, message: Any, timeout: float = _ASK) -> Any:
     """The answer of the actor at ``path``; ``None`` if there is none now or it is busy past
     ``timeout`` (a restarting or compiling learner must not stop the demo)."""
     ref = node.lookup(path)
@@ -112,7 +112,7 @@ def _ask(node: Node, path: str, message: Any, timeout: float = _ASK) -> Any:
 def _twins(node: Node, names: list[str], timeout: float = _ASK) -> dict[str, Any]:
     out = {}
     for name in names:
-        state = _ask(node, f"/devices/{name}", GetState(), timeout)
+        state = ask_or_none(node, f"/devices/{name}", GetState(), timeout)
         if state is not None:
             out[name] = state
     return out
@@ -137,7 +137,7 @@ def _view(node: Node, cameras: list[str], traps: list[str], rate: float, t: floa
         trap_table.add_column(column)
     for name in traps:
         state = twins.get(name)
-        log = _ask(node, f"/traps/{name}", GetLog(), _VIEW_ASK) or {"commands": []}
+        log = ask_or_none(node, f"/traps/{name}", GetLog(), _VIEW_ASK) or {"commands": []}
         position = str(state.extra.get("position", "?")) if state is not None else "?"
         trap_table.add_row(
             name,
@@ -145,12 +145,12 @@ def _view(node: Node, cameras: list[str], traps: list[str], rate: float, t: floa
             position,
             ", ".join(c for _, c in log["commands"][-4:]),
         )
-    stats = _ask(node, "/pipeline/learner", GetStatistics(), _VIEW_ASK)
+    stats = ask_or_none(node, "/pipeline/learner", GetStatistics(), _VIEW_ASK)
     tracks = stats.tracks_started if stats is not None else "? (busy)"
     events = stats.events if stats is not None else "? (busy)"
     line = Table.grid()
     line.add_row(f"events/s {rate:.1f} | learner events {events} | tracks started {tracks}")
-    line.add_row(_cycle_line(_ask(node, "/knowledge", GetCycles(), _VIEW_ASK)))
+    line.add_row(_cycle_line(ask_or_none(node, "/knowledge", GetCycles(), _VIEW_ASK)))
     return Group(cams, trap_table, line)
 
 
@@ -288,7 +288,7 @@ def _play(
         while time.perf_counter() < end:
             runner.wait(min(0.5, max(0.0, end - time.perf_counter())))  # or a stop
             now = time.perf_counter()
-            log = _ask(node, "/pipeline/functions", GetLog(), _VIEW_ASK) or {"arrivals": []}
+            log = ask_or_none(node, "/pipeline/functions", GetLog(), _VIEW_ASK) or {"arrivals": []}
             events = len(log["arrivals"])
             rate = (events - last_events) / max(now - last_at, 1e-6)
             last_events, last_at = events, now
@@ -300,13 +300,13 @@ def _summary(
     node: Node, runner: YardRunner, cameras: list[str], traps: list[str], scenario: str
 ) -> dict[str, Any]:
     twins = _twins(node, cameras)
-    stage = _ask(node, "/pipeline/functions", GetLog())
-    fusion = _ask(node, "/pipeline/fusion", GetStatistics())
-    learner = _ask(node, "/pipeline/learner", GetStatistics())
+    stage = ask_or_none(node, "/pipeline/functions", GetLog())
+    fusion = ask_or_none(node, "/pipeline/fusion", GetStatistics())
+    learner = ask_or_none(node, "/pipeline/learner", GetStatistics())
     commands: list[float] = []
     relays = {}
     for trap in traps:
-        log = _ask(node, f"/traps/{trap}", GetLog()) or {"commands": [], "failed": []}
+        log = ask_or_none(node, f"/traps/{trap}", GetLog()) or {"commands": [], "failed": []}
         relays[trap] = log
         commands += [t for t, _ in log["commands"]]
     decisions: list[dict[str, Any]] = []
@@ -324,7 +324,7 @@ def _summary(
         )
     caught = [a for d in decisions for a in d["truth"]]
     lat = _latencies(stage["arrivals"] if stage else [], commands)
-    knowledge = _ask(node, "/knowledge", GetCycles())
+    knowledge = ask_or_none(node, "/knowledge", GetCycles())
     return {
         "scenario": scenario,
         "events": sum(t.delivered_seq or 0 for t in twins.values()),
@@ -349,7 +349,7 @@ def _summary(
         "knowledge_cycles": len((knowledge or {}).get("cycles", [])),
         "knowledge_counters": (knowledge or {}).get("counters", {}),
         "learner_p_new_max": (knowledge or {}).get("learner_p_new_max"),
-        **_learning(learner, _ask(node, "/repair", GetStatistics())),
+        **_learning(learner, ask_or_none(node, "/repair", GetStatistics())),
     }
 
 

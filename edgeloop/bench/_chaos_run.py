@@ -38,9 +38,8 @@ from typing import Any
 
 from edgeloop.actors import ActorRef, InjectFault
 from edgeloop.apps.yard import GetLog
-from edgeloop.apps.yard_demo import LEAD, run_dir_for, yard_app
+from edgeloop.apps.yard_demo import LEAD, ask_or_none, run_dir_for, yard_app
 from edgeloop.bench.e2e import bound_address
-from edgeloop.errors import EdgeloopError
 from edgeloop.learning import GetStatistics
 from edgeloop.sensors import GetState
 from edgeloop.sensors._runner import YardRunner
@@ -54,7 +53,6 @@ START_ALLOWANCE = 2.0
 """Seconds a restarted device process or actor may take to start, on top of its backoff."""
 RESTART_WAIT = 20.0
 """Seconds to wait for a restart before the fault is reported as not restarted."""
-ASK = 30.0
 
 
 def _budgets(app: dict[str, Any]) -> dict[str, float]:
@@ -67,16 +65,6 @@ def _budgets(app: dict[str, Any]) -> dict[str, float]:
             delay = float(backoff.get("max", 0.0)) * (1.0 + float(backoff.get("random_factor", 0)))
         out["/" + child["id"]] = delay
     return out
-
-
-def _ask(node: Node, path: str, message: Any, timeout: float = ASK) -> Any:
-    ref = node.lookup(path)
-    if ref is None:
-        return None
-    try:
-        return ref.ask(message).get(timeout)
-    except EdgeloopError:
-        return None
 
 
 def _restarted(
@@ -232,14 +220,14 @@ def _inject(
 def _report(
     node: Node, runner: YardRunner, where: Path, cameras: list[str], traps: list[str]
 ) -> dict[str, Any]:
-    twins = {n: _ask(node, f"/devices/{n}", GetState()) for n in cameras}
+    twins = {n: ask_or_none(node, f"/devices/{n}", GetState()) for n in cameras}
     delivered = {n: (s.delivered_seq or 0) if s is not None else 0 for n, s in twins.items()}
     gaps = sum(s.counters.get("lost", 0) for s in twins.values() if s is not None)
     made = {n: _made(where, n) for n in cameras}
     undelivered = sum(max(0, (made[n] or 0) - delivered[n]) for n in cameras)
-    fusion = _ask(node, "/pipeline/fusion", GetStatistics())
-    learner = _ask(node, "/pipeline/learner", GetStatistics())
-    stage = _ask(node, "/pipeline/functions", GetLog()) or {}
+    fusion = ask_or_none(node, "/pipeline/fusion", GetStatistics())
+    learner = ask_or_none(node, "/pipeline/learner", GetStatistics())
+    stage = ask_or_none(node, "/pipeline/functions", GetLog()) or {}
     pipeline = {c.id: c.restarts for c in node.supervisor("/pipeline").which_children()}
     catches = runner.catches()
     caught = [str(a) for c in catches if isinstance(c["caught"], list) for a in c["caught"]]
