@@ -239,11 +239,10 @@ def log_likelihood(p: Params, obs: ObsBatch) -> Array:
     return relative + const[..., None, None]
 
 
-def _tick(trans: Array, belief: Array, tod: Array) -> Array:
-    """One tick of every row's zone chain: [B, K1, Z] through ``trans[:, tod]`` (``trans``
-    [K1, H, Z, Z]), as Z broadcast products (XLA fuses them, and the per-row gather, into
-    one pass)."""
-    chosen = jnp.moveaxis(trans, 1, 0)[tod]  # [B, K1, Z, Z]
+def _tick(p: Params, belief: Array, tod: Array) -> Array:
+    """One tick of every row's zone chain: [B, K1, Z] through ``p.trans[:, tod]``, as Z
+    broadcast products (XLA fuses them, and the per-row gather, into one pass)."""
+    chosen = jnp.moveaxis(p.trans, 1, 0)[tod]  # [B, K1, Z, Z]
     out = belief[..., 0, None] * chosen[..., 0, :]
     for z in range(1, belief.shape[-1]):
         out = out + belief[..., z, None] * chosen[..., z, :]
@@ -262,10 +261,10 @@ def _predict_batch(p: Params, belief: Array, tod: Array, steps: Array) -> Array:
     beliefs (4.3 ms)."""
 
     def extra(i: Array, b: Array) -> Array:
-        return jnp.where((i < steps)[:, None, None], _tick(p.trans, b, tod), b)
+        return jnp.where((i < steps)[:, None, None], _tick(p, b, tod), b)
 
     ahead: Array = jax.lax.fori_loop(1, jnp.max(steps, initial=1), extra, belief)
-    return jnp.where((steps >= 1)[:, None, None], _tick(p.trans, ahead, tod), ahead)
+    return jnp.where((steps >= 1)[:, None, None], _tick(p, ahead, tod), ahead)
 
 
 def _posterior(prior: Array, relative: Array, const: Array) -> tuple[Array, Array]:
