@@ -152,6 +152,9 @@ class SensorTwin(DeviceRequests, Actor):
         self.config = DesiredConfig(desired)
         self.desired_head: int | None = None
         self.reported_head: int | None = None
+        # Events with a lower number were made before the device's latest status: a resent
+        # one carries the head and configuration the device ran then, not now.
+        self._fresh_from = 0
         self._head: HeadUpdate | None = None
         self._pending: dict[tuple[str, int], Request] = {}
         self._ids: itertools.count[int] = itertools.count(1)
@@ -276,14 +279,8 @@ class SensorTwin(DeviceRequests, Actor):
                 f"serves {self.device!r}; an event's device must be its sender's name",
             )
             return
-        self.reported_head = event.head_version
-        config = self.config
-        reported = config.reported
-        if reported is None or reported.version != event.config_version:
-            first = not config.known
-            config.report_version(event.config_version)
-            if first:
-                self._push_config()
+        if event.seq >= self._fresh_from:
+            self._versions_from(event)
         sequencer = self.sequencer
         offer = sequencer.offer(event)
         if offer.deliver:
@@ -471,6 +468,21 @@ class SensorTwin(DeviceRequests, Actor):
             delivered_seq=delivered,
         )
 
+    def _versions_from(self, event: Event) -> None:
+        """What a fresh event says the device runs. A head only moves forward here: an
+        event made before the device applied a head can arrive after its ``HeadAck``
+        (the ack and the statuses are what may move it back)."""
+        head = self.reported_head
+        if head is None or event.head_version > head:
+            self.reported_head = event.head_version
+        config = self.config
+        reported = config.reported
+        if reported is None or reported.version != event.config_version:
+            first = not config.known
+            config.report_version(event.config_version)
+            if first:
+                self._push_config()
+
     # -- link --------------------------------------------------------------------------
 
     def _on_up(self, up: DeviceUp) -> None:
@@ -530,6 +542,7 @@ class SensorTwin(DeviceRequests, Actor):
         """The device's own report: versions, losses, what it still holds."""
         self.reported_head = status.head_version
         self.config.report_version(status.config_version)
+        self._fresh_from = status.next_seq
         counters = self.counters
         for name, value in (
             ("device_outbox_dropped", status.outbox_dropped),

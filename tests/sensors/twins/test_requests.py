@@ -6,6 +6,7 @@ import dataclasses
 import zlib
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -234,6 +235,44 @@ def test_a_head_is_pushed_acked_or_refused(yard: Yard) -> None:
     now = state(yard, "cam-1")
     assert now.reported_head == 2, "the device keeps running the old head"
     assert now.counters["heads_refused"] == 1
+
+
+def versions(yard: Yard) -> tuple[int | None, int | None]:
+    """The head and configuration versions cam-1's twin says the device runs."""
+    now = state(yard, "cam-1")
+    config = now.reported_config
+    return now.reported_head, None if config is None else config.version
+
+
+def test_an_older_event_arriving_late_does_not_take_the_reported_versions_back(
+    yard: Yard,
+) -> None:
+    """Events carry the head and configuration the device ran when it made them. One
+    resent from before the device's latest status, or made before a head was applied but
+    arriving after its ack, says nothing about what the device runs now."""
+
+    def device(name: str, message: Message) -> None:
+        if isinstance(message, HeadUpdate):
+            yard.port.inject(name, HeadAck(device=name, version=message.version, ok=True))
+
+    yard.wire.respond = device
+    yard.up("cam-1")
+    yard.port.inject("cam-1", event(1))
+    assert TwinClient(yard.twin("cam-1")).push_head(b"head-v2").get().version == 2
+    yard.port.inject("cam-1", event(2))  # made before the head came, sent after its ack
+    assert state(yard, "cam-1").reported_head == 2
+    # The device restarts (SIGKILL) still running head 2 and configuration 3, with events
+    # 3 and 4 unacknowledged in its journal: its status says so, then it resends them.
+    yard.down("cam-1")
+    yard.port.on_peer("cam-1", True)
+    yard.port.inject("cam-1", status("cam-1", config_version=3, head_version=2, next_seq=5))
+    for seq in (3, 4):
+        yard.port.inject("cam-1", event(seq))  # stamped head 1, configuration 1
+    yard.events(4)
+    assert versions(yard) == (2, 3)
+    yard.port.inject("cam-1", msgspec.structs.replace(event(5), head_version=2, config_version=3))
+    yard.events(1)
+    assert versions(yard) == (2, 3)
 
 
 def test_a_head_pushed_at_a_version_keeps_it_and_a_retry_resends_it_unchanged(
