@@ -840,4 +840,7 @@ def _add_import_paths(paths: list[Path] | None) -> None:
 
 def main() -> None:
     """Entry point of the ``edgeloop`` console script."""
+    from edgeloop.learning.compile_cache import default_compile_cache
+
+    default_compile_cache()  # before anything imports JAX: a node's start loads, not compiles
     app()
