@@ -1,7 +1,13 @@
-"""Shared fixtures: every test must leave no thread, actor or system behind."""
+"""Shared fixtures: every test must leave no thread, actor or system behind.
+
+JAX's compilation cache is the run's own, under .pytest_cache, set before anything imports
+JAX: the nodes and demos that tests start through the console script would otherwise
+write to the user's ``~/.cache/edgeloop/jax``.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +18,9 @@ from hypothesis import settings
 
 from edgeloop.actors import ActorSystem
 from edgeloop.clock import VirtualClock
+from tests.apps.jax_env import CACHE
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))
 
 settings.register_profile("ci", deadline=None, max_examples=100)
 settings.load_profile("ci")
