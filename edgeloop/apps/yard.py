@@ -402,10 +402,35 @@ def yard_learner_config(
 
 
 class YardLearner(Learner):
-    """The Learner configured for ``scenario`` by :func:`yard_learner_config`."""
+    """The Learner configured for ``scenario`` by :func:`yard_learner_config`.
 
-    def __init__(self, scenario: str, seed: int | None = None, **options: Any) -> None:
+    Live events reach it fused, after the app's event functions. The events the twins
+    replay to it after a restart come straight from their buffers, so it runs
+    ``replay_functions`` (the functions stage's list) on them first: an event a function
+    dropped stays dropped, and a kept one arrives as the stage would have passed it.
+    ``GetLog`` answers what the replays' functions dropped and how often they failed.
+    """
+
+    def __init__(
+        self,
+        scenario: str,
+        seed: int | None = None,
+        replay_functions: Sequence[Mapping[str, Any]] = (),
+        **options: Any,
+    ) -> None:
         super().__init__(yard_learner_config(scenario, seed=seed, **options))
+        self.replay_chain: FunctionChain = build_chain(replay_functions, "replay_functions")
+
+    def on_receive(self, message: Any) -> Any:
+        if message.__class__ is Event:  # a replay: live events come fused
+            event = self.replay_chain(message)
+            if event is None:
+                return None
+            message = event
+        elif isinstance(message, GetLog):
+            chain = self.replay_chain
+            return {"replays_dropped": dict(chain.dropped), "failures": dict(chain.failures)}
+        return super().on_receive(message)
 
 
 class YardRepair(GibbsRepair):

@@ -1,13 +1,16 @@
 """The yard app's own actors: the TrapRelay's interlock (no close goes to the twin while a
 camera has seen a cat in or next to the trap within ``hold`` seconds of source time; it
-goes once clear) and the EventStage (event functions, each isolated)."""
+goes once clear), the EventStage (event functions, each isolated) and the YardLearner's
+replays through the same functions."""
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
 
 from edgeloop.actors import Actor, ActorSystem
-from edgeloop.apps.yard import EventStage, GetLog, TrapRelay
+from edgeloop.apps.yard import APP_FILE, EventStage, GetLog, TrapRelay, YardLearner
+from edgeloop.learning import GetStatistics
 from edgeloop.messages import Command, Event
 from tests.helpers import WAIT
 
@@ -122,3 +125,39 @@ def test_the_event_stage_runs_the_app_functions_and_survives_a_faulty_one(
 
 def _fields(event: Event) -> dict[str, Any]:
     return {f: getattr(event, f) for f in event.__struct_fields__}
+
+
+def test_the_learner_runs_the_event_functions_on_what_the_twins_replay(
+    system: ActorSystem,
+) -> None:
+    """A replay skips the functions stage (twins answer the learner straight from their
+    buffers): what the stage would drop must not reach the filter after a restart."""
+    learner = system.spawn(
+        YardLearner,
+        "/pipeline/learner",
+        args={
+            "scenario": "calm",
+            "replay_functions": [
+                {"call": "edgeloop.apps.yard_functions:drop_low_score", "args": {"min_score": 0.2}},
+            ],
+        },
+        start_timeout=120.0,
+    )
+    for seq, score in enumerate([0.9, 0.1, 0.8], 1):
+        learner.tell(Event(**{**_fields(seen(seq, 100.0 + seq, "skunk", "lawn")), "score": score}))
+    statistics = learner.ask(GetStatistics()).get(WAIT)
+    assert statistics.events == 2
+    assert learner.ask(GetLog()).get(WAIT) == {
+        "replays_dropped": {"drop_low_score": 1},
+        "failures": {},
+    }
+
+
+def test_the_app_file_replays_through_the_functions_stages_own_list() -> None:
+    """yard.toml names the functions twice (the stage, the learner's replays): alike."""
+    with APP_FILE.open("rb") as handle:
+        app = tomllib.load(handle)
+    pipeline = next(c for c in app["supervisor"]["children"] if c["id"] == "pipeline")
+    args = {c["id"]: c.get("args", {}) for c in pipeline["children"]}
+    assert args["functions"]["functions"]
+    assert args["learner"]["replay_functions"] == args["functions"]["functions"]
