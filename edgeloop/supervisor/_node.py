@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import random
 import threading
@@ -173,8 +174,17 @@ class Node:
                 raise NodeError(msg) from error
             fields["listen"] = list(self._links.listen)
             fields["peers"] = [p.address for p in self._links.peers]
+        # A program that returns without stop() would end with the actors' (daemon)
+        # threads still running: one inside XLA then aborts the interpreter at exit. The
+        # hook stops the tree first, as stop() would (unregistered when the node stops).
+        atexit.register(self._stop_at_exit)
         _log.info("node_started", node=self.name, **fields)
         return self
+
+    def _stop_at_exit(self) -> None:
+        if self._system is not None:
+            _log.warning("node_stopped_at_exit", node=self.name, hint="call node.stop()")
+            self.stop()
 
     def _open_links(self, settings: LinkSettings, system: ActorSystem) -> None:
         from edgeloop.transport import PeerDown as LinkDown  # zmq once the node has links
@@ -268,6 +278,7 @@ class Node:
         system = self._system
         if system is not None:
             self._system = None
+            atexit.unregister(self._stop_at_exit)
             self._close_links()
             stuck = system.close()
             log = _log.error if reason.abnormal else _log.info

@@ -110,3 +110,14 @@ class BigNumber(Actor):
 
     def on_receive(self, message: Any) -> Any:
         return 2**70
+
+
+class SlowStop(Actor):
+    """Takes ``seconds`` to stop (as a learner finishing a compile would), then prints."""
+
+    def __init__(self, seconds: float = 0.5) -> None:
+        self.seconds = seconds
+
+    def on_stop(self) -> None:
+        threading.Event().wait(self.seconds)
+        print(f"{self.path} stopped", flush=True)

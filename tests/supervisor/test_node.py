@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import structlog
 
 from edgeloop import ChildSpec, Node, SupervisorFlags
 from edgeloop.errors import NodeError, NodeFailedError
 from edgeloop.supervisor import parse_app
+from tests.integration.procs import ROOT
 from tests.supervisor.sample_actors import CrashSoon, Echo, FailStart
 
 APP = {
@@ -117,3 +121,38 @@ def test_not_started_operations_say_so() -> None:
     with pytest.raises(NodeError, match="no supervisor"):
         node.supervisor("/nothing")
     node.stop()
+
+
+EXIT_WITHOUT_STOP = """
+from edgeloop import ChildSpec, Node
+from tests.supervisor.sample_actors import SlowStop
+
+node = Node("forgetful", children=[ChildSpec("slow", SlowStop, shutdown=30.0)])
+node.start()
+print("returning without stop()", flush=True)
+"""
+
+
+def test_a_program_that_returns_without_stop_still_stops_its_tree() -> None:
+    """The atexit hook: the actors' threads are daemons; without the hook the interpreter
+    would finalise with them running (inside XLA, an abort)."""
+    run = subprocess.run(
+        [sys.executable, "-c", EXIT_WITHOUT_STOP],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stdout.splitlines() if not line.startswith("20")]  # logs
+    assert lines == ["returning without stop()", "/slow stopped"]
+    assert "node_stopped_at_exit" in run.stdout + run.stderr
+
+
+def test_a_stopped_node_leaves_no_exit_hook() -> None:
+    node = Node("n", children=[ChildSpec("echo", Echo)])
+    with node:
+        pass
+    assert node._system is None
+    node._stop_at_exit()  # what atexit would call: nothing left to stop, no error
