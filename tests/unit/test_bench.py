@@ -6,6 +6,7 @@ verdict follows from the figures.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 
@@ -32,6 +33,7 @@ def actors_quick() -> SuiteResult:
 
 def test_actors_quick_runs_every_result(actors_quick: SuiteResult) -> None:
     assert actors_quick.suite == "actors"
+    assert gc.get_freeze_count() == 0  # what the run froze for its collections is thawed
     assert [r.name for r in actors_quick.results] == list(ACTORS_RESULTS)
     for result in actors_quick.results:
         unit, anchor_name, goal = ACTORS_RESULTS[result.name]
