@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
 import structlog
 
 from edgeloop.actors import ActorRef, ActorSystem
@@ -81,12 +82,13 @@ class DeviceDown:
     reason: str
 
 
-@dataclasses.dataclass(slots=True)
-class TapRecord:
+class TapRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One message that crossed the boundary: ``in`` from a device, ``out`` to one.
 
-    Read-only by contract, not frozen: every tap shares the one record, and a frozen
-    dataclass costs three times as much to build on the node's I/O path.
+    A msgspec struct, not a dataclass: built in C on the node's I/O path (a third of a
+    slots dataclass's cost), shared read-only by every tap, and encoded as it is (a
+    four-item array) by a recorder that pipes records to a writer process. Not tracked
+    by the garbage collector: it refers to a message, never back to itself.
     """
 
     direction: Literal["in", "out"]
@@ -214,8 +216,9 @@ class DevicePort:
 
     def send(self, device: str, message: Message) -> bool:
         """Send ``message`` to ``device``; False if it has no ready link (keep it, retry)."""
-        if self._taps:  # a node that records nothing builds no records
-            self._notify(TapRecord("out", device, message, self._clock.now()))
+        taps = self._taps
+        if taps:  # a node that records nothing builds no records
+            self._notify(taps, TapRecord("out", device, message, self._clock.now()))
         endpoint, sink = self._endpoint, self._sink
         if endpoint is not None:
             ok = device in self._connected and endpoint.send(device, message)
@@ -238,8 +241,9 @@ class DevicePort:
         if ref is None:
             self._reject_unknown(device, message)
             return
-        if self._taps:
-            self._notify(TapRecord("in", device, message, now))
+        taps = self._taps
+        if taps:
+            self._notify(taps, TapRecord("in", device, message, now))
         self._count("received")
         delivery = DeviceMessage(device, message, now)
         on_io_thread = self._on_io_thread
@@ -351,8 +355,8 @@ class DevicePort:
                 ),
             )
 
-    def _notify(self, record: TapRecord) -> None:
-        for tap in self._taps:
+    def _notify(self, taps: list[Tap], record: TapRecord) -> None:
+        for tap in taps:
             try:
                 tap(record)
             except Exception as error:  # noqa: BLE001 (a broken tap must not break the boundary)

@@ -43,7 +43,7 @@ from mcap.records import (
 if TYPE_CHECKING:
     from msgspec import Raw
 
-__all__ = ["McapWriter", "MAGIC", "MESSAGE_HEAD"]
+__all__ = ["McapWriter", "MAGIC", "MESSAGE_HEAD", "load_codec"]
 
 MAGIC = b"\x89MCAP0\r\n"
 
@@ -65,6 +65,11 @@ def _compressor(compression: str) -> tuple[str, object]:
 
         return "lz4", lz4.frame
     return "", None
+
+
+def load_codec(compression: str) -> None:
+    """Import ``compression``'s library now (a writer imports it with its first file)."""
+    _compressor(compression)
 
 
 class McapWriter:

@@ -171,10 +171,10 @@ class Recorder:
         self._node = node
         self._trigger_on = trigger_on
         self._queue: deque[Any] = deque()
-        self._capacity = config.queue_size
-        # The writer wakes every DRAIN_INTERVAL, or early when the queue is half full:
-        # waking it per record would cost the node a thread switch per record.
-        self._high_water = max(1, config.queue_size // 2)
+        # Records the queue takes (0 once closing). The tap never wakes the writer while
+        # there is room: it drains every DRAIN_INTERVAL, so the node's threads hand it
+        # the GIL a few times a second, not once per record.
+        self._room = config.queue_size
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._drop_lock = threading.Lock()
@@ -210,13 +210,16 @@ class Recorder:
     def tap(self, record: TapLike) -> None:
         """Queue ``record`` for the writer, or drop and count it if the queue is full."""
         queue = self._queue
-        if len(queue) >= self._capacity or self._closing:
-            with self._drop_lock:
-                self._dropped += 1
-            return
-        queue.append(record)
-        if len(queue) == self._high_water:  # else the writer's next round picks it up
-            self._wake.set()
+        if len(queue) < self._room:  # no room at all once closing
+            queue.append(record)
+        else:
+            self._drop()
+
+    def _drop(self) -> None:
+        with self._drop_lock:
+            self._dropped += 1
+        if not self._closing and not self._wake.is_set():
+            self._wake.set()  # the writer is behind: let it start now
 
     def record_frame(self, device: str, ref: FrameRef, data: bytes, ts: float) -> bool:
         """Keep a full frame if the frame budget allows (False: skipped and counted)."""
@@ -291,6 +294,7 @@ class Recorder:
             remove()
         self._detach.clear()
         self._closing = True
+        self._room = 0
         self._wake.set()
         self._thread.join(timeout)
         stats = self.statistics()

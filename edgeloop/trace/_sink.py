@@ -21,6 +21,7 @@ as with a slow disk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import operator
 import struct
@@ -35,6 +36,7 @@ import msgspec
 
 from edgeloop.errors import TraceError
 from edgeloop.messages import KINDS, FrameRef
+from edgeloop.trace._writer import Columns
 
 if TYPE_CHECKING:
     from edgeloop.trace._recorder import RecorderConfig
@@ -73,6 +75,23 @@ class _RecordsIn(msgspec.Struct, tag="records", array_like=True):
     messages: list[msgspec.Raw]  # each message's bytes, as they were encoded
 
 
+class _Tap(msgspec.Struct, array_like=True):
+    """A tap's record as msgspec encodes the node's ``TapRecord``: a four-item array."""
+
+    direction: str
+    device: str
+    message: msgspec.Raw
+    ts: float
+
+
+class _Taps(msgspec.Struct, tag="taps", array_like=True):
+    """Records sent as the taps' own structs, in one encoder call (the usual frame)."""
+
+    totals: dict[str, int]
+    kinds: list[str]
+    records: list[_Tap]
+
+
 class _Frame(msgspec.Struct, tag="frame", array_like=True):
     device: str
     ref: FrameRef
@@ -88,7 +107,7 @@ class _Close(msgspec.Struct, tag="close", array_like=True):
     totals: dict[str, int]
 
 
-_Incoming = _Open | _Info | _RecordsIn | _Frame | _Sync | _Close
+_Incoming = _Open | _Info | _Taps | _RecordsIn | _Frame | _Sync | _Close
 
 _ENCODER = msgspec.msgpack.Encoder()
 _KIND_OF = {cls: kind for kind, cls in KINDS.items()}
@@ -154,6 +173,10 @@ class WriterProcess:
         if info != self._info:
             self._info = dict(info)
             self._send(_Info(info=self._info))
+        if all(map(_is_tap_struct, set(map(type, records)))):  # the port's TapRecords
+            kinds = list(map(_KIND_OF.__getitem__, map(type, map(_MESSAGE_OF, records))))
+            self._write(_ENCODER.encode(("taps", totals, kinds, records)))  # as they are
+            return
         messages = list(map(_MESSAGE_OF, records))  # one C-level pass per column
         self._send(
             _RecordsOut(
@@ -217,12 +240,15 @@ class WriterProcess:
     # -- internals ----------------------------------------------------------------------
 
     def _send(self, frame: msgspec.Struct) -> None:
-        data = _ENCODER.encode(frame)
-        view = memoryview(_LENGTH.pack(len(data)) + data)
+        self._write(_ENCODER.encode(frame))
+
+    def _write(self, data: bytes) -> None:
         with self._lock:
             try:
-                while view:
-                    view = view[self._pipe.write(view) or 0 :]
+                for part in (_LENGTH.pack(len(data)), data):
+                    view = memoryview(part)
+                    while view:
+                        view = view[self._pipe.write(view) or 0 :]
             except (OSError, ValueError) as error:  # the process is gone: why, if it said
                 self._reader.join(5.0)
                 raise TraceError(self._failure(str(error))) from error
@@ -268,6 +294,19 @@ class WriterProcess:
         )
 
 
+@functools.cache
+def _is_tap_struct(kind: type) -> bool:
+    """Whether msgspec encodes ``kind`` as :class:`_Tap` decodes it (the node's
+    ``TapRecord``; other records, a ``TraceRecord`` say, go as columns)."""
+    config = getattr(kind, "__struct_config__", None)
+    return (
+        config is not None
+        and config.array_like
+        and config.tag is None
+        and getattr(kind, "__struct_fields__", ()) == _Tap.__struct_fields__
+    )
+
+
 def _config_dict(config: RecorderConfig) -> dict[str, Any]:
     return {
         "out_dir": str(config.out_dir),
@@ -285,8 +324,8 @@ def _config_dict(config: RecorderConfig) -> dict[str, Any]:
 def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     """The writer process: read frames from ``stdin`` until it closes; 1 on failure."""
     from edgeloop.trace._files import TraceFiles
+    from edgeloop.trace._mcap import load_codec
     from edgeloop.trace._recorder import RecorderConfig
-    from edgeloop.trace._writer import Columns
 
     source = stdin or sys.stdin.buffer
     sink = stdout or sys.stdout
@@ -300,10 +339,15 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     files: TraceFiles | None = None
     info: dict[str, str] = {}  # the latest the recorder sent: each new file reads them
     totals: dict[str, int] = {}
+    load_codec("zstd")  # the default's import: not on the first records' time
     say(ready=True)
     try:
         for frame in _frames(source, decoder):
-            if isinstance(frame, _RecordsIn):
+            if isinstance(frame, _Taps):
+                assert files is not None, "records before the recording opened"
+                totals.update(frame.totals)
+                files.write_columns(_columns(frame.kinds, frame.records))
+            elif isinstance(frame, _RecordsIn):
                 assert files is not None, "records before the recording opened"
                 totals.update(frame.totals)
                 files.write_columns(
@@ -336,6 +380,16 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
         return 1
     say(done=True)
     return 0
+
+
+def _columns(kinds: list[str], records: list[_Tap]) -> Columns:
+    return Columns(
+        list(map(_DIRECTION_OF, records)),
+        list(map(_DEVICE_OF, records)),
+        kinds,
+        list(map(_TS_OF, records)),
+        list(map(_MESSAGE_OF, records)),
+    )
 
 
 def _frames(source: IO[bytes], decoder: msgspec.msgpack.Decoder[_Incoming]) -> Iterator[_Incoming]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import io
 from collections.abc import Mapping, Sequence
@@ -85,6 +86,7 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 that is killed loses at most this much: every finished chunk stays readable."""
 
 
+@functools.cache
 def _library() -> str:
     # Not ``edgeloop.__version__``: importing the top package pulls in layers above this one.
     try:

@@ -4,16 +4,19 @@ standard mcap reader; a process that fails is reported, never blocking the taps.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcap.reader import make_reader
 
 from edgeloop.errors import TraceCorruptError, TraceError
 from edgeloop.messages import Event, EventAck, FrameRef
+from edgeloop.supervisor import TapRecord
 from edgeloop.trace import Recorder, RecorderConfig, TraceRecord, open_trace
 from tests.helpers import wait_for
 from tests.integration.procs import ROOT
@@ -21,7 +24,7 @@ from tests.integration.procs import ROOT
 REF = FrameRef(device="cam-1", frame_id=1, shape=(64,), dtype="uint8", nbytes=64, checksum=0)
 
 
-def records(count: int) -> list[TraceRecord]:
+def records(count: int, make: type[TraceRecord | TapRecord] = TraceRecord) -> list[Any]:
     out = []
     for i in range(count):
         device = f"cam-{i % 3}"
@@ -36,18 +39,20 @@ def records(count: int) -> list[TraceRecord]:
             head_version=1,
             config_version=1,
         )
-        out.append(TraceRecord("in", device, event, i * 1e-3))
-        out.append(TraceRecord("out", device, EventAck(device=device, seq=i + 1), i * 1e-3))
+        out.append(make("in", device, event, i * 1e-3))
+        out.append(make("out", device, EventAck(device=device, seq=i + 1), i * 1e-3))
     return out
 
 
-def record(out: Path, writer: str, **config: object) -> tuple[list[tuple[object, ...]], Recorder]:
+def record(
+    out: Path, writer: str, make: type[TraceRecord | TapRecord] = TraceRecord, **config: object
+) -> tuple[list[tuple[object, ...]], Recorder]:
     recorder = Recorder(
         RecorderConfig(out, writer=writer, frame_budget=1 << 20, **config),  # type: ignore[arg-type]
         node="edge",
         clock_start=0.0,
     )
-    batch = records(3000)
+    batch = records(3000, make)
     for item in batch[:3000]:
         recorder.tap(item)
     assert recorder.flush(30.0)
@@ -82,6 +87,29 @@ def test_the_process_writes_what_the_thread_writes(tmp_path: Path, split: dict[s
             times = [m.log_time for _, _, m in reader.iter_messages(log_time_order=True)]
         assert times == sorted(times)
         assert times
+
+
+def test_the_ports_records_reach_the_process_as_they_are(tmp_path: Path) -> None:
+    """The node's ``TapRecord`` structs are piped in one encoder call, not as columns:
+    the same trace as the thread writes, mixed batches included."""
+    by_thread, _ = record(tmp_path / "thread", "thread", TapRecord)
+    by_process, process = record(tmp_path / "process", "process", TapRecord)
+    assert by_process == by_thread
+    assert process.statistics().recorded == 6000
+
+    out = tmp_path / "mixed"
+    recorder = Recorder(RecorderConfig(out, writer="process"), clock_start=0.0)
+    tapped = records(50, TapRecord)
+    traced = [dataclasses.replace(r, ts=r.ts + 1.0) for r in records(50)]
+    for pair in zip(tapped, traced, strict=True):
+        for item in pair:
+            recorder.tap(item)
+    recorder.close()
+    got = sorted((round(r.ts, 6), r.direction, r.device, r.message.seq) for r in open_trace(out))
+    want = sorted(
+        (round(r.ts, 6), r.direction, r.device, r.message.seq) for r in [*tapped, *traced]
+    )
+    assert got == want
 
 
 def test_a_writer_process_that_fails_is_reported_at_close(tmp_path: Path) -> None:
