@@ -50,7 +50,12 @@ RECORDER_SERVICE = "trace.recorder"
 fetched a full frame may keep it in the trace with ``recorder.record_frame(...)``."""
 
 DRAIN_INTERVAL = 0.05
-"""Seconds between the writer's rounds (it writes everything queued in one go)."""
+"""Seconds between the writer thread's rounds (it writes everything queued in one go)."""
+
+PIPE_INTERVAL = 0.01
+"""The same with a writer process: a round costs the node only an encoder call and a
+pipe write, and the process catches up on a short backlog whenever the node goes idle
+(a flush waits for it), where the thread's round would take the GIL for longer."""
 
 
 class TappablePort(Protocol):
@@ -172,8 +177,8 @@ class Recorder:
         self._trigger_on = trigger_on
         self._queue: deque[Any] = deque()
         # Records the queue takes (0 once closing). The tap never wakes the writer while
-        # there is room: it drains every DRAIN_INTERVAL, so the node's threads hand it
-        # the GIL a few times a second, not once per record.
+        # there is room: it drains every DRAIN_INTERVAL (PIPE_INTERVAL), so the node's
+        # threads hand it the GIL a few times a second, not once per record.
         self._room = config.queue_size
         self._wake = threading.Event()
         self._idle = threading.Condition()
@@ -319,9 +324,10 @@ class Recorder:
     # -- the writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        interval = DRAIN_INTERVAL if self._process is None else PIPE_INTERVAL
         try:
             while True:
-                self._wake.wait(DRAIN_INTERVAL)
+                self._wake.wait(interval)
                 self._wake.clear()
                 self._drain()
                 if self._closing:

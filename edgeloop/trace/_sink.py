@@ -75,7 +75,7 @@ class _RecordsIn(msgspec.Struct, tag="records", array_like=True):
     messages: list[msgspec.Raw]  # each message's bytes, as they were encoded
 
 
-class _Tap(msgspec.Struct, array_like=True):
+class _Tap(msgspec.Struct, array_like=True, gc=False):
     """A tap's record as msgspec encodes the node's ``TapRecord``: a four-item array."""
 
     direction: str
