@@ -75,13 +75,11 @@ class _RecordsIn(msgspec.Struct, tag="records", array_like=True):
     messages: list[msgspec.Raw]  # each message's bytes, as they were encoded
 
 
-class _Tap(msgspec.Struct, array_like=True, gc=False):
-    """A tap's record as msgspec encodes the node's ``TapRecord``: a four-item array."""
+_TAP_FIELDS = ("direction", "device", "message", "ts")
+"""The node's ``TapRecord``, which msgspec encodes as an array of these four."""
 
-    direction: str
-    device: str
-    message: msgspec.Raw
-    ts: float
+_Tap = tuple[str, str, msgspec.Raw, float]
+"""A record as the process decodes it: the message's bytes as they were encoded."""
 
 
 class _Taps(msgspec.Struct, tag="taps", array_like=True):
@@ -296,14 +294,14 @@ class WriterProcess:
 
 @functools.cache
 def _is_tap_struct(kind: type) -> bool:
-    """Whether msgspec encodes ``kind`` as :class:`_Tap` decodes it (the node's
+    """Whether msgspec encodes ``kind`` as the process decodes a record (the node's
     ``TapRecord``; other records, a ``TraceRecord`` say, go as columns)."""
     config = getattr(kind, "__struct_config__", None)
     return (
         config is not None
         and config.array_like
         and config.tag is None
-        and getattr(kind, "__struct_fields__", ()) == _Tap.__struct_fields__
+        and getattr(kind, "__struct_fields__", ()) == _TAP_FIELDS
     )
 
 
@@ -383,13 +381,10 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
 
 
 def _columns(kinds: list[str], records: list[_Tap]) -> Columns:
-    return Columns(
-        list(map(_DIRECTION_OF, records)),
-        list(map(_DEVICE_OF, records)),
-        kinds,
-        list(map(_TS_OF, records)),
-        list(map(_MESSAGE_OF, records)),
-    )
+    if not records:
+        return Columns([], [], [], [], [])
+    directions, devices, messages, times = zip(*records, strict=True)  # one C-level pass
+    return Columns(directions, devices, kinds, times, messages)
 
 
 def _frames(source: IO[bytes], decoder: msgspec.msgpack.Decoder[_Incoming]) -> Iterator[_Incoming]:
