@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import operator
 import struct
@@ -36,7 +37,7 @@ import msgspec
 
 from edgeloop.errors import TraceError
 from edgeloop.messages import KINDS, FrameRef
-from edgeloop.trace._writer import Columns
+from edgeloop.trace._writer import Columns, warm_up
 
 if TYPE_CHECKING:
     from edgeloop.trace._recorder import RecorderConfig
@@ -75,11 +76,15 @@ class _RecordsIn(msgspec.Struct, tag="records", array_like=True):
     messages: list[msgspec.Raw]  # each message's bytes, as they were encoded
 
 
-_TAP_FIELDS = ("direction", "device", "message", "ts")
-"""The node's ``TapRecord``, which msgspec encodes as an array of these four."""
+class _Tap(msgspec.Struct, array_like=True, gc=False):
+    """A record as the process decodes the node's ``TapRecord`` (an array of its four
+    fields), the message's bytes as they were encoded. Not tracked by the collector:
+    thousands a frame would otherwise set off collections in the process."""
 
-_Tap = tuple[str, str, msgspec.Raw, float]
-"""A record as the process decodes it: the message's bytes as they were encoded."""
+    direction: str
+    device: str
+    message: msgspec.Raw
+    ts: float
 
 
 class _Taps(msgspec.Struct, tag="taps", array_like=True):
@@ -294,14 +299,14 @@ class WriterProcess:
 
 @functools.cache
 def _is_tap_struct(kind: type) -> bool:
-    """Whether msgspec encodes ``kind`` as the process decodes a record (the node's
+    """Whether msgspec encodes ``kind`` as :class:`_Tap` decodes it (the node's
     ``TapRecord``; other records, a ``TraceRecord`` say, go as columns)."""
     config = getattr(kind, "__struct_config__", None)
     return (
         config is not None
         and config.array_like
         and config.tag is None
-        and getattr(kind, "__struct_fields__", ()) == _TAP_FIELDS
+        and getattr(kind, "__struct_fields__", ()) == _Tap.__struct_fields__
     )
 
 
@@ -322,7 +327,6 @@ def _config_dict(config: RecorderConfig) -> dict[str, Any]:
 def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     """The writer process: read frames from ``stdin`` until it closes; 1 on failure."""
     from edgeloop.trace._files import TraceFiles
-    from edgeloop.trace._mcap import load_codec
     from edgeloop.trace._recorder import RecorderConfig
 
     source = stdin or sys.stdin.buffer
@@ -337,7 +341,8 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     files: TraceFiles | None = None
     info: dict[str, str] = {}  # the latest the recorder sent: each new file reads them
     totals: dict[str, int] = {}
-    load_codec("zstd")  # the default's import: not on the first records' time
+    warm_up()  # imports and look-ups of the first file: not on the first records' time
+    gc.freeze()  # what is loaded now stays: collections look at the records' garbage only
     say(ready=True)
     try:
         for frame in _frames(source, decoder):
@@ -381,10 +386,13 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
 
 
 def _columns(kinds: list[str], records: list[_Tap]) -> Columns:
-    if not records:
-        return Columns([], [], [], [], [])
-    directions, devices, messages, times = zip(*records, strict=True)  # one C-level pass
-    return Columns(directions, devices, kinds, times, messages)
+    return Columns(
+        list(map(_DIRECTION_OF, records)),
+        list(map(_DEVICE_OF, records)),
+        kinds,
+        list(map(_TS_OF, records)),
+        list(map(_MESSAGE_OF, records)),
+    )
 
 
 def _frames(source: IO[bytes], decoder: msgspec.msgpack.Decoder[_Incoming]) -> Iterator[_Incoming]:

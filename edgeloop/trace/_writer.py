@@ -33,9 +33,9 @@ from edgeloop.trace._format import (
     topic_for,
 )
 from edgeloop.trace._mcap import MESSAGE_HEAD as _MESSAGE
-from edgeloop.trace._mcap import McapWriter
+from edgeloop.trace._mcap import McapWriter, load_codec
 
-__all__ = ["TraceWriter", "TapLike", "Columns", "Compression", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["TraceWriter", "TapLike", "Columns", "Compression", "DEFAULT_CHUNK_SIZE", "warm_up"]
 
 # The wire encoder's bytes (edgeloop.messages.encode adds a type check per call).
 _ENCODER = msgspec.msgpack.Encoder()
@@ -93,6 +93,12 @@ def _library() -> str:
         return f"edgeloop {importlib.metadata.version('edgeloop')}"
     except importlib.metadata.PackageNotFoundError:
         return "edgeloop"
+
+
+def warm_up(compression: Compression = "zstd") -> None:
+    """Do now what the first file would: import the codec, look the library's name up."""
+    _library()
+    load_codec(compression)
 
 
 _COMPRESSION = ("zstd", "lz4", "none")
