@@ -14,7 +14,7 @@ from typing import Literal, Protocol, Self
 import msgspec
 
 from edgeloop.errors import TraceError
-from edgeloop.messages import FrameRef, Message, encode, encode_body, kind_of
+from edgeloop.messages import KINDS, FrameRef, Message, encode, encode_body, kind_of
 from edgeloop.trace._format import (
     FORMAT_VERSION,
     FRAME_SCHEMA,
@@ -96,9 +96,12 @@ def _library() -> str:
 
 
 def warm_up(compression: Compression = "zstd") -> None:
-    """Do now what the first file would: import the codec, look the library's name up."""
+    """Do now what the first file would: import the codec, look the library's name up,
+    build the schemas (a few milliseconds in all)."""
     _library()
     load_codec(compression)
+    for kind in KINDS:
+        schema_bytes(kind)
 
 
 _COMPRESSION = ("zstd", "lz4", "none")
