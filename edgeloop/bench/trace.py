@@ -199,6 +199,7 @@ class _Overhead:
     dropped: int = 0
     recorded: int = 0
     writer_cpu: float = 0.0
+    process_cpu: float = 0.0
 
 
 def _overhead(
@@ -221,6 +222,7 @@ def _overhead(
             stats.dropped += closed.dropped
             stats.recorded += closed.recorded
             stats.writer_cpu += closed.writer_cpu
+            stats.process_cpu += closed.process_cpu
 
     def plain() -> float:
         return _event_round(node, done, events(), None)
@@ -302,6 +304,11 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
         if records
         else None,
         "process_writer_us_per_record": round(piped.writer_cpu / piped.recorded * 1e6, 3)
+        if piped.recorded
+        else None,
+        # and what the writer process itself spends (decoding, MCAP, compression): on a
+        # machine without a spare core it competes with the node for the CPUs
+        "writer_process_us_per_record": round(piped.process_cpu / piped.recorded * 1e6, 3)
         if piped.recorded
         else None,
         **dataclasses.asdict(sizes),

@@ -134,6 +134,10 @@ class RecorderStatistics:
     writer_cpu: float = 0.0
     """CPU seconds the writer thread spent encoding and writing (what recording costs
     the process, GIL included)."""
+    process_cpu: float = 0.0
+    """CPU seconds the writer process (``writer="process"``) spent after starting, as of
+    the latest :meth:`Recorder.flush`: what recording costs the machine besides
+    ``writer_cpu``."""
 
 
 class _Trigger:
@@ -292,6 +296,7 @@ class Recorder:
             files=tuple(self._files()),
             snapshots=tuple(self._snapshots),
             writer_cpu=self._writer_cpu,
+            process_cpu=self._process.cpu if self._process is not None else 0.0,
         )
 
     def close(self, timeout: float | None = 30.0) -> RecorderStatistics:

@@ -3,19 +3,22 @@
 A recorder's writer thread shares the GIL with the node it records, so every microsecond
 it spends building MCAP records is a microsecond the node's actors wait. With
 ``RecorderConfig(writer="process")`` the thread only encodes each batch in one
-MessagePack call (columns: directions, devices, kinds, times, and the messages exactly as
-the link encodes them) and writes it to this process's stdin; the process decodes the
-messages as raw bytes (``msgspec.Raw``: no parsing, no re-encoding) and writes the MCAP
-files with the same :class:`~edgeloop.trace._files.TraceFiles` the thread would use.
+MessagePack call (the port's ``TapRecord`` structs as they are, each an array of
+direction, device, message and time, with the batch's kinds; any other record as
+columns) and writes it to this process's stdin, every ``PIPE_INTERVAL``; the process
+decodes the messages as raw bytes (``msgspec.Raw``: no parsing, no re-encoding) and
+writes the MCAP files with the same :class:`~edgeloop.trace._files.TraceFiles` the thread
+would use. Its own CPU is not free on a small machine: about 2.5 µs a record on two
+shared cores, against the thread's 2 µs in the node (``docs/trace-format.md``).
 
 Frames on the pipe are a 4-byte little-endian length and a MessagePack array tagged by
 its first element. The process answers on stdout, one JSON object a line: ``ready``,
 ``file`` (a file opened), ``sync`` (everything before it written), ``error`` (it failed:
-the message, then it exits 1), ``done``. Closing its stdin finishes the last file, and
-so does the node's process ending any other way (its own session keeps the node's signals
-off it): a killed node leaves a finished trace. A pipe that fills (the process behind)
-blocks the writer thread, never the node: the recorder's queue fills and drops, counted,
-as with a slow disk.
+the message, then it exits 1), ``done``; ``ready`` and ``sync`` carry its CPU seconds.
+Closing its stdin finishes the last file, and so does the node's process ending any
+other way (its own session keeps the node's signals off it): a killed node leaves a
+finished trace. A pipe that fills (the process behind) blocks the writer thread, never
+the node: the recorder's queue fills and drops, counted, as with a slow disk.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -128,6 +132,8 @@ class WriterProcess:
         self._lock = threading.Lock()  # whole frames on the pipe, whoever writes them
         self._answers = threading.Condition()
         self._synced = 0
+        self.cpu = 0.0  # the process's CPU seconds since it was ready, as of a sync
+        self._ready_cpu = 0.0
         self._token = 0
         self._error: str | None = None
         self._ready = False
@@ -269,10 +275,12 @@ class WriterProcess:
                     self.files.append(Path(answer["file"]))
                 elif "sync" in answer:
                     self._synced = int(answer["sync"])
+                    self.cpu = float(answer.get("cpu", 0.0)) - self._ready_cpu
                 elif "error" in answer:
                     self._error = str(answer["error"])
                 elif "ready" in answer:
                     self._ready = True
+                    self._ready_cpu = float(answer.get("cpu", 0.0))
                 elif "done" in answer:
                     self._done = True
                 self._answers.notify_all()
@@ -343,7 +351,7 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     totals: dict[str, int] = {}
     warm_up()  # imports and look-ups of the first file: not on the first records' time
     gc.freeze()  # what is loaded now stays: collections look at the records' garbage only
-    say(ready=True)
+    say(ready=True, cpu=time.process_time())
     try:
         for frame in _frames(source, decoder):
             if isinstance(frame, _Taps):
@@ -365,7 +373,7 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
                 assert files is not None, "a frame before the recording opened"
                 files.write_frame(frame.device, frame.ref, frame.data, frame.ts)
             elif isinstance(frame, _Sync):
-                say(sync=frame.token)
+                say(sync=frame.token, cpu=time.process_time())
             elif isinstance(frame, _Close):
                 totals.update(frame.totals)
             else:

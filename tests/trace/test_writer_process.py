@@ -78,6 +78,7 @@ def test_the_process_writes_what_the_thread_writes(tmp_path: Path, split: dict[s
     assert len(stats.files) > 2, "it split"
     assert (stats.recorded, stats.dropped, stats.frames) == (6000, 0, 1)
     assert stats.writer_cpu > 0  # what the node's process paid: encoding, piping
+    assert stats.process_cpu > 0  # and the writer process, as of the last flush
     last = open_trace(stats.files[-1]).metadata
     assert last["edgeloop.recorder"]["recorded_total"] == "6000"
     assert last["edgeloop.trace"]["node"] == "edge"

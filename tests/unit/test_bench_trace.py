@@ -31,4 +31,5 @@ def test_the_trace_suite_reports_recording_overhead_and_replay_speed() -> None:
     assert result.environment is not None
     assert result.environment["recorder_dropped"] == 0
     assert result.environment["process_writer_us_per_record"] > 0
+    assert result.environment["writer_process_us_per_record"] > 0
     assert "trace" in bench.SUITES
