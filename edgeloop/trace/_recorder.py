@@ -181,10 +181,12 @@ class Recorder:
         self._node = node
         self._trigger_on = trigger_on
         self._queue: deque[Any] = deque()
-        # Records the queue takes (0 once closing). The tap never wakes the writer while
-        # there is room: it drains every DRAIN_INTERVAL (PIPE_INTERVAL), so the node's
-        # threads hand it the GIL a few times a second, not once per record.
+        # Records the queue takes (0 once closing). The writer drains every
+        # DRAIN_INTERVAL (PIPE_INTERVAL), so the node's threads hand it the GIL a few
+        # times a second, not once per record; the tap wakes it early only when the queue
+        # is half full (a small queue_size under a burst), or when it had to drop.
         self._room = config.queue_size
+        self._high_water = max(1, config.queue_size // 2)
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._drop_lock = threading.Lock()
@@ -222,6 +224,8 @@ class Recorder:
         queue = self._queue
         if len(queue) < self._room:  # no room at all once closing
             queue.append(record)
+            if len(queue) == self._high_water:
+                self._wake.set()
         else:
             self._drop()
 
