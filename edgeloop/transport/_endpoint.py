@@ -98,6 +98,10 @@ _POLL_CAP = 0.1
 _BATCH = 256
 """Most messages read from one socket per poll round, so one busy peer cannot starve the rest."""
 
+_QUEUED = 20e-6
+"""A poll that returned within this many seconds found input already queued (a burst):
+the turn reads on while the socket has more (see ``Endpoint._loop``)."""
+
 _BACKLOG_LIMIT = 100_000
 """Most frames held back for one slow peer before further ones are dropped (and reported)."""
 
@@ -115,6 +119,11 @@ _EVENTS = zmq.EVENTS
 _POLLIN = zmq.POLLIN
 _NOBLOCK_MORE = zmq.NOBLOCK | zmq.SNDMORE
 _encode: Callable[[object], bytes] = messages.encode  # type: ignore[assignment]
+# Versions are not checked when decoding: the link negotiates them in the handshake, so a
+# newer peer can still agree on an older version both sides speak. The decoder copies
+# what it keeps, so it may read a frame's buffer in place.
+_decode = messages.decode
+_ERROR_REPLY = messages.ErrorReply
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -552,21 +561,34 @@ class Endpoint:
         return socket
 
     def _loop(self) -> None:
-        poll = self._poller.poll
+        # Everything a turn does after handing a message to ``on_message`` delays the
+        # thread that message wakes (it needs the GIL, which this thread gives up only
+        # in ``zmq_poll``): the turn's bookkeeping is a few attribute tests when there is
+        # nothing to do, and ``zmq_poll`` is called without the ``Poller.poll`` wrapper.
+        poll = zmq.zmq_poll
+        items = self._poller.sockets  # the Poller's own list: register() updates it
         wake = self._wake_r
         listener_index = self._listener_index
         socket_conn = self._socket_conn
         stopping = self._stopping
         monotonic = time.monotonic
         while not stopping.is_set():
+            before = monotonic()
             if self._outbox:  # a callback on this thread sent something: no waiting
                 wait_ms = 0
             else:
                 due = self._due
                 if self._backlogged:  # while a slow peer holds frames back, poll often
-                    due = min(due, monotonic() + 0.001)
-                wait_ms = max(0, math.ceil((due - monotonic()) * 1000))
-            for socket, _ in poll(wait_ms):
+                    due = min(due, before + 0.001)
+                wait_ms = max(0, math.ceil((due - before) * 1000))
+            ready = poll(items, wait_ms)
+            now = monotonic()
+            # Input that was already waiting may have more queued behind it: read on
+            # while the socket has some. Input that woke us is most likely alone (a
+            # reply, one message of a conversation): read it, and let the next poll
+            # look for more, without the GIL, instead of asking the socket now.
+            batch = now - before < _QUEUED
+            for socket, _ in ready:
                 if socket == wake:
                     # Send what woke us before the pipe read's syscall; _drain_wake
                     # then makes sure nothing that arrives meanwhile waits for a poll.
@@ -575,20 +597,19 @@ class Endpoint:
                     continue
                 index = listener_index.get(socket)
                 if index is not None:
-                    self._read_listener(index, socket)
+                    self._read_listener(index, socket, now, batch)
                     continue
                 conn = socket_conn.get(socket)
                 if conn is not None:
-                    self._read_connector(conn, socket)
+                    self._read_connector(conn, socket, now, batch)
             if self._turn_hooks:
                 self._end_turn()
             if self._outbox:
                 self._flush_outbox()
             if self._backlogged:
                 self._flush_backlogs()
-            now = monotonic()
             if now >= self._due:
-                self._tick(now)
+                self._tick(monotonic())
 
     def _end_turn(self) -> None:
         for hook in self._turn_hooks:
@@ -609,12 +630,13 @@ class Endpoint:
         # every message would wait for the poll timeout. In this order a sender that
         # still sees the flag set appended before the clear, so the flush after it
         # takes the message; one that sees it clear writes a byte for the next poll.
+        # The clear needs no lock (one store under the GIL); the lock in _wake only
+        # keeps _release from closing the pipe under a sender's write.
         try:
             os.read(self._wake_r, 4096)  # at most a byte or two: writers skip while pending
         except BlockingIOError:
             pass
-        with self._wake_lock:
-            self._wake_pending = False
+        self._wake_pending = False
 
     def _flush_outbox(self) -> None:
         outbox = self._outbox
@@ -674,14 +696,14 @@ class Endpoint:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _read_listener(self, index: int, socket: zmq.Socket[Any]) -> None:
+    def _read_listener(self, index: int, socket: zmq.Socket[Any], now: float, batch: bool) -> None:
         recv = socket.recv
         accepted = self._accepted
-        now = time.monotonic()
-        for count in range(_BATCH):
-            # One message is the common case: asking ZeroMQ whether a second one is
-            # there is cheaper than a receive that fails (a raised Again).
-            if count == 1 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
+        max_size = self.config.max_message_size
+        for count in range(_BATCH if batch else 1):
+            # Asking ZeroMQ whether a second message is there is cheaper than a receive
+            # that fails (a raised Again).
+            if count and not cast("int", socket.get(_EVENTS)) & _POLLIN:
                 return
             try:
                 head = recv(_NOBLOCK, copy=False)
@@ -697,8 +719,10 @@ class Endpoint:
                 self._reject(error, socket, identity, peer=_describe(identity))
                 continue
             assert body is not None
-            message = self._decode(body, socket, identity)
-            if message is None:
+            try:
+                message = _decode(body.buffer, max_size=max_size)
+            except ProtocolError as error:
+                self._reject(error, socket, identity, peer=_describe(identity))
                 continue
             conn = accepted.get((index, identity))
             if conn is not None and conn.link.receive_data(message, now):
@@ -727,28 +751,34 @@ class Endpoint:
             self._soon()  # its handshake deadline
         self._apply(conn, conn.link.receive(message, now), now)
 
-    def _read_connector(self, conn: _Conn, socket: zmq.Socket[Any]) -> None:
+    def _read_connector(
+        self, conn: _Conn, socket: zmq.Socket[Any], now: float, batch: bool
+    ) -> None:
         recv = socket.recv
-        now = time.monotonic()
-        for count in range(_BATCH):
-            if conn.socket is not socket:
-                return  # the link reconnected on a new socket while handling the last one
-            if count == 1 and not cast("int", socket.get(_EVENTS)) & _POLLIN:
-                return  # as in _read_listener
+        max_size = self.config.max_message_size
+        for count in range(_BATCH if batch else 1):
+            if count:
+                if conn.socket is not socket:
+                    return  # the link reconnected on a new socket while handling the last one
+                if not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                    return  # as in _read_listener
             try:
                 head = recv(_NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            frames, _ = _rest(recv, head)
-            if frames != 1:
+            if head.more:
+                frames, _ = _rest(recv, head)
                 error = ProtocolError(f"expected one frame, got {frames}", reason="bad_frames")
                 self._reject(error, None, None, peer=conn.address)
                 continue
-            message = self._decode(head, None, None, conn=conn)
-            if message is None:
+            try:
+                message = _decode(head.buffer, max_size=max_size)
+            except ProtocolError as error:
+                self._reject(error, None, None, peer=conn.address)
+                self._transmit(conn, messages.ErrorReply.from_error(error))
                 continue
             if conn.link.receive_data(message, now):
-                if type(message) is messages.ErrorReply and message.code == "bad_state":
+                if type(message) is _ERROR_REPLY and message.code == "bad_state":
                     self._forgotten(conn, message, now)
                     continue
                 self._dispatch(conn, message)
@@ -780,28 +810,6 @@ class Endpoint:
             detail=reply.message[:200],
         )
         self._apply(conn, conn.link.transport_lost(now), now)
-
-    def _decode(
-        self,
-        frame: zmq.Frame,
-        socket: zmq.Socket[Any] | None,
-        identity: bytes | None,
-        *,
-        conn: _Conn | None = None,
-    ) -> messages.Message | None:
-        # Versions are not checked here: the link negotiates them in the handshake, so a
-        # newer peer can still agree on an older version both sides speak. The decoder
-        # copies what it keeps, so it may read the frame's buffer in place.
-        try:
-            return messages.decode(frame.buffer, max_size=self.config.max_message_size)
-        except ProtocolError as error:
-            if identity is not None:
-                self._reject(error, socket, identity, peer=_describe(identity))
-            else:
-                assert conn is not None
-                self._reject(error, None, None, peer=conn.address)
-                self._transmit(conn, messages.ErrorReply.from_error(error))
-            return None
 
     def _reject(
         self,
