@@ -307,6 +307,7 @@ class Endpoint:
         self._listener_index: dict[zmq.Socket[Any], int] = {}
         self._backlogged: set[_Conn] = set()
         self._due = 0.0  # the earliest time housekeeping may have something to do
+        self._streaming = False  # the last turn found a message queued behind another
         self._io_thread_id: int | None = None
         self._rejected: collections.Counter[str] = collections.Counter()
         self._outbox: collections.deque[tuple[str, messages.Message]] = collections.deque()
@@ -583,11 +584,14 @@ class Endpoint:
                 wait_ms = max(0, math.ceil((due - before) * 1000))
             ready = poll(items, wait_ms)
             now = monotonic()
-            # Input that was already waiting may have more queued behind it: read on
-            # while the socket has some. Input that woke us is most likely alone (a
-            # reply, one message of a conversation): read it, and let the next poll
-            # look for more, without the GIL, instead of asking the socket now.
-            batch = now - before < _QUEUED
+            # Input that was already waiting may have more queued behind it, and so may
+            # input that follows a turn which found a queue (a stream, even one whose
+            # poll lost the GIL for a while): read on while the socket has some. Input
+            # that woke us is most likely alone (a reply, one message of a
+            # conversation): read it, and let the next poll look for more, without the
+            # GIL, instead of asking the socket now.
+            batch = self._streaming or now - before < _QUEUED
+            self._streaming = False
             for socket, _ in ready:
                 if socket == wake:
                     # Send what woke us before the pipe read's syscall; _drain_wake
@@ -701,10 +705,12 @@ class Endpoint:
         accepted = self._accepted
         max_size = self.config.max_message_size
         for count in range(_BATCH if batch else 1):
-            # Asking ZeroMQ whether a second message is there is cheaper than a receive
-            # that fails (a raised Again).
-            if count and not cast("int", socket.get(_EVENTS)) & _POLLIN:
-                return
+            # One message is the common case: asking ZeroMQ whether a second one is
+            # there is cheaper than a receive that fails (a raised Again).
+            if count == 1:
+                if not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                    return
+                self._streaming = True  # a second message was queued behind the first
             try:
                 head = recv(_NOBLOCK, copy=False)
             except zmq.Again:
@@ -760,8 +766,10 @@ class Endpoint:
             if count:
                 if conn.socket is not socket:
                     return  # the link reconnected on a new socket while handling the last one
-                if not cast("int", socket.get(_EVENTS)) & _POLLIN:
-                    return  # as in _read_listener
+                if count == 1:
+                    if not cast("int", socket.get(_EVENTS)) & _POLLIN:
+                        return  # as in _read_listener
+                    self._streaming = True
             try:
                 head = recv(_NOBLOCK, copy=False)
             except zmq.Again:
