@@ -6,8 +6,6 @@ repairs and a repair crash are in test_yard_restarts.py (one node for both)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 from edgeloop.apps.yard import yard_model, yard_prior
 from edgeloop.learning import core
 from edgeloop.sensors.world import World
-from tests.integration.procs import ROOT
+from tests.integration.procs import run_script
 
 
 def test_the_prior_starts_the_filter_where_the_fixed_model_runs() -> None:
@@ -102,15 +100,7 @@ STOP_MID_COMPILE = textwrap.dedent(
 def test_a_node_stopped_while_the_repair_compiles_exits_cleanly() -> None:
     """Without a compilation cache (it must compile): the stop waits, no abort."""
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
-    run = subprocess.run(
-        [sys.executable, "-c", STOP_MID_COMPILE],
-        cwd=ROOT,
-        env={**env, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = run_script(STOP_MID_COMPILE, {**env, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"})
     assert run.returncode == 0, run.stderr[-3000:]
     assert "terminate called" not in run.stderr
     assert "child_abandoned" not in run.stderr

@@ -19,7 +19,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-__all__ = ["ROOT", "Process", "free_tcp_ports"]
+__all__ = ["ROOT", "Process", "free_tcp_ports", "run_script"]
+
+
+def run_script(
+    script: str, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -c script`` from the repository's root, to its end, its output captured
+    (``env`` replaces the environment when given)."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class Process:

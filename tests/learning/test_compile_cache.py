@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 from edgeloop.learning.compile_cache import CACHE_VARIABLE, default_compile_cache
-from tests.integration.procs import ROOT
+from tests.integration.procs import run_script
 
 
 def test_the_default_is_a_private_directory_in_the_users_cache(tmp_path: Path) -> None:
@@ -54,14 +52,6 @@ print("cache:", jax.config.jax_compilation_cache_dir)
 def test_the_console_script_sets_it_before_jax_loads(tmp_path: Path) -> None:
     """What a node started from the CLI compiles with: JAX's own setting names it."""
     env = {"XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path), "JAX_PLATFORMS": "cpu"}
-    run = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = run_script(PROBE, env)
     assert run.returncode == 0, run.stderr
     assert f"cache: {tmp_path / 'edgeloop' / 'jax'}" in run.stdout

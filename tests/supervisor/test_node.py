@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import structlog
 
 from edgeloop import ChildSpec, Node, SupervisorFlags
 from edgeloop.errors import NodeError, NodeFailedError
 from edgeloop.supervisor import parse_app
-from tests.integration.procs import ROOT
+from tests.integration.procs import run_script
 from tests.supervisor.sample_actors import CrashSoon, Echo, FailStart
 
 APP = {
@@ -136,14 +133,7 @@ print("returning without stop()", flush=True)
 def test_a_program_that_returns_without_stop_still_stops_its_tree() -> None:
     """The atexit hook: the actors' threads are daemons; without the hook the interpreter
     would finalise with them running (inside XLA, an abort)."""
-    run = subprocess.run(
-        [sys.executable, "-c", EXIT_WITHOUT_STOP],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = run_script(EXIT_WITHOUT_STOP, timeout=60)
     assert run.returncode == 0, run.stderr
     lines = [line for line in run.stdout.splitlines() if not line.startswith("20")]  # logs
     assert lines == ["returning without stop()", "/slow stopped"]
