@@ -79,7 +79,7 @@ def run(name: str, quick: bool = False) -> SuiteResult:
     # The suites collect garbage before each timed section. What the process held before
     # the suite (a test session's or a notebook's objects) is left out of those
     # collections: in a process of millions of objects each took up to a second, and a
-    # quick bulk run took 52 s instead of 3. Objects the suite makes are collected as ever.
+    # quick bulk run took 52 s instead of 2. Objects the suite makes are collected as ever.
     gc.freeze()
     try:
         return suite(quick)
