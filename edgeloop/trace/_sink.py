@@ -132,6 +132,7 @@ class WriterProcess:
         self._lock = threading.Lock()  # whole frames on the pipe, whoever writes them
         self._answers = threading.Condition()
         self._synced = 0
+        self._eof = False  # the reader has seen the end of the process's output
         self.cpu = 0.0  # the process's CPU seconds since it was ready, as of a sync
         self._ready_cpu = 0.0
         self._token = 0
@@ -202,15 +203,19 @@ class WriterProcess:
         self._send(_Frame(device=device, ref=ref, data=data, ts=ts))
 
     def sync(self, timeout: float | None) -> bool:
-        """Wait until the process has written everything sent before this call."""
+        """Wait until the process has written everything sent before this call (False if
+        ``timeout`` passed first); raises :class:`TraceError` if the process ended."""
         with self._lock:
             self._token += 1
             token = self._token
         self._send(_Sync(token=token))
         with self._answers:
-            return self._answers.wait_for(
-                lambda: self._synced >= token or self._ended(), timeout
-            ) and (self._synced >= token)
+            self._answers.wait_for(lambda: self._synced >= token or self._ended(), timeout)
+            if self._synced >= token:
+                return True
+            if self._ended():
+                raise TraceError(self._failure())
+            return False
 
     def close(self, totals: Mapping[str, int], timeout: float | None = 30.0) -> list[Path]:
         """Finish the last file and end the process; the files it wrote."""
@@ -285,11 +290,14 @@ class WriterProcess:
                     self._done = True
                 self._answers.notify_all()
         with self._answers:
+            self._eof = True
             self._answers.notify_all()
         stdout.close()
 
     def _ended(self) -> bool:
-        return self._process.poll() is not None
+        # Its stdout's end, not only its exit: the last notification comes at the end of
+        # the output, when the process may not have been reaped yet.
+        return self._eof or self._process.poll() is not None
 
     def _failure(self, fallback: str = "") -> str:
         if self._error is not None:

@@ -176,3 +176,23 @@ def test_a_node_killed_mid_recording_leaves_a_finished_trace_with_a_writer_proce
     killed_while_recording(tmp_path / "thread", "thread")
     with pytest.raises(TraceCorruptError, match="byte"):
         open_trace(tmp_path / "thread")
+
+
+def test_a_writer_process_that_fails_is_reported_and_a_flush_does_not_wait_it_out(
+    tmp_path: Path,
+) -> None:
+    """As with the thread: the process fails on its first file (the directory is gone);
+    a flush returns once that is known (it waited its whole timeout for a sync that
+    could not come, returning False), taps keep dropping, close() says why."""
+    out = tmp_path / "gone"
+    recorder = Recorder(RecorderConfig(out, queue_size=8, writer="process"))
+    out.rmdir()
+    out.write_text("a file where the directory was")
+    record = TraceRecord("out", "cam-1", EventAck(device="cam-1", seq=1), 1.0)
+    recorder.tap(record)
+    assert recorder.flush(30.0)
+    for _ in range(100):
+        recorder.tap(record)
+    with pytest.raises(TraceError, match=r"cannot write the trace file .*trace_0000\.mcap"):
+        recorder.close()
+    assert recorder.statistics().dropped >= 100 - 8
