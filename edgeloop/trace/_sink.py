@@ -220,7 +220,10 @@ class WriterProcess:
     def close(self, totals: Mapping[str, int], timeout: float | None = 30.0) -> list[Path]:
         """Finish the last file and end the process; the files it wrote."""
         try:
-            self._send(_Close(totals=dict(totals)))
+            # A process that has failed cannot take it: why is reported below, once it
+            # has been reaped and its output read (not leaving it a zombie, its pipes open).
+            with contextlib.suppress(TraceError):
+                self._send(_Close(totals=dict(totals)))
         finally:
             with contextlib.suppress(OSError):
                 self._pipe.close()  # the process finishes its last file and exits

@@ -196,3 +196,7 @@ def test_a_writer_process_that_fails_is_reported_and_a_flush_does_not_wait_it_ou
     with pytest.raises(TraceError, match=r"cannot write the trace file .*trace_0000\.mcap"):
         recorder.close()
     assert recorder.statistics().dropped >= 100 - 8
+    process = recorder._process
+    assert process is not None
+    assert process._process.returncode == 1  # reaped, not left running
+    assert process._process.stderr is None or process._process.stderr.closed
