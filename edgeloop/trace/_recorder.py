@@ -2,7 +2,9 @@
 
 The tap runs on the node's I/O path (and in every actor that sends), so it only appends
 the record to a bounded queue and returns; when the queue is full the record is dropped
-and counted. One writer thread encodes and writes, splitting files by size or duration.
+and counted. One writer thread drains the queue, splitting files by size or duration; by
+default it encodes each batch and pipes it to a writer process that writes the MCAP files
+(``trace/_sink.py``), so that building records does not hold the node's GIL.
 In snapshot mode nothing is written until :meth:`Recorder.trigger`: the writer keeps the
 last ``snapshot_seconds`` of records in memory and writes them to a file of their own::
 
@@ -73,9 +75,11 @@ class RecorderConfig:
     disk, checked per chunk) or spans that much node-clock time; ``queue_size`` bounds the
     records waiting for the writer (beyond it they are dropped and counted);
     ``snapshot_seconds`` switches to snapshot mode; ``frame_budget`` is how many bytes of
-    full frames :meth:`Recorder.record_frame` may add in all; ``writer="process"`` writes
+    full frames :meth:`Recorder.record_frame` may add in all. ``writer="process"`` writes
     the files in a process of their own, so building MCAP records does not hold the
-    node's GIL (the writer thread then only encodes each batch and pipes it there).
+    node's GIL (the writer thread then only encodes each batch and pipes it there);
+    ``"thread"`` writes them in the node's process; ``"auto"`` (the default) is the
+    process, except in snapshot mode, whose window lives in the node.
     """
 
     out_dir: Path
@@ -87,7 +91,7 @@ class RecorderConfig:
     queue_size: int = 65536
     snapshot_seconds: float | None = None
     frame_budget: int = 0
-    writer: Literal["thread", "process"] = "thread"
+    writer: Literal["auto", "thread", "process"] = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -106,17 +110,24 @@ class RecorderConfig:
             ),
             (bool(self.name) and "/" not in self.name, "name must be a plain file stem"),
             (
-                self.writer in ("thread", "process"),
-                f"writer must be 'thread' or 'process', not {self.writer!r}",
+                self.writer in ("auto", "thread", "process"),
+                f"writer must be 'auto', 'thread' or 'process', not {self.writer!r}",
             ),
             (
-                self.writer == "thread" or self.snapshot_seconds is None,
-                "snapshot mode keeps its window in the node: use writer='thread'",
+                self.writer != "process" or self.snapshot_seconds is None,
+                "snapshot mode keeps its window in the node: use writer='thread' or 'auto'",
             ),
         ]
         for ok, problem in checks:
             if not ok:
                 raise ValueError(f"RecorderConfig: {problem}")
+
+    @property
+    def uses_writer_process(self) -> bool:
+        """Whether a writer process writes the files (``writer``, ``"auto"`` resolved)."""
+        if self.writer == "auto":
+            return self.snapshot_seconds is None
+        return self.writer == "process"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -212,7 +223,7 @@ class Recorder:
         self.clock_start = clock.now() if clock is not None else clock_start
         self._process: WriterProcess | None = None
         self._trace_files = TraceFiles(config, self._base_info, self._totals)
-        if config.writer == "process":
+        if config.uses_writer_process:
             self._process = WriterProcess(config)
         self._thread = threading.Thread(target=self._run, name="edgeloop-recorder", daemon=True)
         self._thread.start()

@@ -127,8 +127,11 @@ def test_a_writer_process_that_fails_is_reported_at_close(tmp_path: Path) -> Non
 def test_snapshot_mode_keeps_its_writer_in_the_node(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="snapshot mode keeps its window in the node"):
         RecorderConfig(tmp_path, writer="process", snapshot_seconds=5.0)
-    with pytest.raises(ValueError, match="writer must be 'thread' or 'process'"):
+    with pytest.raises(ValueError, match="writer must be 'auto', 'thread' or 'process'"):
         RecorderConfig(tmp_path, writer="fork")  # type: ignore[arg-type]
+    assert RecorderConfig(tmp_path).uses_writer_process  # the default: a writer process
+    assert not RecorderConfig(tmp_path, snapshot_seconds=5.0).uses_writer_process
+    assert not RecorderConfig(tmp_path, writer="thread").uses_writer_process
 
 
 KILLED = """
