@@ -80,15 +80,33 @@ class _Entry:
         self.cancelled = True
 
 
+_COMPACT_MIN = 1024
+"""The smallest heap a :class:`_Schedule` compacts (cancelled entries dropped)."""
+
+
 class _Schedule:
-    """A heap of entries ordered by due time, ties broken by insertion order."""
+    """A heap of entries ordered by due time, ties broken by insertion order.
+
+    A cancelled entry leaves the heap when it reaches the top, or when the heap has
+    doubled since it was last compacted: a node that asks thousands of times a second,
+    each ask with a timer cancelled by its reply, keeps a heap the size of what is live.
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, _Entry]] = []
         self._order = itertools.count()
+        self._compact_at = _COMPACT_MIN
+
+    def __len__(self) -> int:
+        return len(self._heap)
 
     def push(self, entry: _Entry) -> None:
-        heapq.heappush(self._heap, (entry.due, next(self._order), entry))
+        heap = self._heap
+        if len(heap) >= self._compact_at:
+            heap[:] = [item for item in heap if not item[2].cancelled]
+            heapq.heapify(heap)
+            self._compact_at = max(_COMPACT_MIN, 2 * len(heap))
+        heapq.heappush(heap, (entry.due, next(self._order), entry))
 
     def next_due(self) -> float | None:
         while self._heap and self._heap[0][2].cancelled:
@@ -119,6 +137,9 @@ class MonotonicClock:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # When the thread sleeps, the due time it sleeps until (inf: none); -inf while it
+        # is awake and will look at the schedule before it sleeps again.
+        self._sleeps_until = -math.inf
 
     def now(self) -> float:
         return time.monotonic()
@@ -135,7 +156,10 @@ class MonotonicClock:
                     target=self._run, name="edgeloop-clock", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif entry.due < self._sleeps_until:
+                # Only a callback due before the thread's wake-up needs it woken: an ask's
+                # timeout (due after the ones already set) costs no thread switch.
+                self._cond.notify()
         return entry
 
     def close(self) -> None:
@@ -161,7 +185,9 @@ class MonotonicClock:
                     wait = (
                         None if due is None else min(due - time.monotonic(), threading.TIMEOUT_MAX)
                     )
+                    self._sleeps_until = math.inf if due is None else due
                     self._cond.wait(wait)
+                    self._sleeps_until = -math.inf
             if not entry.cancelled:
                 try:
                     entry.callback()

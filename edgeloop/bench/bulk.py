@@ -323,7 +323,7 @@ def _link_credits(sizes: Sizes, provider: str, rng: np.random.Generator) -> Resu
         linked.close()
 
 
-def _ray(sizes: Sizes, rng: np.random.Generator) -> Result | None:  # pragma: no cover - no ray here
+def _ray(sizes: Sizes, rng: np.random.Generator) -> Result | None:
     try:
         ray: Any = importlib.import_module("ray")
     except ImportError:

@@ -15,6 +15,11 @@ Results (the ratio is always ``edgeloop / anchor``):
 ``vs_ray_ask_latency_p50``
     only where ``ray`` is importable: the same edgeloop ask against a call to a Ray actor
     (goal: ratio <= 0.2). Where it is not, the environment says so.
+``vs_ray_actor_ask_latency_p50``
+    with it: what a user's remote ask costs, ``node.ref("bench-echo:/echo").ask(...)``
+    from this process to an actor in a node process (:mod:`edgeloop.bench._echo_node`),
+    against the same Ray actor call (which also crosses processes; the row above has both
+    endpoints in this one and no actor). The same goal: ratio <= 0.2.
 
 Both sides decode into the same typed :mod:`edgeloop.messages` Structs, so the figures
 compare the transports (edgeloop's endpoint, link state machine and I/O thread against a
@@ -43,6 +48,7 @@ import platform
 import queue
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,9 +60,11 @@ import msgspec
 import zmq
 
 from edgeloop import messages
+from edgeloop.bench._echo_node import ECHO_NODE, ECHO_PATH
 from edgeloop.bench._measure import MESSAGE, interleave, median, percentile, timed_section
 from edgeloop.bench._report import Result, SuiteResult
 from edgeloop.errors import DecodeError
+from edgeloop.supervisor import Node
 from edgeloop.transport import Endpoint, EndpointConfig, LinkConfig, PeerAddress, PeerUp
 
 __all__ = ["Sizes", "FULL", "QUICK", "run_link", "fuzz", "run_fuzz", "FUZZ_KINDS"]
@@ -294,6 +302,77 @@ class _ZmqSide:
             context.term()
 
 
+# -- an actor in another process ----------------------------------------------------------
+
+
+class _ActorSide:
+    """``node.ref("bench-echo:/echo").ask(...)`` from this thread to an actor in a node
+    process (:mod:`edgeloop.bench._echo_node`): the remote ask a user makes, actor to
+    actor across processes, to set beside a Ray actor call, which crosses them too."""
+
+    def __init__(self) -> None:
+        self.name = "edgeloop actor"
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the echo node's stderr, closed in close()
+        self.node = Node("bench-probe", listen=("tcp://127.0.0.1:*",)).start()
+        self._process: subprocess.Popen[bytes] | None = None
+        try:
+            endpoint = self.node.endpoint
+            assert isinstance(endpoint, Endpoint)
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "edgeloop.bench._echo_node", endpoint.bound[0]],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._log,
+            )
+            self._wait_linked()
+            self.ref = self.node.ref(f"{ECHO_NODE}:{ECHO_PATH}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_linked(self) -> None:
+        deadline = time.monotonic() + WAIT
+        tick = threading.Event()  # never set: a timed wait between looks
+        while ECHO_NODE not in self.node.peers():
+            process = self._process
+            if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
+                self._log.seek(0)
+                tail = self._log.read()[-2000:].decode(errors="replace")
+                msg = f"the bench's echo node did not link within {WAIT} s; its log:\n{tail}"
+                raise RuntimeError(msg)
+            tick.wait(0.01)
+
+    def tell_round(self, n: int) -> float:  # pragma: no cover - only asks are compared
+        raise NotImplementedError
+
+    def ask_round(self, n: int) -> list[float]:
+        ask = self.ref.ask
+        clock = time.perf_counter_ns
+        samples = [0] * n
+        with timed_section():
+            for index in range(n):
+                start = clock()
+                reply = ask(BODY, timeout=ASK_TIMEOUT).get(WAIT)
+                samples[index] = clock() - start
+                if reply != BODY:
+                    msg = f"ask {index} to the echo actor was answered with {reply!r}"
+                    raise RuntimeError(msg)
+        return [sample / 1e3 for sample in samples]
+
+    def close(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            try:
+                assert process.stdin is not None
+                process.stdin.close()  # the echo node stops when its input ends
+                process.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.node.stop()
+        self._log.close()
+
+
 # -- Ray, where it is installed ------------------------------------------------------------
 
 
@@ -424,6 +503,10 @@ def run_link(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult:
                 stack.callback(ray_side.close)
                 got = _asks(edgeloop, ray_side, sizes)
                 last.append(_latency("vs_ray_ask_latency_p50", 50, got, ray_side, "<= 0.2"))
+                actor_side = _ActorSide()
+                stack.callback(actor_side.close)
+                got = _asks(actor_side, ray_side, sizes)
+                last.append(_latency("vs_ray_actor_ask_latency_p50", 50, got, ray_side, "<= 0.2"))
     return SuiteResult("link", (*results, *last), env)
 
 

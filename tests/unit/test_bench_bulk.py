@@ -6,13 +6,19 @@ follow from the figures.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
+import types
 
+import numpy as np
 import pytest
 
 from edgeloop import bench
-from edgeloop.bench import SuiteResult, check_goal
-from edgeloop.bench.bulk import QUICK
+from edgeloop.bench import SuiteResult, bulk, check_goal
+from edgeloop.bench.bulk import QUICK, Sizes
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
 
 EXPECTED = {
     **{f"shm_throughput_{mib}MiB": ("numpy memcpy", ">= 0.5") for mib in (1, 4, 16)},
@@ -38,8 +44,9 @@ def test_bulk_suite_is_registered():
 def test_quick_run_reports_every_figure(bulk_quick: SuiteResult):
     """Every figure is present, in GB/s, against its named anchor and goal."""
     assert bulk_quick.suite == "bulk"
-    assert [r.name for r in bulk_quick.results] == list(EXPECTED)  # no ray here
-    for result in bulk_quick.results:
+    names = [r.name for r in bulk_quick.results]
+    assert names == [*EXPECTED, *(["vs_ray_16MiB"] if HAS_RAY else [])]
+    for result in bulk_quick.results[: len(EXPECTED)]:
         assert (result.anchor_name, result.goal) == EXPECTED[result.name]
         assert result.unit == "GB/s"
         assert result.edgeloop > 0
@@ -52,7 +59,35 @@ def test_quick_run_document(bulk_quick: SuiteResult):
     environment = document["environment"]
     assert environment["quick"] is True
     assert environment["rounds"] == QUICK.rounds
-    assert "vs_ray_16MiB skipped" in environment["ray"]
+    assert ("vs_ray_16MiB skipped" in environment["ray"]) is not HAS_RAY
     for entry in document["results"]:
         assert entry["ratio"] == pytest.approx(entry["edgeloop"] / entry["anchor"], rel=1e-12)
         assert entry["met"] is check_goal(entry["goal"], entry["ratio"])
+
+
+def test_vs_ray_result_appears_when_ray_imports(monkeypatch: pytest.MonkeyPatch):
+    """With a ``ray`` module importable the suite adds vs_ray_16MiB (the shm lane against
+    ``ray.put`` + ``ray.get`` of the same 16 MiB array, goal >= 3) and shuts down the Ray
+    it started (a stand-in module here, whether or not ray is installed)."""
+    state = {"initialized": False, "puts": 0}
+
+    def put(data: np.ndarray) -> np.ndarray:
+        state["puts"] += 1
+        return data.copy()  # the object store's copy
+
+    ray = types.SimpleNamespace(
+        init=lambda **kwargs: state.update(initialized=True),
+        shutdown=lambda: state.update(initialized=False),
+        put=put,
+        get=lambda ref: ref,
+    )
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    sizes = Sizes(rounds=1, bytes_per_round=QUICK.bytes_per_round)
+    vs_ray = bulk._ray(sizes, np.random.default_rng(0))
+    assert vs_ray is not None
+    assert vs_ray.name == "vs_ray_16MiB"
+    assert (vs_ray.unit, vs_ray.anchor_name, vs_ray.goal) == ("GB/s", "ray.put + ray.get", ">= 3")
+    assert vs_ray.edgeloop > 0
+    assert vs_ray.anchor > 0
+    assert state["puts"] > 0
+    assert state["initialized"] is False

@@ -295,6 +295,51 @@ def test_monotonic_far_future_callback_does_not_stall_the_clock(delay: float) ->
         clock.close()
 
 
+class _CountingCondition(threading.Condition):
+    """A condition that counts its notifications: how often the clock woke its thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        super().notify(n)
+
+
+def test_monotonic_timers_due_later_do_not_wake_the_clock_thread() -> None:
+    """Timers due after the one the thread sleeps until (an ask's timeout, cancelled by
+    its reply, one per ask) cost no wake-up; one due earlier wakes it and runs on time."""
+    clock = MonotonicClock()
+    condition = _CountingCondition()
+    clock._cond = condition
+    fired = threading.Event()
+    try:
+        clock.call_later(WAIT * 10, lambda: None)
+        for _ in range(200):
+            clock.call_later(WAIT * 20, lambda: None).cancel()
+        assert condition.notified == 0
+        clock.call_later(0.01, fired.set)
+        assert fired.wait(WAIT)
+    finally:
+        clock.close()
+
+
+def test_monotonic_cancelled_timers_do_not_pile_up() -> None:
+    """Thousands of cancelled timers due far ahead are dropped as the heap grows, so it
+    stays the size of what is live; the live ones still run."""
+    clock = MonotonicClock()
+    fired = threading.Event()
+    try:
+        clock.call_later(0.05, fired.set)
+        for _ in range(20_000):
+            clock.call_later(WAIT * 20, lambda: None).cancel()
+            assert len(clock._schedule) <= 2 * 1024
+        assert fired.wait(WAIT)
+    finally:
+        clock.close()
+
+
 def test_monotonic_raising_callback_is_logged_and_the_clock_goes_on() -> None:
     """A callback that raises is logged as clock_callback_failed; later callbacks still run."""
     clock = MonotonicClock()
