@@ -305,6 +305,18 @@ class _ZmqSide:
 # -- an actor in another process ----------------------------------------------------------
 
 
+def _timed_calls(n: int, once: Callable[[int], object]) -> list[float]:
+    """Microseconds each of ``once(0)`` ... ``once(n - 1)`` took, in one timed section."""
+    clock = time.perf_counter_ns
+    samples = [0] * n
+    with timed_section():
+        for index in range(n):
+            start = clock()
+            once(index)
+            samples[index] = clock() - start
+    return [sample / 1e3 for sample in samples]
+
+
 class _ActorSide:
     """``node.ref("bench-echo:/echo").ask(...)`` from this thread to an actor in a node
     process (:mod:`edgeloop.bench._echo_node`): the remote ask a user makes, actor to
@@ -347,17 +359,14 @@ class _ActorSide:
 
     def ask_round(self, n: int) -> list[float]:
         ask = self.ref.ask
-        clock = time.perf_counter_ns
-        samples = [0] * n
-        with timed_section():
-            for index in range(n):
-                start = clock()
-                reply = ask(BODY, timeout=ASK_TIMEOUT).get(WAIT)
-                samples[index] = clock() - start
-                if reply != BODY:
-                    msg = f"ask {index} to the echo actor was answered with {reply!r}"
-                    raise RuntimeError(msg)
-        return [sample / 1e3 for sample in samples]
+
+        def once(index: int) -> None:
+            reply = ask(BODY, timeout=ASK_TIMEOUT).get(WAIT)
+            if reply != BODY:
+                msg = f"ask {index} to the echo actor was answered with {reply!r}"
+                raise RuntimeError(msg)
+
+        return _timed_calls(n, once)
 
     def close(self) -> None:
         process, self._process = self._process, None
@@ -406,14 +415,7 @@ class _RaySide:
     def ask_round(self, n: int) -> list[float]:
         get = self._ray.get
         echo = self._actor.echo
-        clock = time.perf_counter_ns
-        samples = [0] * n
-        with timed_section():
-            for index in range(n):
-                start = clock()
-                get(echo.remote(BODY))
-                samples[index] = clock() - start
-        return [sample / 1e3 for sample in samples]
+        return _timed_calls(n, lambda _index: get(echo.remote(BODY)))
 
     def close(self) -> None:
         self._ray.kill(self._actor)
