@@ -324,9 +324,13 @@ class _ActorSide:
 
     def __init__(self) -> None:
         self.name = "edgeloop actor"
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the echo node's stderr, closed in close()
-        self.node = Node("bench-probe", listen=("tcp://127.0.0.1:*",)).start()
         self._process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the echo node's stderr, closed in close()
+        try:
+            self.node = Node("bench-probe", listen=("tcp://127.0.0.1:*",)).start()
+        except BaseException:
+            self._log.close()
+            raise
         try:
             endpoint = self.node.endpoint
             assert isinstance(endpoint, Endpoint)
@@ -475,7 +479,9 @@ def environment(sizes: Sizes, *, quick: bool, ray: bool) -> dict[str, Any]:
         "pyzmq": zmq.pyzmq_version(),
         "libzmq": zmq.zmq_version(),
         "msgspec": _version("msgspec"),
-        "ray": _version("ray") if ray else "not installed: vs_ray_ask_latency_p50 omitted",
+        "ray": _version("ray")
+        if ray
+        else "not installed: vs_ray_ask_latency_p50 and vs_ray_actor_ask_latency_p50 omitted",
         "quick": quick,
         **dataclasses.asdict(sizes),
     }
