@@ -252,7 +252,7 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
                 return _events(sizes, sizes.events, 1 + next(next_seq) * per_device)
 
             piped = _overhead(node, delivered, fresh, base, sizes.rounds, "auto")
-            twins = _overhead(node, delivered, fresh, base, sizes.rounds, "thread")
+            threaded = _overhead(node, delivered, fresh, base, sizes.rounds, "thread")
         # The worst case: a twin that does nothing but ack each event.
         acks = _Done()
         with _node(sizes) as node:
@@ -278,8 +278,8 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
         Result(
             "recording_overhead_thread",
             "events/s",
-            median(twins.with_recording),
-            median(twins.without),
+            median(threaded.with_recording),
+            median(threaded.without),
             "no recording",
             ">= 0.8",
         ),
@@ -293,16 +293,16 @@ def run_trace(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult
         ),
         Result("replay_fast", "events/s", replay_rate, TRACE_RATE, "real time", ">= 10"),
     ]
-    records = twins.recorded + bare.recorded
+    records = threaded.recorded + bare.recorded
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "quick": quick,
-        "recorder_dropped": twins.dropped + bare.dropped + piped.dropped,
+        "recorder_dropped": threaded.dropped + bare.dropped + piped.dropped,
         # what the writer thread costs the node's process per record: writing the files
         # itself, and with a writer process (encode each batch, pipe it)
-        "writer_us_per_record": round((twins.writer_cpu + bare.writer_cpu) / records * 1e6, 3)
+        "writer_us_per_record": round((threaded.writer_cpu + bare.writer_cpu) / records * 1e6, 3)
         if records
         else None,
         "process_writer_us_per_record": round(piped.writer_cpu / piped.recorded * 1e6, 3)
