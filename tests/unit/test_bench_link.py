@@ -59,6 +59,7 @@ def test_link_quick_runs_every_result(link_quick: SuiteResult) -> None:
     else:
         assert [r.name for r in link_quick.results] == list(LINK_RESULTS)
         assert str(link_quick.environment["ray"]).startswith("not installed")
+        assert "pyzmq_vs_ray_ask_latency_p50" not in link_quick.environment
     for result in link_quick.results[: len(LINK_RESULTS)]:
         unit, anchor_name, goal = LINK_RESULTS[result.name]
         assert (result.unit, result.anchor_name, result.goal) == (unit, anchor_name, goal)
@@ -159,8 +160,9 @@ def _fake_ray() -> types.SimpleNamespace:
 def test_vs_ray_result_appears_when_ray_imports(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a ``ray`` module importable the suite adds vs_ray_ask_latency_p50 and
     vs_ray_actor_ask_latency_p50 (an actor in a node process asked from this one; goal
-    <= 0.2 each) and shuts down the Ray it started (a stand-in module here, whether or
-    not ray is installed)."""
+    <= 0.2 each), records the bare pyzmq round trip against Ray in the environment, and
+    shuts down the Ray it started (a stand-in module here, whether or not ray is
+    installed)."""
     ray = _fake_ray()
     monkeypatch.setitem(sys.modules, "ray", ray)
     result = bench.run("link", quick=True)
@@ -173,3 +175,7 @@ def test_vs_ray_result_appears_when_ray_imports(monkeypatch: pytest.MonkeyPatch)
     assert ray.state == {"initialized": False, "killed": 1}
     assert result.environment is not None
     assert not str(result.environment["ray"]).startswith("not installed: vs_ray")
+    # The floor under the Ray rows: the bare pyzmq round trip against the same Ray call.
+    floor = result.environment["pyzmq_vs_ray_ask_latency_p50"]
+    assert isinstance(floor, float)
+    assert floor > 0
