@@ -470,8 +470,9 @@ def _version(distribution: str) -> str:
 
 
 def environment(sizes: Sizes, *, quick: bool, ray: bool) -> dict[str, Any]:
-    """What produced the figures: the actors suite's environment, plus pyzmq, libzmq,
-    msgspec and Ray (or why ``vs_ray_ask_latency_p50`` is missing)."""
+    """What produced the figures: the actors suite's environment, plus the guest's halt
+    polling, pyzmq, libzmq, msgspec and Ray (or why ``vs_ray_ask_latency_p50`` is
+    missing)."""
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -479,6 +480,7 @@ def environment(sizes: Sizes, *, quick: bool, ray: bool) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "switch_interval_s": sys.getswitchinterval(),
+        "guest_halt_poll_ns": _halt_poll_ns(),
         "edgeloop": _version("edgeloop"),
         "pyzmq": zmq.pyzmq_version(),
         "libzmq": zmq.zmq_version(),
@@ -489,6 +491,20 @@ def environment(sizes: Sizes, *, quick: bool, ray: bool) -> dict[str, Any]:
         "quick": quick,
         **dataclasses.asdict(sizes),
     }
+
+
+HALT_POLL = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+
+
+def _halt_poll_ns(path: str = HALT_POLL) -> int | None:
+    """How long an idle vCPU of this KVM guest polls before it halts (``None`` where the
+    guest has no haltpoll driver). At 0 every hand-over to a sleeping thread waits for a
+    halted vCPU, which sets the floor of every round trip here (``docs/link-protocol.md``)."""
+    try:
+        with open(path, encoding="ascii") as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def run_link(quick: bool = False, *, sizes: Sizes | None = None) -> SuiteResult:

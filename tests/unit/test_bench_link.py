@@ -12,12 +12,13 @@ import json
 import math
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edgeloop import bench
-from edgeloop.bench import SuiteResult
+from edgeloop.bench import SuiteResult, link
 from edgeloop.bench.link import FUZZ_KINDS, run_fuzz
 
 RESULT_KEYS = ["name", "unit", "edgeloop", "anchor", "anchor_name", "ratio", "goal", "met"]
@@ -179,3 +180,16 @@ def test_vs_ray_result_appears_when_ray_imports(monkeypatch: pytest.MonkeyPatch)
     floor = result.environment["pyzmq_vs_ray_ask_latency_p50"]
     assert isinstance(floor, float)
     assert floor > 0
+
+
+def test_the_environment_says_how_long_an_idle_vcpu_polls(tmp_path: Path) -> None:
+    """The guest's halt polling sets the floor of every round trip on a KVM guest, so the
+    environment records it: the number the haltpoll driver reports, None without one."""
+    setting = tmp_path / "guest_halt_poll_ns"
+    setting.write_text("200000\n", encoding="ascii")
+    assert link._halt_poll_ns(str(setting)) == 200000
+    assert link._halt_poll_ns(str(tmp_path / "absent")) is None
+    setting.write_text("not a number", encoding="ascii")
+    assert link._halt_poll_ns(str(setting)) is None
+    recorded = link.environment(link.QUICK, quick=True, ray=False)["guest_halt_poll_ns"]
+    assert recorded == link._halt_poll_ns()
