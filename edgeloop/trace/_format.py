@@ -39,6 +39,7 @@ __all__ = [
     "parse_frame_topic",
     "schema_name",
     "schema_bytes",
+    "RESOLUTION",
     "to_ns",
     "to_ns_many",
     "from_ns",
@@ -130,6 +131,10 @@ def schema_bytes(kind: str) -> bytes:
     """The JSON Schema of a message kind (or of :class:`Frame` for ``FRAME_SCHEMA``)."""
     cls = Frame if kind == FRAME_SCHEMA else KINDS[kind]
     return msgspec.json.encode(msgspec.json.schema(cls))
+
+
+RESOLUTION = 1e-9
+"""Seconds between two times a trace can hold: MCAP log times are whole nanoseconds."""
 
 
 def to_ns(seconds: float) -> int:

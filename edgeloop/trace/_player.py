@@ -34,7 +34,7 @@ from edgeloop.clock import VirtualClock
 from edgeloop.errors import ReplayError
 from edgeloop.messages import Message
 from edgeloop.trace._check import Divergence, first_divergence
-from edgeloop.trace._format import TraceRecord
+from edgeloop.trace._format import RESOLUTION, TraceRecord
 from edgeloop.trace._reader import Trace
 from edgeloop.trace._recorder import Recorder, RecorderConfig
 
@@ -204,7 +204,9 @@ def replay(
                 injected += 1
                 if progress is not None:
                     progress(index + 1, total)
-            _advance_to(clock, end + shift, node, options.settle_timeout, wall)
+            # A record's time is rounded to the trace's resolution, so the last one may
+            # read a hair before the timer that sent it was due: run on past that.
+            _advance_to(clock, end + shift + RESOLUTION, node, options.settle_timeout, wall)
             loops += 1
             if not options.loop or not inbound:
                 break

@@ -15,6 +15,7 @@ from edgeloop.errors import ReplayError
 from edgeloop.messages import Command, EventAck
 from edgeloop.supervisor import ChildSpec, Node
 from edgeloop.trace import RecorderConfig, ReplayOptions, TraceWriter, open_trace, replay
+from edgeloop.trace._format import from_ns, to_ns
 from tests.trace.trapapp import LIVE_HOLD, children, event, make_node, scenario
 
 FAST = ReplayOptions(rate=None)
@@ -235,3 +236,40 @@ def test_a_recorded_replay_is_a_reference_that_check_holds_later_replays_to(
 
 def decisions_at(result: Any) -> list[tuple[float, str, Any]]:
     return [(r.ts, r.device, r.message) for r in result.outbound]
+
+
+def test_a_timer_recorded_last_still_fires_though_its_time_was_rounded_down(
+    tmp_path: Path,
+) -> None:
+    """Traces keep whole nanoseconds, so a timer's output recorded last may carry a time a
+    hair before the timer was due. The replay runs on to the last record's time and the
+    trace's resolution beyond it, so that timer fires again and the check holds."""
+    hold = 0.02
+    for step in range(1, 10_000):  # an event time whose reopen timer rounds down
+        at = from_ns(86_000_000_000_000 + 7919 * step)
+        due = at + hold
+        if due > from_ns(to_ns(due)):
+            break
+    else:
+        pytest.fail("no event time found whose timer rounds down")
+    skunk = event("cam-1", 1, "skunk", 0.9)
+    records = [
+        ("in", skunk, at),
+        ("out", EventAck(device="cam-1", seq=1), at),
+        (
+            "out",
+            Command(id=1, device="cam-1", name="close", args={"zone": skunk.zone, "seq": 1}),
+            at,
+        ),
+        ("out", Command(id=2, device="cam-1", name="open", args={"cats": 0}), due),
+    ]
+    with TraceWriter(tmp_path / "t.mcap", info={"clock_start": "0.0"}) as writer:
+        for direction, message, ts in records:
+            writer.write(direction, "cam-1", message, ts)
+    trace = open_trace(tmp_path / "t.mcap")
+    assert [r.ts for r in trace.records(direction="out")][-1] < due  # rounded down
+
+    result = replay(trace, lambda clock: make_node(clock, hold=hold), FAST, check=True)
+
+    assert result.divergence is None, result.divergence.describe()
+    assert [r.message for r in result.outbound] == [m for d, m, _ in records if d == "out"]
